@@ -1,0 +1,85 @@
+//! Kafka Connect converters: bytes from Kafka into Connect schemas and values.
+//!
+//! Class names and configuration keys are those of the Java converters, so connector configs
+//! written for a Java worker work unchanged.
+
+mod json;
+mod simple;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use floe_data::{SchemaRef, Value};
+
+pub use json::JsonConverter;
+pub use simple::{ByteArrayConverter, StringConverter};
+
+/// A converted key or value: its schema (None when schemaless) and the value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaAndValue {
+    pub schema: Option<SchemaRef>,
+    pub value: Value,
+}
+
+impl SchemaAndValue {
+    /// The null value without a schema (tombstones, missing keys).
+    pub fn null() -> SchemaAndValue {
+        SchemaAndValue {
+            schema: None,
+            value: Value::Null,
+        }
+    }
+}
+
+/// Why bytes could not be converted.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("Converting byte[] to Kafka Connect data failed due to serialization error: {0}")]
+    Serialization(String),
+    #[error("{0}")]
+    Data(String),
+}
+
+/// Why a converter could not be configured.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("Unknown converter class {0}")]
+    UnknownClass(String),
+    #[error("Invalid value {value} for configuration {key}: {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Converts raw Kafka bytes into Connect data.
+pub trait Converter: Send + Sync {
+    /// Converts `bytes` (None for a null key or a tombstone) read from `topic`.
+    fn to_connect(&self, topic: &str, bytes: Option<&[u8]>)
+    -> Result<SchemaAndValue, ConvertError>;
+
+    /// The Java class name this converter answers to.
+    fn class_name(&self) -> &'static str;
+}
+
+/// The converter classes Floe knows, by their Java names.
+pub const CONVERTER_CLASSES: &[&str] = &[
+    json::CLASS,
+    simple::STRING_CLASS,
+    simple::BYTE_ARRAY_CLASS,
+];
+
+/// Builds a converter from its class name and its properties (prefix already stripped).
+pub fn build_converter(
+    class: &str,
+    props: &BTreeMap<String, String>,
+    is_key: bool,
+) -> Result<Arc<dyn Converter>, ConfigError> {
+    match class.trim() {
+        json::CLASS => Ok(Arc::new(JsonConverter::configure(props, is_key)?)),
+        simple::STRING_CLASS => Ok(Arc::new(StringConverter::configure(props)?)),
+        simple::BYTE_ARRAY_CLASS => Ok(Arc::new(ByteArrayConverter)),
+        other => Err(ConfigError::UnknownClass(other.to_string())),
+    }
+}

@@ -1,0 +1,14 @@
+//! The Kafka Connect data model: schemas, values, logical types and sink records.
+//!
+//! Converters produce these types; transforms and connectors consume them. The model follows
+//! `org.apache.kafka.connect.data` closely so that behaviour (optional fields, logical types,
+//! schemaless maps) matches what a Java connector sees.
+
+pub mod decimal;
+mod record;
+mod schema;
+mod value;
+
+pub use record::{Header, SinkRecord, TopicPartition};
+pub use schema::{Field, Schema, SchemaRef, SchemaType, logical};
+pub use value::Value;

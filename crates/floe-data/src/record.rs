@@ -1,0 +1,59 @@
+use std::fmt;
+
+use crate::{SchemaRef, Value};
+
+/// A topic partition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// A topic partition.
+    pub fn new(topic: impl Into<String>, partition: i32) -> TopicPartition {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// A record header, converted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    pub key: String,
+    pub schema: Option<SchemaRef>,
+    pub value: Value,
+}
+
+/// A record consumed from Kafka, after conversion, as handed to a sink task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// Kafka record timestamp in epoch milliseconds.
+    pub timestamp: Option<i64>,
+    pub key_schema: Option<SchemaRef>,
+    pub key: Value,
+    pub value_schema: Option<SchemaRef>,
+    pub value: Value,
+    pub headers: Vec<Header>,
+}
+
+impl SinkRecord {
+    /// `topic/partition/offset`, the coordinates every error message names.
+    pub fn coordinates(&self) -> String {
+        format!(
+            "topic {}, partition {}, offset {}",
+            self.topic, self.partition, self.offset
+        )
+    }
+}
