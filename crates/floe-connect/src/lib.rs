@@ -1,1 +1,19 @@
-//! floe-connect
+//! The Kafka Connect worker runtime: worker configuration, the REST API, the standalone herder
+//! and the sink task loop. It knows nothing about Iceberg: connectors plug in through
+//! [`plugin::SinkConnector`] and [`plugin::SinkTask`].
+
+pub mod config_def;
+pub mod error;
+pub mod herder;
+pub mod kafka_config;
+pub mod plugin;
+pub mod properties;
+pub mod rest;
+pub mod status;
+pub mod task;
+pub mod worker_config;
+
+pub use error::{ConfigError, TaskError};
+pub use herder::Herder;
+pub use plugin::{ConfigMap, Offsets, Plugins, SinkConnector, SinkTask, TaskContext};
+pub use worker_config::WorkerConfig;

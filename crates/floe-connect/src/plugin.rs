@@ -1,0 +1,140 @@
+//! What a sink connector plugin provides to the worker, and what the worker gives a task.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use floe_data::{SinkRecord, TopicPartition};
+
+use crate::config_def::ConfigKey;
+use crate::error::TaskError;
+
+/// A flat connector or task configuration.
+pub type ConfigMap = BTreeMap<String, String>;
+
+/// Offsets per partition: the next offset to read (last consumed + 1).
+pub type Offsets = BTreeMap<TopicPartition, i64>;
+
+/// A sink connector plugin: validates configs and creates tasks.
+pub trait SinkConnector: Send + Sync {
+    /// The fully qualified Java class name users put in `connector.class`.
+    fn class_name(&self) -> &'static str;
+    /// Other class names accepted for this plugin (e.g. a predecessor's).
+    fn other_class_names(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// The plugin version shown by `/connector-plugins`.
+    fn version(&self) -> &'static str;
+    /// The plugin's own configuration keys (framework keys are added by the worker).
+    fn config_keys(&self) -> Vec<ConfigKey>;
+    /// Validates the plugin's keys: `(key, error message)` for every problem found.
+    fn validate(&self, config: &ConfigMap) -> Vec<(String, String)>;
+    /// Splits the connector config into at most `max_tasks` task configs.
+    fn task_configs(&self, config: &ConfigMap, max_tasks: usize) -> Vec<ConfigMap>;
+    /// The task class name recorded as `task.class` in task configs.
+    fn task_class(&self) -> &'static str;
+    /// A new, unstarted task.
+    fn create_task(&self) -> Box<dyn SinkTask>;
+}
+
+/// What a running task may ask of the worker.
+#[derive(Debug, Clone)]
+pub struct TaskContext {
+    pub connector: String,
+    pub task_id: u32,
+    /// The consumer group of the connector (`connect-<name>` unless overridden).
+    pub group_id: String,
+    /// Kafka client settings of the worker (bootstrap servers and security), for tasks that
+    /// open their own clients.
+    pub kafka_props: BTreeMap<String, String>,
+    commit_requested: Arc<AtomicBool>,
+}
+
+impl TaskContext {
+    /// A context for task `task_id` of `connector`.
+    pub fn new(
+        connector: &str,
+        task_id: u32,
+        group_id: &str,
+        kafka_props: BTreeMap<String, String>,
+    ) -> TaskContext {
+        TaskContext {
+            connector: connector.to_string(),
+            task_id,
+            group_id: group_id.to_string(),
+            kafka_props,
+            commit_requested: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Asks the worker to call `pre_commit` soon (Java `SinkTaskContext.requestCommit`).
+    pub fn request_commit(&self) {
+        self.commit_requested.store(true, Ordering::Release);
+    }
+
+    /// Takes a pending commit request.
+    pub fn take_commit_request(&self) -> bool {
+        self.commit_requested.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// A sink task. The worker calls it from one async task; calls never overlap.
+#[async_trait]
+pub trait SinkTask: Send {
+    /// Starts the task with its config.
+    async fn start(&mut self, config: &ConfigMap, context: TaskContext) -> Result<(), TaskError>;
+    /// Partitions newly assigned to this task.
+    async fn open(&mut self, partitions: &[TopicPartition]) -> Result<(), TaskError>;
+    /// A batch of records (possibly empty: the worker calls `put` on every poll so a task can
+    /// act on time).
+    async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), TaskError>;
+    /// Makes everything consumed up to `current` durable if the task wants to, and returns
+    /// the offsets the worker may commit to the consumer group (empty: commit nothing).
+    async fn pre_commit(&mut self, current: &Offsets) -> Result<Offsets, TaskError>;
+    /// Partitions taken away: the task drops what it holds for them. The worker then rewinds
+    /// the partitions it still owns to their committed offsets.
+    async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), TaskError>;
+    /// Stops the task. `pre_commit` has been called before if the stop was graceful.
+    async fn stop(&mut self) -> Result<(), TaskError>;
+}
+
+/// The connector plugins a worker can run.
+#[derive(Clone, Default)]
+pub struct Plugins {
+    connectors: Vec<Arc<dyn SinkConnector>>,
+}
+
+impl Plugins {
+    /// Adds a plugin.
+    pub fn register(&mut self, connector: Arc<dyn SinkConnector>) {
+        self.connectors.push(connector);
+    }
+
+    /// All plugins.
+    pub fn connectors(&self) -> &[Arc<dyn SinkConnector>] {
+        &self.connectors
+    }
+
+    /// Finds a plugin by class name or alias: the simple class name, or the simple name
+    /// without a trailing `Connector`, as Java's plugin lookup does.
+    pub fn find(&self, name: &str) -> Option<Arc<dyn SinkConnector>> {
+        let name = name.trim();
+        self.connectors
+            .iter()
+            .find(|c| {
+                std::iter::once(c.class_name())
+                    .chain(c.other_class_names().iter().copied())
+                    .any(|class| class_matches(class, name))
+            })
+            .cloned()
+    }
+}
+
+fn class_matches(class: &str, name: &str) -> bool {
+    if class == name {
+        return true;
+    }
+    let simple = class.rsplit('.').next().unwrap_or(class);
+    simple == name || simple.strip_suffix("Connector") == Some(name)
+}

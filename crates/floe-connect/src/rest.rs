@@ -1,0 +1,330 @@
+//! The Kafka Connect REST API (first slice), with the Java worker's shapes, codes and messages.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use serde_json::{Map, Value as Json, json};
+
+use crate::herder::{Herder, HerderError};
+use crate::plugin::ConfigMap;
+
+/// The Kafka Connect REST API version this worker answers as.
+pub const CONNECT_API_VERSION: &str = "4.3.1";
+
+type AppState = Arc<Herder>;
+
+/// An error answer: `{"error_code": N, "message": "…"}`.
+#[derive(Debug)]
+pub struct RestError {
+    code: StatusCode,
+    message: String,
+}
+
+impl RestError {
+    fn new(code: u16, message: impl Into<String>) -> RestError {
+        RestError {
+            code: StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<HerderError> for RestError {
+    fn from(e: HerderError) -> RestError {
+        RestError::new(e.status_code(), e.to_string())
+    }
+}
+
+impl IntoResponse for RestError {
+    fn into_response(self) -> Response {
+        let body = json!({"error_code": self.code.as_u16(), "message": self.message});
+        (self.code, axum::Json(body)).into_response()
+    }
+}
+
+type RestResult = Result<Response, RestError>;
+
+fn ok(body: Json) -> RestResult {
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// Builds the router.
+pub fn router(herder: Arc<Herder>) -> Router {
+    Router::new()
+        .route("/", get(server_info))
+        .route("/health", get(health))
+        .route("/connectors", get(list_connectors).post(create_connector))
+        .route("/connectors/", get(list_connectors).post(create_connector))
+        .route("/connectors/{name}", get(get_connector).delete(delete_connector))
+        .route("/connectors/{name}/config", get(get_config).put(put_config))
+        .route("/connectors/{name}/status", get(get_status))
+        .route("/connectors/{name}/tasks", get(get_tasks))
+        .route("/connector-plugins", get(list_plugins))
+        .route("/connector-plugins/", get(list_plugins))
+        .route("/connector-plugins/{plugin}/config/validate", put(validate_config))
+        .fallback(|| async { RestError::new(404, "HTTP 404 Not Found") })
+        .method_not_allowed_fallback(|| async { RestError::new(405, "HTTP 405 Method Not Allowed") })
+        .with_state(herder)
+}
+
+async fn server_info(State(h): State<AppState>) -> RestResult {
+    ok(json!({
+        "version": CONNECT_API_VERSION,
+        "commit": concat!("floe-", env!("CARGO_PKG_VERSION")),
+        "kafka_cluster_id": h.cluster_id(),
+    }))
+}
+
+async fn health(State(h): State<AppState>) -> Response {
+    if h.is_ready() {
+        (
+            StatusCode::OK,
+            axum::Json(json!({"status": "healthy", "message": "Worker has completed startup and is ready to handle requests."})),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "starting", "message": "Worker is still starting up."})),
+        )
+            .into_response()
+    }
+}
+
+/// Reads `expand=` values from a raw query string (the parameter may repeat).
+fn expand_values(query: Option<&str>) -> Vec<String> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| *k == "expand")
+        .map(|(_, v)| v.to_ascii_lowercase())
+        .collect()
+}
+
+async fn list_connectors(State(h): State<AppState>, RawQuery(query): RawQuery) -> RestResult {
+    let expand = expand_values(query.as_deref());
+    let names = h.connector_names().await;
+    if expand.is_empty() {
+        return ok(json!(names));
+    }
+    let mut out = Map::new();
+    for name in names {
+        let mut entry = Map::new();
+        if expand.iter().any(|e| e == "status") {
+            match h.connector_status(&name).await {
+                Ok(s) => {
+                    entry.insert("status".into(), s);
+                }
+                Err(_) => continue,
+            }
+        }
+        if expand.iter().any(|e| e == "info") {
+            match h.connector_info(&name).await {
+                Ok(i) => {
+                    entry.insert("info".into(), i);
+                }
+                Err(_) => continue,
+            }
+        }
+        out.insert(name, Json::Object(entry));
+    }
+    ok(Json::Object(out))
+}
+
+fn parse_json(body: &Bytes) -> Result<Json, RestError> {
+    serde_json::from_slice(body).map_err(|e| RestError::new(500, format!("Cannot deserialize request body: {e}")))
+}
+
+/// A JSON object of config values as strings (numbers and booleans are accepted, as Jackson
+/// coerces them; nulls are dropped).
+fn config_map(value: &Json) -> Result<ConfigMap, RestError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| RestError::new(400, "Connector configuration must be a JSON object"))?;
+    let mut out = ConfigMap::new();
+    for (k, v) in obj {
+        let text = match v {
+            Json::String(s) => s.clone(),
+            Json::Number(n) => n.to_string(),
+            Json::Bool(b) => b.to_string(),
+            Json::Null => continue,
+            other => {
+                return Err(RestError::new(
+                    400,
+                    format!("Configuration value of {k} must be a string, found {other}"),
+                ));
+            }
+        };
+        out.insert(k.clone(), text);
+    }
+    Ok(out)
+}
+
+/// Java `checkAndPutConnectorConfigName`.
+fn check_name(name: &str, config: &mut ConfigMap) -> Result<(), RestError> {
+    if name.trim().is_empty() {
+        return Err(RestError::new(400, "Connector name cannot be empty"));
+    }
+    match config.get("name") {
+        Some(included) if included != name => Err(RestError::new(
+            400,
+            format!("Connector name configuration ({included}) doesn't match connector name in the URL ({name})"),
+        )),
+        Some(_) => Ok(()),
+        None => {
+            config.insert("name".into(), name.to_string());
+            Ok(())
+        }
+    }
+}
+
+fn created(name: &str, info: Json) -> Response {
+    let mut resp = (StatusCode::CREATED, axum::Json(info)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/connectors/{}", encode_segment(name))) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+async fn create_connector(State(h): State<AppState>, body: Bytes) -> RestResult {
+    let request = parse_json(&body)?;
+    let name = request
+        .get("name")
+        .and_then(Json::as_str)
+        .map(|n| n.trim().to_string())
+        .unwrap_or_default();
+    let mut config = match request.get("config") {
+        Some(c) if !c.is_null() => config_map(c)?,
+        _ => ConfigMap::new(),
+    };
+    check_name(&name, &mut config)?;
+    if let Some(state) = request.get("initial_state").and_then(Json::as_str) {
+        if !state.eq_ignore_ascii_case("RUNNING") {
+            return Err(RestError::new(
+                400,
+                format!("Initial state {state} is not supported by this worker yet; use RUNNING"),
+            ));
+        }
+    }
+    let (info, _) = h.put_connector(&name, config, false).await?;
+    Ok(created(&name, info))
+}
+
+async fn get_connector(State(h): State<AppState>, Path(name): Path<String>) -> RestResult {
+    ok(h.connector_info(&name).await?)
+}
+
+async fn delete_connector(State(h): State<AppState>, Path(name): Path<String>) -> RestResult {
+    h.delete_connector(&name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_config(State(h): State<AppState>, Path(name): Path<String>) -> RestResult {
+    ok(json!(h.connector_config(&name).await?))
+}
+
+async fn put_config(State(h): State<AppState>, Path(name): Path<String>, body: Bytes) -> RestResult {
+    let mut config = config_map(&parse_json(&body)?)?;
+    check_name(&name, &mut config)?;
+    let (info, was_created) = h.put_connector(&name, config, true).await?;
+    if was_created {
+        Ok(created(&name, info))
+    } else {
+        ok(info)
+    }
+}
+
+async fn get_status(State(h): State<AppState>, Path(name): Path<String>) -> RestResult {
+    ok(h.connector_status(&name).await?)
+}
+
+async fn get_tasks(State(h): State<AppState>, Path(name): Path<String>) -> RestResult {
+    ok(h.connector_tasks(&name).await?)
+}
+
+async fn list_plugins(State(h): State<AppState>) -> RestResult {
+    let plugins: Vec<Json> = h
+        .plugins()
+        .connectors()
+        .iter()
+        .flat_map(|p| {
+            std::iter::once(p.class_name())
+                .chain(p.other_class_names().iter().copied())
+                .map(|class| json!({"class": class, "type": "sink", "version": p.version()}))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    ok(Json::Array(plugins))
+}
+
+/// Java's `normalizedPluginName`: a trailing `Connector` is ignored.
+fn normalized_plugin_name(name: &str) -> &str {
+    name.strip_suffix("Connector").unwrap_or(name)
+}
+
+async fn validate_config(
+    State(h): State<AppState>,
+    Path(plugin): Path<String>,
+    body: Bytes,
+) -> RestResult {
+    let mut config = config_map(&parse_json(&body)?)?;
+    match config.get("connector.class") {
+        Some(included)
+            if !normalized_plugin_name(included.trim()).ends_with(normalized_plugin_name(&plugin)) =>
+        {
+            return Err(RestError::new(
+                400,
+                format!("Included connector type {included} does not match request type {plugin}"),
+            ));
+        }
+        Some(_) => {}
+        None => {
+            config.insert("connector.class".into(), plugin.clone());
+        }
+    }
+    let validation = h.validate_config(&config)?;
+    ok(validation.to_json())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expand_is_repeatable() {
+        assert_eq!(
+            expand_values(Some("expand=status&expand=INFO&x=1")),
+            vec!["status".to_string(), "info".to_string()]
+        );
+        assert!(expand_values(None).is_empty());
+    }
+
+    #[test]
+    fn connector_name_must_match() {
+        let mut c = ConfigMap::from([("name".to_string(), "a".to_string())]);
+        let err = check_name("b", &mut c).unwrap_err();
+        assert_eq!(err.code, StatusCode::BAD_REQUEST);
+        assert_eq!(err.message, "Connector name configuration (a) doesn't match connector name in the URL (b)");
+        let mut c = ConfigMap::new();
+        check_name("b", &mut c).unwrap();
+        assert_eq!(c["name"], "b");
+    }
+}

@@ -1,0 +1,511 @@
+//! The sink task loop: consume, convert, `put`, commit (Java `WorkerSinkTask`).
+//!
+//! ```text
+//! recv ─► convert key/value/headers ─► batch ─► task.put(batch)
+//!                                                   │ every offset.flush.interval.ms or on request
+//!                                                   ▼
+//!                              task.pre_commit(consumed) ─► commit returned offsets to connect-<name>
+//! ```
+//!
+//! Rebalance events are recorded by the consumer's callbacks and acted on between batches, in
+//! the order they happened relative to the records: the records received before an event are
+//! handed to the task first, then the task is told (`close`/`open`). After a revocation the
+//! task holds nothing uncommitted, so every partition the task keeps is rewound to its
+//! committed offset and nothing is lost or read twice.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use floe_convert::{Converter, build_converter};
+use floe_data::{Header, SinkRecord, TopicPartition, Value};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+
+use crate::error::TaskError;
+use crate::kafka_config::client_config;
+use crate::plugin::{ConfigMap, Offsets, SinkConnector, SinkTask, TaskContext};
+use crate::status::{State, StatusCell};
+use crate::worker_config::{WorkerConfig, strip_prefix};
+
+/// Everything needed to run one task.
+pub struct TaskSpec {
+    pub connector: String,
+    pub task_id: u32,
+    pub config: ConfigMap,
+    pub worker: Arc<WorkerConfig>,
+    pub plugin: Arc<dyn SinkConnector>,
+}
+
+/// The consumer group of a sink connector: `connect-<name>` unless overridden.
+pub fn group_id(connector: &str, config: &ConfigMap) -> String {
+    config
+        .get("consumer.override.group.id")
+        .filter(|g| !g.trim().is_empty())
+        .cloned()
+        .unwrap_or_else(|| format!("connect-{connector}"))
+}
+
+#[derive(Debug)]
+enum RebalanceEvent {
+    Assigned(Vec<TopicPartition>),
+    Revoked(Vec<TopicPartition>),
+}
+
+#[derive(Default)]
+struct TaskConsumerContext {
+    events: Arc<Mutex<Vec<RebalanceEvent>>>,
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements()
+        .iter()
+        .map(|e| TopicPartition::new(e.topic(), e.partition()))
+        .collect()
+}
+
+impl TaskConsumerContext {
+    fn push(&self, event: RebalanceEvent) {
+        match self.events.lock() {
+            Ok(mut q) => q.push(event),
+            Err(p) => p.into_inner().push(event),
+        }
+    }
+}
+
+impl ClientContext for TaskConsumerContext {}
+
+impl ConsumerContext for TaskConsumerContext {
+    fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.push(RebalanceEvent::Revoked(partitions(tpl)));
+        }
+    }
+
+    fn post_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => self.push(RebalanceEvent::Assigned(partitions(tpl))),
+            Rebalance::Error(e) => warn!(error = %e, "consumer rebalance error"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+type TaskConsumer = StreamConsumer<TaskConsumerContext>;
+
+/// Runs a task until `shutdown` turns true or the task fails; the outcome lands in `status`.
+pub async fn run(spec: TaskSpec, status: StatusCell, shutdown: watch::Receiver<bool>) {
+    let name = format!("{}-{}", spec.connector, spec.task_id);
+    match run_task(&spec, &status, shutdown).await {
+        Ok(()) => info!(task = %name, "task stopped"),
+        Err(e) => {
+            error!(task = %name, error = %e, "task failed");
+            status.fail(e.trace());
+        }
+    }
+}
+
+struct Converters {
+    key: Arc<dyn Converter>,
+    value: Arc<dyn Converter>,
+}
+
+fn converter_for(
+    worker: &WorkerConfig,
+    config: &ConfigMap,
+    which: &str,
+) -> Result<Arc<dyn Converter>, TaskError> {
+    let class_key = format!("{which}.converter");
+    let prefix = format!("{which}.converter.");
+    // A connector that names its own converter class uses only its own converter props.
+    let (class, props) = match config.get(&class_key).filter(|c| !c.trim().is_empty()) {
+        Some(class) => (class.clone(), strip_prefix(config, &prefix)),
+        None => (
+            if which == "key" {
+                worker.key_converter.clone()
+            } else {
+                worker.value_converter.clone()
+            },
+            worker.with_prefix(&prefix),
+        ),
+    };
+    build_converter(&class, &props, which == "key")
+        .map_err(|e| TaskError::connect(format!("Failed to create {which} converter: {e}")))
+}
+
+/// Client properties a task may reuse for its own Kafka clients: the worker's un-prefixed
+/// connection and security settings (never logged: they may hold credentials).
+fn worker_kafka_props(worker: &WorkerConfig) -> BTreeMap<String, String> {
+    let mut props: BTreeMap<String, String> = worker
+        .props
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("security.") || k.starts_with("ssl.") || k.starts_with("sasl.")
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    props.insert("bootstrap.servers".into(), worker.bootstrap_servers.clone());
+    props
+}
+
+fn consumer_props(spec: &TaskSpec, group: &str) -> BTreeMap<String, String> {
+    let mut props = BTreeMap::from([
+        ("bootstrap.servers".to_string(), spec.worker.bootstrap_servers.clone()),
+        ("group.id".to_string(), group.to_string()),
+        (
+            "client.id".to_string(),
+            format!("connector-consumer-{}-{}", spec.connector, spec.task_id),
+        ),
+        ("enable.auto.commit".to_string(), "false".to_string()),
+        ("auto.offset.reset".to_string(), "earliest".to_string()),
+    ]);
+    props.extend(spec.worker.with_prefix("consumer."));
+    props.extend(strip_prefix(&spec.config, "consumer.override."));
+    props
+}
+
+struct Loop<'a> {
+    spec: &'a TaskSpec,
+    consumer: TaskConsumer,
+    events: Arc<Mutex<Vec<RebalanceEvent>>>,
+    task: Box<dyn SinkTask>,
+    context: TaskContext,
+    converters: Converters,
+    tolerate_errors: bool,
+    consumed: Offsets,
+    reset_to_latest: bool,
+}
+
+async fn run_task(
+    spec: &TaskSpec,
+    status: &StatusCell,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), TaskError> {
+    let converters = Converters {
+        key: converter_for(&spec.worker, &spec.config, "key")?,
+        value: converter_for(&spec.worker, &spec.config, "value")?,
+    };
+    let group = group_id(&spec.connector, &spec.config);
+    let props = consumer_props(spec, &group);
+    let max_batch: usize = props
+        .get("max.poll.records")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(500);
+    let reset_to_latest = props
+        .get("auto.offset.reset")
+        .is_some_and(|v| v.trim() == "latest");
+    let context = TaskConsumerContext::default();
+    let events = context.events.clone();
+    let consumer: TaskConsumer = client_config(&props)
+        .create_with_context(context)
+        .map_err(|e| TaskError::connect(format!("Failed to create the task consumer: {e}")))?;
+    subscribe(&consumer, &spec.config)?;
+
+    let mut task = spec.plugin.create_task();
+    let task_context = TaskContext::new(
+        &spec.connector,
+        spec.task_id,
+        &group,
+        worker_kafka_props(&spec.worker),
+    );
+    task.start(&spec.config, task_context.clone()).await?;
+    status.set(State::Running);
+    info!(connector = %spec.connector, task = spec.task_id, group = %group, "task started");
+
+    let tolerate_errors = spec
+        .config
+        .get("errors.tolerance")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("all"));
+    let mut state = Loop {
+        spec,
+        consumer,
+        events,
+        task,
+        context: task_context,
+        converters,
+        tolerate_errors,
+        consumed: Offsets::new(),
+        reset_to_latest,
+    };
+    let flush_interval = spec.worker.offset_flush_interval;
+    let mut next_flush = Instant::now() + flush_interval;
+    let result = loop {
+        if *shutdown.borrow() {
+            break state.graceful_stop().await;
+        }
+        let poll_for = next_flush
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(500));
+        // Not raced against the shutdown signal: a batch half received must still reach the
+        // task, or its offsets would be committed without its records.
+        if let Err(e) = state.poll_batch(poll_for, max_batch).await {
+            break Err(e);
+        }
+        if state.context.take_commit_request() || Instant::now() >= next_flush {
+            if let Err(e) = state.commit().await {
+                break Err(e);
+            }
+            next_flush = Instant::now() + flush_interval;
+        }
+    };
+    if result.is_err() {
+        // Best effort; the failure is what the status reports.
+        let _ = state.task.stop().await;
+    }
+    result
+}
+
+fn subscribe(consumer: &TaskConsumer, config: &ConfigMap) -> Result<(), TaskError> {
+    let topics: Vec<String> = config
+        .get("topics")
+        .map(|t| {
+            t.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let result = if topics.is_empty() {
+        let regex = config.get("topics.regex").map(|r| r.trim()).unwrap_or("");
+        if regex.is_empty() {
+            return Err(TaskError::connect("Must configure one of topics or topics.regex"));
+        }
+        // librdkafka treats a subscription starting with ^ as a regular expression.
+        let pattern = if regex.starts_with('^') {
+            regex.to_string()
+        } else {
+            format!("^{regex}")
+        };
+        consumer.subscribe(&[pattern.as_str()])
+    } else {
+        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&refs)
+    };
+    result.map_err(|e| TaskError::connect(format!("Failed to subscribe: {e}")))
+}
+
+impl Loop<'_> {
+    fn take_events(&self) -> Vec<RebalanceEvent> {
+        match self.events.lock() {
+            Ok(mut q) => std::mem::take(&mut *q),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        }
+    }
+
+    fn events_pending(&self) -> bool {
+        match self.events.lock() {
+            Ok(q) => !q.is_empty(),
+            Err(p) => !p.into_inner().is_empty(),
+        }
+    }
+
+    /// Receives up to `max` records for at most `wait`, hands them to the task, and applies
+    /// rebalance events in order.
+    async fn poll_batch(&mut self, wait: Duration, max: usize) -> Result<(), TaskError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut batch: Vec<SinkRecord> = Vec::new();
+        while batch.len() < max {
+            let received = tokio::time::timeout_at(deadline, self.consumer.recv()).await;
+            let record = match received {
+                Err(_) => break,
+                Ok(Err(e)) => {
+                    warn!(connector = %self.spec.connector, task = self.spec.task_id, error = %e, "consumer error");
+                    break;
+                }
+                Ok(Ok(msg)) => self.convert(&msg),
+            };
+            // Events seen now happened before this record was returned.
+            if self.events_pending() {
+                let earlier = std::mem::take(&mut batch);
+                self.task.put(earlier).await?;
+                self.apply_events().await?;
+            }
+            match record? {
+                Some((tp, next, rec)) => {
+                    self.consumed.insert(tp, next);
+                    if let Some(rec) = rec {
+                        batch.push(rec);
+                    }
+                }
+                None => {}
+            }
+        }
+        self.task.put(batch).await?;
+        if self.events_pending() {
+            self.apply_events().await?;
+        }
+        Ok(())
+    }
+
+    /// Converts one message. `Ok(None)`: nothing to do. `Ok(Some((tp, next, None)))`: a
+    /// record skipped under `errors.tolerance=all`.
+    #[allow(clippy::type_complexity)]
+    fn convert(
+        &self,
+        msg: &rdkafka::message::BorrowedMessage<'_>,
+    ) -> Result<Option<(TopicPartition, i64, Option<SinkRecord>)>, TaskError> {
+        let topic = msg.topic();
+        let partition = msg.partition();
+        let offset = msg.offset();
+        let tp = TopicPartition::new(topic, partition);
+        let converted = self
+            .converters
+            .key
+            .to_connect(topic, msg.key())
+            .map_err(|e| ("KEY_CONVERTER", self.converters.key.class_name(), e))
+            .and_then(|key| {
+                self.converters
+                    .value
+                    .to_connect(topic, msg.payload())
+                    .map(|value| (key, value))
+                    .map_err(|e| ("VALUE_CONVERTER", self.converters.value.class_name(), e))
+            });
+        match converted {
+            Ok((key, value)) => {
+                let headers = msg
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| Header {
+                                key: h.key.to_string(),
+                                schema: None,
+                                value: match h.value {
+                                    None => Value::Null,
+                                    Some(b) => match std::str::from_utf8(b) {
+                                        Ok(s) => Value::String(s.to_string()),
+                                        Err(_) => Value::Bytes(b.to_vec()),
+                                    },
+                                },
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(Some((
+                    tp,
+                    offset + 1,
+                    Some(SinkRecord {
+                        topic: topic.to_string(),
+                        partition,
+                        offset,
+                        timestamp: msg.timestamp().to_millis(),
+                        key_schema: key.schema,
+                        key: key.value,
+                        value_schema: value.schema,
+                        value: value.value,
+                        headers,
+                    }),
+                )))
+            }
+            Err((stage, class, e)) => {
+                let detail = format!(
+                    "Error in stage {stage} ({class}) for record: topic {topic}, partition {partition}, offset {offset}: {e}"
+                );
+                if self.tolerate_errors {
+                    warn!(connector = %self.spec.connector, task = self.spec.task_id, "skipping record (errors.tolerance=all): {detail}");
+                    Ok(Some((tp, offset + 1, None)))
+                } else {
+                    Err(TaskError::connect(format!(
+                        "Tolerance exceeded in error handler\nCaused by: org.apache.kafka.connect.errors.DataException: {detail}"
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn apply_events(&mut self) -> Result<(), TaskError> {
+        for event in self.take_events() {
+            match event {
+                RebalanceEvent::Assigned(parts) => {
+                    debug!(task = self.spec.task_id, ?parts, "partitions assigned");
+                    self.task.open(&parts).await?;
+                }
+                RebalanceEvent::Revoked(parts) => {
+                    debug!(task = self.spec.task_id, ?parts, "partitions revoked");
+                    self.task.close(&parts).await?;
+                    self.consumed.clear();
+                    self.rewind_owned()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Seeks every partition still owned back to its committed offset.
+    fn rewind_owned(&self) -> Result<(), TaskError> {
+        let assignment = self
+            .consumer
+            .assignment()
+            .map_err(|e| TaskError::connect(format!("Failed to read the assignment: {e}")))?;
+        if assignment.count() == 0 {
+            return Ok(());
+        }
+        let committed = tokio::task::block_in_place(|| {
+            self.consumer
+                .committed_offsets(assignment, Duration::from_secs(30))
+        })
+        .map_err(|e| TaskError::connect(format!("Failed to read committed offsets: {e}")))?;
+        let mut seek = TopicPartitionList::new();
+        for e in committed.elements() {
+            let to = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ if self.reset_to_latest => Offset::End,
+                _ => Offset::Beginning,
+            };
+            seek.add_partition_offset(e.topic(), e.partition(), to)
+                .map_err(|err| TaskError::connect(format!("Failed to rewind {}-{}: {err}", e.topic(), e.partition())))?;
+        }
+        let result = tokio::task::block_in_place(|| {
+            self.consumer.seek_partitions(seek, Duration::from_secs(30))
+        })
+        .map_err(|e| TaskError::connect(format!("Failed to rewind partitions: {e}")))?;
+        for e in result.elements() {
+            if let Err(err) = e.error() {
+                return Err(TaskError::connect(format!(
+                    "Failed to rewind {}-{} to its committed offset: {err}",
+                    e.topic(),
+                    e.partition()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the task what may be committed and commits it to the consumer group.
+    async fn commit(&mut self) -> Result<(), TaskError> {
+        let offsets = self.task.pre_commit(&self.consumed).await?;
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let assignment = self
+            .consumer
+            .assignment()
+            .map_err(|e| TaskError::connect(format!("Failed to read the assignment: {e}")))?;
+        let owned: std::collections::BTreeSet<TopicPartition> = partitions(&assignment).into_iter().collect();
+        let mut tpl = TopicPartitionList::new();
+        for (tp, offset) in offsets.iter().filter(|(tp, _)| owned.contains(*tp)) {
+            tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*offset))
+                .map_err(|e| TaskError::connect(format!("Invalid offset for {tp}: {e}")))?;
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        let committed = tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync));
+        match committed {
+            Ok(()) => debug!(task = self.spec.task_id, offsets = ?offsets, "offsets committed"),
+            // The data is durable in the sink; a failed offset commit only means re-reading.
+            Err(e) => warn!(connector = %self.spec.connector, task = self.spec.task_id, error = %e, "offset commit failed"),
+        }
+        Ok(())
+    }
+
+    async fn graceful_stop(&mut self) -> Result<(), TaskError> {
+        if self.events_pending() {
+            self.apply_events().await?;
+        }
+        self.commit().await?;
+        self.task.stop().await
+    }
+}
