@@ -2,7 +2,7 @@
 //! REST API's `ConfigInfos`.
 
 use serde::Serialize;
-use serde_json::{Value as Json, json};
+use serde_json::{json, Value as Json};
 
 use crate::plugin::{ConfigMap, Plugins, SinkConnector};
 
@@ -266,7 +266,11 @@ impl Validation {
 }
 
 /// Validates a sink connector config: framework keys, then the plugin's.
-pub fn validate(connector: &dyn SinkConnector, config: &ConfigMap, plugins: &Plugins) -> Validation {
+pub fn validate(
+    connector: &dyn SinkConnector,
+    config: &ConfigMap,
+    plugins: &Plugins,
+) -> Validation {
     let mut results: Vec<KeyResult> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     let plugin_errors = connector.validate(config);
@@ -290,11 +294,7 @@ pub fn validate(connector: &dyn SinkConnector, config: &ConfigMap, plugins: &Plu
                 .filter(|(k, _)| k == key.name)
                 .map(|(_, e)| e.clone()),
         );
-        results.push(KeyResult {
-            key,
-            value: value.or_else(|| None),
-            errors,
-        });
+        results.push(KeyResult { key, value, errors });
     }
     add_framework_errors(&mut results, config, plugins);
     // Plugin errors on keys that have no definition still count.
@@ -337,7 +337,8 @@ fn add_framework_errors(results: &mut [KeyResult], config: &ConfigMap, _plugins:
     let has_topics = non_empty("topics");
     let has_regex = non_empty("topics.regex");
     if has_topics && has_regex {
-        let msg = "topics and topics.regex are mutually exclusive options, but both are set.".to_string();
+        let msg =
+            "topics and topics.regex are mutually exclusive options, but both are set.".to_string();
         push("topics", msg.clone());
         push("topics.regex", msg);
     } else if !has_topics && !has_regex {
@@ -358,7 +359,9 @@ fn add_framework_errors(results: &mut [KeyResult], config: &ConfigMap, _plugins:
             if n < 1 {
                 push(
                     "tasks.max",
-                    format!("Invalid value {n} for configuration tasks.max: Value must be at least 1"),
+                    format!(
+                        "Invalid value {n} for configuration tasks.max: Value must be at least 1"
+                    ),
                 );
             }
         }

@@ -1,16 +1,16 @@
 //! The standalone herder: connector configs held in memory, tasks run in this process.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value as Json, json};
-use tokio::sync::{Mutex, watch};
+use serde_json::{json, Value as Json};
+use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config_def::{Validation, validate};
+use crate::config_def::{validate, Validation};
 use crate::plugin::{ConfigMap, Plugins, SinkConnector};
 use crate::status::{State, StatusCell};
 use crate::task::{self, TaskSpec};
@@ -175,7 +175,12 @@ impl Herder {
             .enumerate()
             .map(|(i, tc)| self.start_task(name, i as u32, tc.clone(), plugin.clone()))
             .collect();
-        info!(connector = name, tasks = task_configs.len(), created, "connector configured");
+        info!(
+            connector = name,
+            tasks = task_configs.len(),
+            created,
+            "connector configured"
+        );
         let entry = ConnectorEntry {
             config,
             task_configs,
@@ -238,7 +243,11 @@ impl Herder {
         for (i, t) in tasks.into_iter().enumerate() {
             let abort = t.handle.abort_handle();
             if tokio::time::timeout(limit, t.handle).await.is_err() {
-                warn!(connector, task = i, "task did not stop in time; abandoning it");
+                warn!(
+                    connector,
+                    task = i,
+                    "task did not stop in time; abandoning it"
+                );
                 abort.abort();
             }
         }
@@ -285,9 +294,9 @@ impl Herder {
     /// `ConnectorStateInfo`.
     pub async fn connector_status(&self, name: &str) -> Result<Json, HerderError> {
         let connectors = self.connectors.lock().await;
-        let entry = connectors
-            .get(name)
-            .ok_or_else(|| HerderError::NotFound(format!("No status found for connector {name}")))?;
+        let entry = connectors.get(name).ok_or_else(|| {
+            HerderError::NotFound(format!("No status found for connector {name}"))
+        })?;
         let worker_id = &self.worker.worker_id;
         let tasks: Vec<Json> = entry
             .tasks

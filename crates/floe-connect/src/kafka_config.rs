@@ -32,7 +32,10 @@ const JAVA_ONLY_KEYS: &[&str] = &[
 pub fn client_config(props: &BTreeMap<String, String>) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     for (k, v) in props {
-        if JAVA_ONLY_KEYS.contains(&k.as_str()) || k.starts_with("ssl.truststore.") || k.starts_with("ssl.keystore.") {
+        if JAVA_ONLY_KEYS.contains(&k.as_str())
+            || k.starts_with("ssl.truststore.")
+            || k.starts_with("ssl.keystore.")
+        {
             continue;
         }
         if k == "partition.assignment.strategy" {
@@ -73,7 +76,10 @@ mod tests {
 
     #[test]
     fn maps_java_assignors() {
-        assert_eq!(map_assignors("org.apache.kafka.clients.consumer.CooperativeStickyAssignor"), "cooperative-sticky");
+        assert_eq!(
+            map_assignors("org.apache.kafka.clients.consumer.CooperativeStickyAssignor"),
+            "cooperative-sticky"
+        );
         assert_eq!(
             map_assignors("org.apache.kafka.clients.consumer.RangeAssignor,org.apache.kafka.clients.consumer.CooperativeStickyAssignor"),
             "range"

@@ -1,8 +1,8 @@
 //! What a sink connector plugin provides to the worker, and what the worker gives a task.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use floe_data::{SinkRecord, TopicPartition};
@@ -89,9 +89,10 @@ pub trait SinkTask: Send {
     /// A batch of records (possibly empty: the worker calls `put` on every poll so a task can
     /// act on time).
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), TaskError>;
-    /// Makes everything consumed up to `current` durable if the task wants to, and returns
-    /// the offsets the worker may commit to the consumer group (empty: commit nothing).
-    async fn pre_commit(&mut self, current: &Offsets) -> Result<Offsets, TaskError>;
+    /// Makes everything consumed up to `current` durable if the task wants to (it must when
+    /// `closing`: the task is about to stop), and returns the offsets the worker may commit to
+    /// the consumer group (empty: commit nothing).
+    async fn pre_commit(&mut self, current: &Offsets, closing: bool) -> Result<Offsets, TaskError>;
     /// Partitions taken away: the task drops what it holds for them. The worker then rewinds
     /// the partitions it still owns to their committed offsets.
     async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), TaskError>;

@@ -57,15 +57,16 @@ fn split_key_value(line: &str) -> (String, String) {
             c if c.is_whitespace() => {
                 // Whitespace ends the key; an `=` or `:` may still follow.
                 let rest = line[i..].trim_start();
-                let rest = rest
-                    .strip_prefix(['=', ':'])
-                    .unwrap_or(rest);
+                let rest = rest.strip_prefix(['=', ':']).unwrap_or(rest);
                 return (key, rest.trim_start().to_string());
             }
             c => key.push(c),
         }
     }
-    (key, line[value_start.min(line.len())..].trim_start().to_string())
+    (
+        key,
+        line[value_start.min(line.len())..].trim_start().to_string(),
+    )
 }
 
 fn unescape(s: &str) -> String {
@@ -161,7 +162,10 @@ mod tests {
         let text = "# comment\n! other\nbootstrap.servers=localhost:9092\nkey.converter : org.apache.kafka.connect.storage.StringConverter\nlisteners http://:8083\nlong=a,\\\n    b\nescaped=tab\\there\\u0041\nempty=\n";
         let p = parse_properties(text);
         assert_eq!(p["bootstrap.servers"], "localhost:9092");
-        assert_eq!(p["key.converter"], "org.apache.kafka.connect.storage.StringConverter");
+        assert_eq!(
+            p["key.converter"],
+            "org.apache.kafka.connect.storage.StringConverter"
+        );
         assert_eq!(p["listeners"], "http://:8083");
         assert_eq!(p["long"], "a,b");
         assert_eq!(p["escaped"], "tab\thereA");
@@ -172,7 +176,10 @@ mod tests {
     #[test]
     fn maps_connect_env_vars_like_the_confluent_image() {
         let vars = vec![
-            ("CONNECT_BOOTSTRAP_SERVERS".to_string(), "b:9092".to_string()),
+            (
+                "CONNECT_BOOTSTRAP_SERVERS".to_string(),
+                "b:9092".to_string(),
+            ),
             (
                 "CONNECT_VALUE_CONVERTER_SCHEMA_REGISTRY_URL".to_string(),
                 "http://sr".to_string(),

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
-use serde_json::{Map, Value as Json, json};
+use axum::Router;
+use serde_json::{json, Map, Value as Json};
 
 use crate::herder::{Herder, HerderError};
 use crate::plugin::ConfigMap;
@@ -60,15 +60,23 @@ pub fn router(herder: Arc<Herder>) -> Router {
         .route("/health", get(health))
         .route("/connectors", get(list_connectors).post(create_connector))
         .route("/connectors/", get(list_connectors).post(create_connector))
-        .route("/connectors/{name}", get(get_connector).delete(delete_connector))
+        .route(
+            "/connectors/{name}",
+            get(get_connector).delete(delete_connector),
+        )
         .route("/connectors/{name}/config", get(get_config).put(put_config))
         .route("/connectors/{name}/status", get(get_status))
         .route("/connectors/{name}/tasks", get(get_tasks))
         .route("/connector-plugins", get(list_plugins))
         .route("/connector-plugins/", get(list_plugins))
-        .route("/connector-plugins/{plugin}/config/validate", put(validate_config))
+        .route(
+            "/connector-plugins/{plugin}/config/validate",
+            put(validate_config),
+        )
         .fallback(|| async { RestError::new(404, "HTTP 404 Not Found") })
-        .method_not_allowed_fallback(|| async { RestError::new(405, "HTTP 405 Method Not Allowed") })
+        .method_not_allowed_fallback(|| async {
+            RestError::new(405, "HTTP 405 Method Not Allowed")
+        })
         .with_state(herder)
 }
 
@@ -138,7 +146,8 @@ async fn list_connectors(State(h): State<AppState>, RawQuery(query): RawQuery) -
 }
 
 fn parse_json(body: &Bytes) -> Result<Json, RestError> {
-    serde_json::from_slice(body).map_err(|e| RestError::new(500, format!("Cannot deserialize request body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| RestError::new(500, format!("Cannot deserialize request body: {e}")))
 }
 
 /// A JSON object of config values as strings (numbers and booleans are accepted, as Jackson
@@ -241,7 +250,11 @@ async fn get_config(State(h): State<AppState>, Path(name): Path<String>) -> Rest
     ok(json!(h.connector_config(&name).await?))
 }
 
-async fn put_config(State(h): State<AppState>, Path(name): Path<String>, body: Bytes) -> RestResult {
+async fn put_config(
+    State(h): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> RestResult {
     let mut config = config_map(&parse_json(&body)?)?;
     check_name(&name, &mut config)?;
     let (info, was_created) = h.put_connector(&name, config, true).await?;
@@ -288,7 +301,8 @@ async fn validate_config(
     let mut config = config_map(&parse_json(&body)?)?;
     match config.get("connector.class") {
         Some(included)
-            if !normalized_plugin_name(included.trim()).ends_with(normalized_plugin_name(&plugin)) =>
+            if !normalized_plugin_name(included.trim())
+                .ends_with(normalized_plugin_name(&plugin)) =>
         {
             return Err(RestError::new(
                 400,
@@ -322,7 +336,10 @@ mod tests {
         let mut c = ConfigMap::from([("name".to_string(), "a".to_string())]);
         let err = check_name("b", &mut c).unwrap_err();
         assert_eq!(err.code, StatusCode::BAD_REQUEST);
-        assert_eq!(err.message, "Connector name configuration (a) doesn't match connector name in the URL (b)");
+        assert_eq!(
+            err.message,
+            "Connector name configuration (a) doesn't match connector name in the URL (b)"
+        );
         let mut c = ConfigMap::new();
         check_name("b", &mut c).unwrap();
         assert_eq!(c["name"], "b");

@@ -17,9 +17,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use floe_convert::{Converter, build_converter};
+use floe_convert::{build_converter, Converter};
 use floe_data::{Header, SinkRecord, TopicPartition, Value};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -29,7 +31,7 @@ use crate::error::TaskError;
 use crate::kafka_config::client_config;
 use crate::plugin::{ConfigMap, Offsets, SinkConnector, SinkTask, TaskContext};
 use crate::status::{State, StatusCell};
-use crate::worker_config::{WorkerConfig, strip_prefix};
+use crate::worker_config::{strip_prefix, WorkerConfig};
 
 /// Everything needed to run one task.
 pub struct TaskSpec {
@@ -153,7 +155,10 @@ fn worker_kafka_props(worker: &WorkerConfig) -> BTreeMap<String, String> {
 
 fn consumer_props(spec: &TaskSpec, group: &str) -> BTreeMap<String, String> {
     let mut props = BTreeMap::from([
-        ("bootstrap.servers".to_string(), spec.worker.bootstrap_servers.clone()),
+        (
+            "bootstrap.servers".to_string(),
+            spec.worker.bootstrap_servers.clone(),
+        ),
         ("group.id".to_string(), group.to_string()),
         (
             "client.id".to_string(),
@@ -245,7 +250,7 @@ async fn run_task(
             break Err(e);
         }
         if state.context.take_commit_request() || Instant::now() >= next_flush {
-            if let Err(e) = state.commit().await {
+            if let Err(e) = state.commit(false).await {
                 break Err(e);
             }
             next_flush = Instant::now() + flush_interval;
@@ -271,7 +276,9 @@ fn subscribe(consumer: &TaskConsumer, config: &ConfigMap) -> Result<(), TaskErro
     let result = if topics.is_empty() {
         let regex = config.get("topics.regex").map(|r| r.trim()).unwrap_or("");
         if regex.is_empty() {
-            return Err(TaskError::connect("Must configure one of topics or topics.regex"));
+            return Err(TaskError::connect(
+                "Must configure one of topics or topics.regex",
+            ));
         }
         // librdkafka treats a subscription starting with ^ as a regular expression.
         let pattern = if regex.starts_with('^') {
@@ -323,14 +330,11 @@ impl Loop<'_> {
                 self.task.put(earlier).await?;
                 self.apply_events().await?;
             }
-            match record? {
-                Some((tp, next, rec)) => {
-                    self.consumed.insert(tp, next);
-                    if let Some(rec) = rec {
-                        batch.push(rec);
-                    }
+            if let Some((tp, next, rec)) = record? {
+                self.consumed.insert(tp, next);
+                if let Some(rec) = rec {
+                    batch.push(rec);
                 }
-                None => {}
             }
         }
         self.task.put(batch).await?;
@@ -455,7 +459,13 @@ impl Loop<'_> {
                 _ => Offset::Beginning,
             };
             seek.add_partition_offset(e.topic(), e.partition(), to)
-                .map_err(|err| TaskError::connect(format!("Failed to rewind {}-{}: {err}", e.topic(), e.partition())))?;
+                .map_err(|err| {
+                    TaskError::connect(format!(
+                        "Failed to rewind {}-{}: {err}",
+                        e.topic(),
+                        e.partition()
+                    ))
+                })?;
         }
         let result = tokio::task::block_in_place(|| {
             self.consumer.seek_partitions(seek, Duration::from_secs(30))
@@ -474,8 +484,8 @@ impl Loop<'_> {
     }
 
     /// Asks the task what may be committed and commits it to the consumer group.
-    async fn commit(&mut self) -> Result<(), TaskError> {
-        let offsets = self.task.pre_commit(&self.consumed).await?;
+    async fn commit(&mut self, closing: bool) -> Result<(), TaskError> {
+        let offsets = self.task.pre_commit(&self.consumed, closing).await?;
         if offsets.is_empty() {
             return Ok(());
         }
@@ -483,7 +493,8 @@ impl Loop<'_> {
             .consumer
             .assignment()
             .map_err(|e| TaskError::connect(format!("Failed to read the assignment: {e}")))?;
-        let owned: std::collections::BTreeSet<TopicPartition> = partitions(&assignment).into_iter().collect();
+        let owned: std::collections::BTreeSet<TopicPartition> =
+            partitions(&assignment).into_iter().collect();
         let mut tpl = TopicPartitionList::new();
         for (tp, offset) in offsets.iter().filter(|(tp, _)| owned.contains(*tp)) {
             tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*offset))
@@ -492,11 +503,14 @@ impl Loop<'_> {
         if tpl.count() == 0 {
             return Ok(());
         }
-        let committed = tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync));
+        let committed =
+            tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync));
         match committed {
             Ok(()) => debug!(task = self.spec.task_id, offsets = ?offsets, "offsets committed"),
             // The data is durable in the sink; a failed offset commit only means re-reading.
-            Err(e) => warn!(connector = %self.spec.connector, task = self.spec.task_id, error = %e, "offset commit failed"),
+            Err(e) => {
+                warn!(connector = %self.spec.connector, task = self.spec.task_id, error = %e, "offset commit failed")
+            }
         }
         Ok(())
     }
@@ -505,7 +519,7 @@ impl Loop<'_> {
         if self.events_pending() {
             self.apply_events().await?;
         }
-        self.commit().await?;
+        self.commit(true).await?;
         self.task.stop().await
     }
 }

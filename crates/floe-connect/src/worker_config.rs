@@ -44,9 +44,9 @@ impl WorkerConfig {
     pub fn from_props(props: BTreeMap<String, String>) -> Result<WorkerConfig, ConfigError> {
         let get = |k: &str| props.get(k).map(|s| s.trim().to_string());
         let required = |k: &str| {
-            get(k).filter(|v| !v.is_empty()).ok_or_else(|| ConfigError::Missing {
-                key: k.to_string(),
-            })
+            get(k)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| ConfigError::Missing { key: k.to_string() })
         };
         let key_converter = required("key.converter")?;
         let value_converter = required("value.converter")?;
@@ -55,7 +55,9 @@ impl WorkerConfig {
         let (listen_host, listen_port) = parse_listener(&listeners)?;
         let advertised_host = get("rest.advertised.host.name")
             .filter(|h| !h.is_empty())
-            .or_else(|| (!listen_host.is_empty() && listen_host != "0.0.0.0").then(|| listen_host.clone()))
+            .or_else(|| {
+                (!listen_host.is_empty() && listen_host != "0.0.0.0").then(|| listen_host.clone())
+            })
             .unwrap_or_else(local_hostname);
         let advertised_port = match get("rest.advertised.port") {
             Some(p) if !p.is_empty() => parse_num::<u16>("rest.advertised.port", &p)?,
@@ -139,7 +141,10 @@ mod tests {
     use super::*;
 
     fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -169,7 +174,14 @@ mod tests {
 
     #[test]
     fn strips_prefixes() {
-        let p = props(&[("consumer.max.poll.records", "5"), ("consumerx", "1"), ("producer.acks", "all")]);
-        assert_eq!(strip_prefix(&p, "consumer."), props(&[("max.poll.records", "5")]));
+        let p = props(&[
+            ("consumer.max.poll.records", "5"),
+            ("consumerx", "1"),
+            ("producer.acks", "all"),
+        ]);
+        assert_eq!(
+            strip_prefix(&p, "consumer."),
+            props(&[("max.poll.records", "5")])
+        );
     }
 }

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use floe_data::decimal::{parse_decimal, rescale, unscaled_from_be_bytes};
-use floe_data::{Field, Schema, SchemaRef, SchemaType, Value, logical};
+use floe_data::{logical, Field, Schema, SchemaRef, SchemaType, Value};
 use serde_json::Value as Json;
 
 use crate::{ConfigError, ConvertError, Converter, SchemaAndValue};
@@ -277,7 +277,9 @@ pub fn convert(schema: &SchemaRef, json: Json) -> Result<Value, ConvertError> {
         return convert_logical(schema, name, &json);
     }
     Ok(match schema.schema_type {
-        SchemaType::Boolean => Value::Boolean(json.as_bool().ok_or_else(|| mismatch(schema, &json))?),
+        SchemaType::Boolean => {
+            Value::Boolean(json.as_bool().ok_or_else(|| mismatch(schema, &json))?)
+        }
         SchemaType::Int8 => Value::Int8(narrow(schema, &json)?),
         SchemaType::Int16 => Value::Int16(narrow(schema, &json)?),
         SchemaType::Int32 => Value::Int32(narrow(schema, &json)?),
@@ -285,7 +287,9 @@ pub fn convert(schema: &SchemaRef, json: Json) -> Result<Value, ConvertError> {
         SchemaType::Float32 => {
             Value::Float32(json.as_f64().ok_or_else(|| mismatch(schema, &json))? as f32)
         }
-        SchemaType::Float64 => Value::Float64(json.as_f64().ok_or_else(|| mismatch(schema, &json))?),
+        SchemaType::Float64 => {
+            Value::Float64(json.as_f64().ok_or_else(|| mismatch(schema, &json))?)
+        }
         SchemaType::String => match json {
             Json::String(s) => Value::String(s),
             other => return Err(mismatch(schema, &other)),
@@ -319,9 +323,10 @@ pub fn convert(schema: &SchemaRef, json: Json) -> Result<Value, ConvertError> {
                 let mut values = Vec::with_capacity(schema.fields.len());
                 for field in &schema.fields {
                     let v = obj.remove(&field.name).unwrap_or(Json::Null);
-                    values.push(convert(&field.schema, v).map_err(|e| {
-                        data_err(format!("field '{}': {e}", field.name))
-                    })?);
+                    values.push(
+                        convert(&field.schema, v)
+                            .map_err(|e| data_err(format!("field '{}': {e}", field.name)))?,
+                    );
                 }
                 Value::Struct(values)
             }
@@ -352,9 +357,7 @@ fn convert_map(schema: &SchemaRef, json: Json) -> Result<Value, ConvertError> {
                         entries.push((convert(key_schema, k)?, convert(value_schema, v)?));
                     }
                     _ => {
-                        return Err(data_err(
-                            "Found invalid map entry instead of array tuple",
-                        ));
+                        return Err(data_err("Found invalid map entry instead of array tuple"));
                     }
                 }
             }
@@ -379,9 +382,10 @@ fn convert_logical(schema: &Schema, name: &str, json: &Json) -> Result<Value, Co
                         .ok_or_else(|| data_err("Decimal value exceeds 38 digits"))?
                 }
                 Json::Number(n) => {
-                    let (u, s) = parse_decimal(&n.to_string())
-                        .ok_or_else(|| mismatch(schema, json))?;
-                    rescale(u, s, scale).ok_or_else(|| data_err("Decimal value exceeds 38 digits"))?
+                    let (u, s) =
+                        parse_decimal(&n.to_string()).ok_or_else(|| mismatch(schema, json))?;
+                    rescale(u, s, scale)
+                        .ok_or_else(|| data_err("Decimal value exceeds 38 digits"))?
                 }
                 _ => return Err(mismatch(schema, json)),
             };
@@ -404,7 +408,11 @@ mod tests {
 
     #[test]
     fn schemaless_objects_keep_order_and_number_kinds() {
-        let sv = conv(false, r#"{"b":1,"a":2.5,"c":"x","d":[true,null],"e":{"f":null}}"#).unwrap();
+        let sv = conv(
+            false,
+            r#"{"b":1,"a":2.5,"c":"x","d":[true,null],"e":{"f":null}}"#,
+        )
+        .unwrap();
         assert_eq!(sv.schema, None);
         assert_eq!(
             sv.value,
@@ -472,15 +480,17 @@ mod tests {
     fn malformed_json_is_a_serialization_error() {
         let err = conv(false, "{not json").unwrap_err();
         assert!(
-            err.to_string()
-                .starts_with("Converting byte[] to Kafka Connect data failed due to serialization error: "),
+            err.to_string().starts_with(
+                "Converting byte[] to Kafka Connect data failed due to serialization error: "
+            ),
             "{err}"
         );
     }
 
     #[test]
     fn required_null_and_type_mismatch_are_errors() {
-        let text = r#"{"schema":{"type":"struct","fields":[{"field":"id","type":"int32"}]},"payload":{}}"#;
+        let text =
+            r#"{"schema":{"type":"struct","fields":[{"field":"id","type":"int32"}]},"payload":{}}"#;
         assert_eq!(
             conv(true, text).unwrap_err().to_string(),
             "field 'id': Invalid null value for required INT32 field"

@@ -57,18 +57,15 @@ pub enum ConfigError {
 pub trait Converter: Send + Sync {
     /// Converts `bytes` (None for a null key or a tombstone) read from `topic`.
     fn to_connect(&self, topic: &str, bytes: Option<&[u8]>)
-    -> Result<SchemaAndValue, ConvertError>;
+        -> Result<SchemaAndValue, ConvertError>;
 
     /// The Java class name this converter answers to.
     fn class_name(&self) -> &'static str;
 }
 
 /// The converter classes Floe knows, by their Java names.
-pub const CONVERTER_CLASSES: &[&str] = &[
-    json::CLASS,
-    simple::STRING_CLASS,
-    simple::BYTE_ARRAY_CLASS,
-];
+pub const CONVERTER_CLASSES: &[&str] =
+    &[json::CLASS, simple::STRING_CLASS, simple::BYTE_ARRAY_CLASS];
 
 /// Builds a converter from its class name and its properties (prefix already stripped).
 pub fn build_converter(

@@ -19,12 +19,18 @@ pub fn parse_decimal(text: &str) -> Option<(i128, i32)> {
     if int_part.is_empty() && frac_part.is_empty() {
         return None;
     }
-    if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
+    if !int_part
+        .bytes()
+        .chain(frac_part.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let mut unscaled: i128 = 0;
     for b in int_part.bytes().chain(frac_part.bytes()) {
-        unscaled = unscaled.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+        unscaled = unscaled
+            .checked_mul(10)?
+            .checked_add(i128::from(b - b'0'))?;
     }
     let scale = i32::try_from(frac_part.len()).ok()? - exponent;
     Some((if negative { -unscaled } else { unscaled }, scale))

@@ -10,5 +10,5 @@ mod schema;
 mod value;
 
 pub use record::{Header, SinkRecord, TopicPartition};
-pub use schema::{Field, Schema, SchemaRef, SchemaType, logical};
+pub use schema::{logical, Field, Schema, SchemaRef, SchemaType};
 pub use value::Value;

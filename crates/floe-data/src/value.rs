@@ -21,7 +21,10 @@ pub enum Value {
     Map(Vec<(Value, Value)>),
     Struct(Vec<Value>),
     /// `org.apache.kafka.connect.data.Decimal`: unscaled value and scale.
-    Decimal { unscaled: i128, scale: i32 },
+    Decimal {
+        unscaled: i128,
+        scale: i32,
+    },
     /// `org.apache.kafka.connect.data.Date`: days since the epoch.
     Date(i32),
     /// `org.apache.kafka.connect.data.Time`: milliseconds of the day.
@@ -131,7 +134,12 @@ pub fn format_decimal(unscaled: i128, scale: i32) -> String {
         digits
     };
     let (int_part, frac_part) = padded.split_at(padded.len() - scale);
-    format!("{}{}.{}", if negative { "-" } else { "" }, int_part, frac_part)
+    format!(
+        "{}{}.{}",
+        if negative { "-" } else { "" },
+        int_part,
+        frac_part
+    )
 }
 
 #[cfg(test)]

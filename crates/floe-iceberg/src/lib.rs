@@ -1,1 +1,14 @@
-//! floe-iceberg
+//! The Apache Iceberg sink connector (`org.apache.iceberg.connect.IcebergSinkConnector`) for the
+//! Floe worker: configuration, catalogs, routing, schema inference, record → Arrow conversion,
+//! Parquet writers and table commits with the Java sink's snapshot summary keys.
+
+pub mod arrow;
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod schema;
+pub mod sink;
+pub mod summary;
+pub mod writer;
+
+pub use sink::{IcebergSinkConnector, CONNECTOR_CLASS, TABULAR_CONNECTOR_CLASS};

@@ -1,1 +1,190 @@
-fn main() {}
+//! `floe`: a Kafka Connect-compatible worker that streams Kafka topics into Apache Iceberg.
+//!
+//! ```text
+//! floe standalone <worker.properties> [connector.json|connector.properties …]
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use floe_connect::plugin::{ConfigMap, Plugins};
+use floe_connect::properties::parse_properties;
+use floe_connect::{rest, Herder, WorkerConfig};
+use floe_iceberg::IcebergSinkConnector;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+use tracing::{error, info};
+
+const USAGE: &str = "usage: floe standalone <worker.properties> [connector.json|connector.properties ...]\n\nEnvironment: CONNECT_* variables override worker properties (Confluent image convention);\nFLOE_LOG sets the log filter (default info), FLOE_LOG_FORMAT=json logs JSON lines.";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("standalone") if args.len() >= 2 => {
+            init_logging();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(standalone(
+                PathBuf::from(&args[1]),
+                args[2..].iter().map(PathBuf::from).collect(),
+            ))
+        }
+        Some("--version" | "version") => {
+            println!("floe {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = std::env::var("FLOE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn standalone(worker_file: PathBuf, connector_files: Vec<PathBuf>) -> Result<()> {
+    let worker = Arc::new(
+        WorkerConfig::load(&worker_file, std::env::vars())
+            .with_context(|| format!("invalid worker config {}", worker_file.display()))?,
+    );
+    let mut plugins = Plugins::default();
+    plugins.register(Arc::new(IcebergSinkConnector));
+    let herder = Arc::new(Herder::new(worker.clone(), plugins));
+
+    let addr = format!(
+        "{}:{}",
+        if worker.listen_host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &worker.listen_host
+        },
+        worker.listen_port
+    );
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    info!(listen = %addr, worker_id = %worker.worker_id, "REST API listening");
+    let app = rest::router(herder.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+
+    let cluster_herder = herder.clone();
+    let bootstrap = worker.bootstrap_servers.clone();
+    tokio::task::spawn_blocking(move || {
+        cluster_herder.set_cluster_id(fetch_cluster_id(&bootstrap))
+    });
+
+    for file in &connector_files {
+        let (name, config) = read_connector_file(file)?;
+        herder
+            .put_connector(&name, config, false)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("cannot start connector {name} from {}: {e}", file.display())
+            })?;
+    }
+    herder.set_ready();
+    info!("worker started");
+
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => error!(error = %e, "REST server failed"),
+        Err(e) => error!(error = %e, "REST server task failed"),
+    }
+    info!("stopping connectors");
+    herder.shutdown().await;
+    info!("worker stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn fetch_cluster_id(bootstrap: &str) -> Option<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .ok()?;
+    consumer.client().fetch_cluster_id(Duration::from_secs(10))
+}
+
+/// Reads a connector file: JSON shaped like a POST body (`{"name", "config"}`), a flat JSON
+/// config, or Java properties.
+fn read_connector_file(path: &Path) -> Result<(String, ConfigMap)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let config: ConfigMap = if text.trim_start().starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let obj = json.get("config").unwrap_or(&json);
+        let mut config = BTreeMap::new();
+        for (k, v) in obj.as_object().into_iter().flatten() {
+            let value = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => continue,
+                other => other.to_string(),
+            };
+            config.insert(k.clone(), value);
+        }
+        if let Some(name) = json.get("name").and_then(|n| n.as_str()) {
+            config
+                .entry("name".to_string())
+                .or_insert_with(|| name.to_string());
+        }
+        config
+    } else {
+        parse_properties(&text)
+    };
+    let Some(name) = config
+        .get("name")
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+    else {
+        bail!("connector file {} has no name", path.display());
+    };
+    Ok((name, config))
+}

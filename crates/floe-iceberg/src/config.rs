@@ -1,0 +1,275 @@
+//! `IcebergSinkConfig`: the Java sink's configuration keys, parsed and validated.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use floe_connect::config_def::{ConfigKey, ConfigType, Importance};
+use floe_connect::worker_config::strip_prefix;
+use floe_connect::ConfigMap;
+
+/// Parsed sink configuration.
+#[derive(Debug, Clone)]
+pub struct IcebergSinkConfig {
+    pub connector_name: String,
+    pub task_id: u32,
+    /// Static destination tables, as written.
+    pub tables: Vec<String>,
+    pub dynamic_enabled: bool,
+    pub route_field: Option<String>,
+    /// `iceberg.table.<name>.route-regex`, by table name.
+    pub route_regex: BTreeMap<String, regex::Regex>,
+    pub auto_create: bool,
+    pub auto_create_props: BTreeMap<String, String>,
+    pub default_partition_by: Option<String>,
+    pub table_partition_by: BTreeMap<String, String>,
+    pub write_props: BTreeMap<String, String>,
+    pub force_optional: bool,
+    pub case_insensitive: bool,
+    pub catalog_name: String,
+    pub catalog_props: BTreeMap<String, String>,
+    pub commit_interval: Duration,
+}
+
+const TABLES: &str = "iceberg.tables";
+const DYNAMIC: &str = "iceberg.tables.dynamic-enabled";
+const ROUTE_FIELD: &str = "iceberg.tables.route-field";
+const AUTO_CREATE: &str = "iceberg.tables.auto-create-enabled";
+const EVOLVE: &str = "iceberg.tables.evolve-schema-enabled";
+const COMMIT_INTERVAL: &str = "iceberg.control.commit.interval-ms";
+
+/// The sink's configuration keys, for `/connector-plugins/…/config/validate`.
+pub fn config_keys() -> Vec<ConfigKey> {
+    use ConfigType::*;
+    use Importance::*;
+    vec![
+        ConfigKey::optional(TABLES, List, "", High, "Comma-delimited list of destination tables"),
+        ConfigKey::optional(DYNAMIC, Boolean, "false", Medium, "Enable dynamic routing to tables based on a record value"),
+        ConfigKey::optional(ROUTE_FIELD, String, "", Medium, "Source record field for routing records to tables"),
+        ConfigKey::optional("iceberg.tables.default-commit-branch", String, "", Medium, "Default branch for commits"),
+        ConfigKey::optional("iceberg.tables.default-id-columns", String, "", Medium, "Default ID columns for tables, comma-separated"),
+        ConfigKey::optional("iceberg.tables.default-partition-by", String, "", Medium, "Default partition spec to use when creating tables, comma-separated"),
+        ConfigKey::optional(AUTO_CREATE, Boolean, "false", Medium, "Set to true to automatically create destination tables, false otherwise"),
+        ConfigKey::optional("iceberg.tables.schema-force-optional", Boolean, "false", Medium, "Set to true to set columns as optional during table create and evolution, false to respect schema"),
+        ConfigKey::optional("iceberg.tables.schema-case-insensitive", Boolean, "false", Medium, "Set to true to look up table columns by case-insensitive name, false for case-sensitive"),
+        ConfigKey::optional(EVOLVE, Boolean, "false", Medium, "Set to true to add any missing record fields to the table schema, false otherwise"),
+        ConfigKey::optional("iceberg.catalog", String, "iceberg", High, "Name of the catalog"),
+        ConfigKey::optional("iceberg.hadoop-conf-dir", String, "", Medium, "If specified, Hadoop config files in this directory will be loaded"),
+        ConfigKey::optional("iceberg.control.topic", String, "control-iceberg", Medium, "Name of the control topic"),
+        ConfigKey::optional("iceberg.control.group-id-prefix", String, "cg-control-", Medium, "Prefix for the control consumer group"),
+        ConfigKey::optional("iceberg.connect.group-id", String, "", Medium, "Name of the Connect consumer group, should not be set under normal conditions"),
+        ConfigKey::optional(COMMIT_INTERVAL, Int, "300000", Medium, "Coordinator interval for performing Iceberg table commits, in millis"),
+        ConfigKey::optional("iceberg.control.commit.timeout-ms", Int, "30000", Medium, "Coordinator time to wait for worker responses before committing, in millis"),
+        ConfigKey::optional("iceberg.control.commit.threads", Int, "4", Medium, "Coordinator threads to use for table commits, default is (cores * 2)"),
+        ConfigKey::optional("iceberg.coordinator.transactional.prefix", String, "", Medium, "Optional prefix of the transactional id for the coordinator"),
+    ]
+}
+
+fn flag(config: &ConfigMap, key: &str) -> bool {
+    config
+        .get(key)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+fn non_empty<'a>(config: &'a ConfigMap, key: &str) -> Option<&'a str> {
+    config.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+/// Checks the rules the Java sink enforces when its config is built, plus Floe's own limits.
+pub fn validate(config: &ConfigMap) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    if strip_prefix(config, "iceberg.catalog.").is_empty() {
+        errors.push((
+            "iceberg.catalog".to_string(),
+            "Must specify Iceberg catalog properties (iceberg.catalog.*)".to_string(),
+        ));
+    } else if let Err(e) =
+        crate::catalog::CatalogKind::from_props(&strip_prefix(config, "iceberg.catalog."))
+    {
+        errors.push(("iceberg.catalog".to_string(), e.to_string()));
+    }
+    let has_tables = non_empty(config, TABLES).is_some();
+    let dynamic = flag(config, DYNAMIC);
+    if has_tables && dynamic {
+        errors.push((
+            TABLES.into(),
+            "Cannot specify both static and dynamic table names".into(),
+        ));
+    } else if dynamic && non_empty(config, ROUTE_FIELD).is_none() {
+        errors.push((
+            ROUTE_FIELD.into(),
+            "Must specify a route field if using dynamic table names".into(),
+        ));
+    } else if !has_tables && !dynamic {
+        errors.push((TABLES.into(), "Must specify table name(s)".into()));
+    }
+    if flag(config, EVOLVE) {
+        errors.push((
+            EVOLVE.into(),
+            "Schema evolution is not supported by this version of Floe; set iceberg.tables.evolve-schema-enabled=false".into(),
+        ));
+    }
+    for (key, value) in config
+        .iter()
+        .filter(|(k, _)| k.starts_with("iceberg.table.") && k.ends_with(".route-regex"))
+    {
+        if let Err(e) = regex::Regex::new(&format!("^(?:{value})$")) {
+            errors.push((
+                key.clone(),
+                format!("Invalid value {value} for configuration {key}: {e}"),
+            ));
+        }
+    }
+    for (key, spec) in partition_by_entries(config) {
+        if let Err(e) = crate::schema::parse_partition_by(&spec) {
+            errors.push((key, e.to_string()));
+        }
+    }
+    errors
+}
+
+fn partition_by_entries(config: &ConfigMap) -> Vec<(String, String)> {
+    config
+        .iter()
+        .filter(|(k, v)| {
+            !v.trim().is_empty()
+                && (k.as_str() == "iceberg.tables.default-partition-by"
+                    || (k.starts_with("iceberg.table.") && k.ends_with(".partition-by")))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+impl IcebergSinkConfig {
+    /// Parses a task config. `validate` has already passed on the connector config.
+    pub fn parse(config: &ConfigMap) -> Result<IcebergSinkConfig, String> {
+        let errors = validate(config);
+        if let Some((key, e)) = errors.first() {
+            return Err(format!("Invalid configuration {key}: {e}"));
+        }
+        let tables = non_empty(config, TABLES)
+            .map(|t| {
+                t.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut route_regex = BTreeMap::new();
+        let mut table_partition_by = BTreeMap::new();
+        for (key, value) in config {
+            let Some(rest) = key.strip_prefix("iceberg.table.") else {
+                continue;
+            };
+            if let Some(table) = rest.strip_suffix(".route-regex") {
+                let re = regex::Regex::new(&format!("^(?:{value})$"))
+                    .map_err(|e| format!("Invalid value {value} for configuration {key}: {e}"))?;
+                route_regex.insert(table.to_string(), re);
+            } else if let Some(table) = rest.strip_suffix(".partition-by") {
+                table_partition_by.insert(table.to_string(), value.clone());
+            }
+        }
+        let commit_interval_ms: u64 = match config.get(COMMIT_INTERVAL) {
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| format!("Invalid value {v} for configuration {COMMIT_INTERVAL}: Not a number of type INT"))?,
+            None => 300_000,
+        };
+        Ok(IcebergSinkConfig {
+            connector_name: config.get("name").cloned().unwrap_or_default(),
+            task_id: config
+                .get("task.id")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0),
+            tables,
+            dynamic_enabled: flag(config, DYNAMIC),
+            route_field: non_empty(config, ROUTE_FIELD).map(str::to_string),
+            route_regex,
+            auto_create: flag(config, AUTO_CREATE),
+            auto_create_props: strip_prefix(config, "iceberg.tables.auto-create-props."),
+            default_partition_by: non_empty(config, "iceberg.tables.default-partition-by")
+                .map(str::to_string),
+            table_partition_by,
+            write_props: strip_prefix(config, "iceberg.tables.write-props."),
+            force_optional: flag(config, "iceberg.tables.schema-force-optional"),
+            case_insensitive: flag(config, "iceberg.tables.schema-case-insensitive"),
+            catalog_name: non_empty(config, "iceberg.catalog")
+                .unwrap_or("iceberg")
+                .to_string(),
+            catalog_props: strip_prefix(config, "iceberg.catalog."),
+            commit_interval: Duration::from_millis(commit_interval_ms),
+        })
+    }
+
+    /// The partition spec text for auto-creating `table`.
+    pub fn partition_by(&self, table: &str) -> Option<&str> {
+        self.table_partition_by
+            .get(table)
+            .map(String::as_str)
+            .or(self.default_partition_by.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> ConfigMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn requires_catalog_and_tables() {
+        let errors = validate(&cfg(&[]));
+        assert_eq!(
+            errors,
+            vec![
+                (
+                    "iceberg.catalog".to_string(),
+                    "Must specify Iceberg catalog properties (iceberg.catalog.*)".to_string()
+                ),
+                (TABLES.to_string(), "Must specify table name(s)".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn static_and_dynamic_are_exclusive() {
+        let errors = validate(&cfg(&[
+            ("iceberg.catalog.type", "rest"),
+            ("iceberg.catalog.uri", "http://x"),
+            (TABLES, "a.b"),
+            (DYNAMIC, "true"),
+        ]));
+        assert_eq!(
+            errors,
+            vec![(
+                TABLES.to_string(),
+                "Cannot specify both static and dynamic table names".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn parses_tables_and_routes() {
+        let c = IcebergSinkConfig::parse(&cfg(&[
+            ("name", "ice"),
+            ("task.id", "2"),
+            ("iceberg.catalog.type", "rest"),
+            ("iceberg.catalog.uri", "http://x"),
+            (TABLES, " db.a , db.b"),
+            (ROUTE_FIELD, "kind"),
+            ("iceberg.table.db.a.route-regex", "a|aa"),
+            (COMMIT_INTERVAL, "1000"),
+        ]))
+        .unwrap();
+        assert_eq!(c.tables, vec!["db.a".to_string(), "db.b".to_string()]);
+        assert_eq!(c.task_id, 2);
+        assert!(c.route_regex["db.a"].is_match("aa"));
+        assert!(!c.route_regex["db.a"].is_match("aaa"));
+        assert_eq!(c.commit_interval, Duration::from_secs(1));
+    }
+}

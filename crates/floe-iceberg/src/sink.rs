@@ -1,0 +1,484 @@
+//! `org.apache.iceberg.connect.IcebergSinkConnector` and its task.
+//!
+//! In this version each task commits its own files to the tables on the commit interval and
+//! only then lets the worker commit the source offsets, so a record is acknowledged only once
+//! the table holds it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use floe_connect::config_def::ConfigKey;
+use floe_connect::{ConfigMap, Offsets, SinkConnector, SinkTask, TaskContext, TaskError};
+use floe_data::{SinkRecord, TopicPartition, Value};
+use iceberg::spec::{DataFile, FormatVersion};
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
+use tracing::{debug, info};
+
+use crate::arrow::{records_to_batch, Cell};
+use crate::catalog::load_catalog;
+use crate::config::{self, IcebergSinkConfig};
+use crate::error::SinkError;
+use crate::schema::{partition_spec, schema_for_record};
+use crate::summary;
+use crate::writer::TableWriter;
+
+/// The connector class name.
+pub const CONNECTOR_CLASS: &str = "org.apache.iceberg.connect.IcebergSinkConnector";
+/// The predecessor's class name, accepted as well.
+pub const TABULAR_CONNECTOR_CLASS: &str = "io.tabular.iceberg.connect.IcebergSinkConnector";
+const TASK_CLASS: &str = "org.apache.iceberg.connect.IcebergSinkTask";
+
+/// The Iceberg sink connector plugin.
+#[derive(Debug, Default)]
+pub struct IcebergSinkConnector;
+
+impl SinkConnector for IcebergSinkConnector {
+    fn class_name(&self) -> &'static str {
+        CONNECTOR_CLASS
+    }
+
+    fn other_class_names(&self) -> &'static [&'static str] {
+        &[TABULAR_CONNECTOR_CLASS]
+    }
+
+    fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+
+    fn config_keys(&self) -> Vec<ConfigKey> {
+        config::config_keys()
+    }
+
+    fn validate(&self, config: &ConfigMap) -> Vec<(String, String)> {
+        config::validate(config)
+    }
+
+    fn task_configs(&self, config: &ConfigMap, max_tasks: usize) -> Vec<ConfigMap> {
+        let generation = uuid::Uuid::new_v4();
+        (0..max_tasks)
+            .map(|i| {
+                let mut c = config.clone();
+                c.insert(
+                    "iceberg.coordinator.transactional.suffix".into(),
+                    format!("-txn-{generation}-{i}"),
+                );
+                c.insert("task.id".into(), i.to_string());
+                c
+            })
+            .collect()
+    }
+
+    fn task_class(&self) -> &'static str {
+        TASK_CLASS
+    }
+
+    fn create_task(&self) -> Box<dyn SinkTask> {
+        Box::new(IcebergSinkTask::default())
+    }
+}
+
+/// A running sink task.
+#[derive(Default)]
+pub struct IcebergSinkTask {
+    state: Option<Started>,
+}
+
+struct Started {
+    config: IcebergSinkConfig,
+    catalog: Arc<dyn Catalog>,
+    context: TaskContext,
+    writers: BTreeMap<String, TableWriter>,
+    /// Kafka timestamp of the last record per partition since the last commit.
+    last_timestamps: BTreeMap<TopicPartition, i64>,
+    last_commit: Instant,
+}
+
+fn connect_err(e: SinkError) -> TaskError {
+    TaskError::connect(e.to_string())
+}
+
+impl IcebergSinkTask {
+    fn started(&mut self) -> Result<&mut Started, TaskError> {
+        self.state
+            .as_mut()
+            .ok_or_else(|| TaskError::connect("The Iceberg sink task was not started"))
+    }
+}
+
+#[async_trait]
+impl SinkTask for IcebergSinkTask {
+    async fn start(&mut self, config: &ConfigMap, context: TaskContext) -> Result<(), TaskError> {
+        let config = IcebergSinkConfig::parse(config).map_err(TaskError::connect)?;
+        let catalog = load_catalog(&config.catalog_name, &config.catalog_props)
+            .await
+            .map_err(connect_err)?;
+        info!(connector = %context.connector, task = context.task_id, catalog = %config.catalog_name, "iceberg sink task started");
+        self.state = Some(Started {
+            config,
+            catalog,
+            context,
+            writers: BTreeMap::new(),
+            last_timestamps: BTreeMap::new(),
+            last_commit: Instant::now(),
+        });
+        Ok(())
+    }
+
+    async fn open(&mut self, _partitions: &[TopicPartition]) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), TaskError> {
+        let s = self.started()?;
+        if !records.is_empty() {
+            s.write(&records).await?;
+        }
+        if s.last_commit.elapsed() >= s.config.commit_interval {
+            s.context.request_commit();
+        }
+        Ok(())
+    }
+
+    async fn pre_commit(&mut self, current: &Offsets, closing: bool) -> Result<Offsets, TaskError> {
+        let s = self.started()?;
+        if !closing && s.last_commit.elapsed() < s.config.commit_interval {
+            return Ok(Offsets::new());
+        }
+        s.commit().await?;
+        Ok(current.clone())
+    }
+
+    async fn close(&mut self, _partitions: &[TopicPartition]) -> Result<(), TaskError> {
+        let s = self.started()?;
+        for (_, writer) in std::mem::take(&mut s.writers) {
+            writer.abandon().await;
+        }
+        s.last_timestamps.clear();
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), TaskError> {
+        if let Some(mut s) = self.state.take() {
+            for (_, writer) in std::mem::take(&mut s.writers) {
+                writer.abandon().await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `ns.table` (multi-level namespaces allowed) → identifier.
+fn table_ident(name: &str) -> Result<TableIdent, SinkError> {
+    let parts: Vec<&str> = name.split('.').map(str::trim).collect();
+    if parts.len() < 2 || parts.iter().any(|p| p.is_empty()) {
+        return Err(SinkError::Config(format!(
+            "Invalid table name {name}: expected namespace.table"
+        )));
+    }
+    TableIdent::from_strs(parts)
+        .map_err(|e| SinkError::Config(format!("Invalid table name {name}: {e}")))
+}
+
+/// Reads a dotted path from a struct or map value.
+fn route_value(record: &SinkRecord, path: &str) -> Result<Option<String>, String> {
+    let mut schema = record.value_schema.as_deref();
+    let mut value = &record.value;
+    for part in path.split('.') {
+        match value {
+            Value::Struct(values) => {
+                let s = schema.ok_or("struct value without schema")?;
+                let Some((i, f)) = s.field(part) else {
+                    return Ok(None);
+                };
+                schema = Some(&f.schema);
+                value = &values[i];
+            }
+            Value::Map(entries) => {
+                let Some((_, v)) = entries.iter().find(|(k, _)| k.as_str() == Some(part)) else {
+                    return Ok(None);
+                };
+                schema = schema.and_then(|s| s.values.as_deref());
+                value = v;
+            }
+            Value::Null => return Ok(None),
+            other => {
+                return Err(format!(
+                    "cannot read route field {path}: found {} at {part}",
+                    other.kind()
+                ))
+            }
+        }
+    }
+    Ok(if value.is_null() {
+        None
+    } else {
+        Some(value.to_string())
+    })
+}
+
+impl Started {
+    /// The tables a record goes to (Java `SinkWriter` routing).
+    fn route(&self, record: &SinkRecord) -> Result<Vec<String>, TaskError> {
+        let field = match &self.config.route_field {
+            None => return Ok(self.config.tables.clone()),
+            Some(f) => f,
+        };
+        let value = route_value(record, field)
+            .map_err(|e| TaskError::data(format!("{e} (record {})", record.coordinates())))?;
+        let Some(value) = value else {
+            return Err(TaskError::data(format!(
+                "Route field {field} is missing or null in record {}; the record cannot be routed",
+                record.coordinates()
+            )));
+        };
+        if self.config.dynamic_enabled {
+            return Ok(vec![value.to_lowercase()]);
+        }
+        Ok(self
+            .config
+            .tables
+            .iter()
+            .filter(|t| {
+                self.config
+                    .route_regex
+                    .get(*t)
+                    .is_some_and(|re| re.is_match(&value))
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn write(&mut self, records: &[SinkRecord]) -> Result<(), TaskError> {
+        let mut by_table: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, r) in records.iter().enumerate() {
+            self.last_timestamps.insert(
+                TopicPartition::new(&r.topic, r.partition),
+                r.timestamp.unwrap_or(0),
+            );
+            if r.value.is_null() {
+                continue; // tombstone: consumed, nothing to write
+            }
+            for table in self.route(r)? {
+                by_table.entry(table).or_default().push(i);
+            }
+        }
+        for (table, rows) in by_table {
+            self.ensure_writer(&table, &records[rows[0]]).await?;
+            let Some(writer) = self.writers.get_mut(&table) else {
+                continue;
+            };
+            let table_schema = writer.table().metadata().current_schema().clone();
+            let cells: Vec<Cell<'_>> = rows
+                .iter()
+                .map(|i| Cell {
+                    schema: records[*i].value_schema.as_deref(),
+                    value: &records[*i].value,
+                })
+                .collect();
+            let batch = records_to_batch(&table_schema, writer.arrow_schema(), &cells, self.config.case_insensitive)
+                .map_err(|e| {
+                    let r = &records[rows[e.row]];
+                    TaskError::data(format!(
+                        "An error occurred converting record, topic: {}, partition: {}, offset: {}, table: {table}: {}",
+                        r.topic, r.partition, r.offset, e.message
+                    ))
+                })?;
+            writer.write(batch).await.map_err(connect_err)?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_writer(&mut self, name: &str, first: &SinkRecord) -> Result<(), TaskError> {
+        if self.writers.contains_key(name) {
+            return Ok(());
+        }
+        let ident = table_ident(name).map_err(connect_err)?;
+        let exists = self.catalog.table_exists(&ident).await.map_err(|e| {
+            TaskError::connect(format!("Cannot check whether table {name} exists: {e}"))
+        })?;
+        let table = if exists {
+            self.catalog
+                .load_table(&ident)
+                .await
+                .map_err(|e| TaskError::connect(format!("Cannot load table {name}: {e}")))?
+        } else if self.config.auto_create {
+            create_table(self.catalog.as_ref(), &self.config, name, &ident, first).await?
+        } else {
+            return Err(TaskError::connect(format!(
+                "Table {name} does not exist and iceberg.tables.auto-create-enabled is false (record {})",
+                first.coordinates()
+            )));
+        };
+        let writer = TableWriter::open(name, table, &self.config.write_props)
+            .await
+            .map_err(connect_err)?;
+        self.writers.insert(name.to_string(), writer);
+        Ok(())
+    }
+}
+
+/// Auto-creates a table from the first record routed to it.
+async fn create_table(
+    catalog: &dyn Catalog,
+    config: &IcebergSinkConfig,
+    name: &str,
+    ident: &TableIdent,
+    first: &SinkRecord,
+) -> Result<iceberg::table::Table, TaskError> {
+    let schema = schema_for_record(
+        first.value_schema.as_deref(),
+        &first.value,
+        config.force_optional,
+    )
+    .map_err(|e| {
+        TaskError::data(format!(
+            "Cannot create table {name} from record {}: {e}",
+            first.coordinates()
+        ))
+    })?;
+    let namespace: &NamespaceIdent = ident.namespace();
+    let ns_exists = catalog.namespace_exists(namespace).await.unwrap_or(false);
+    if !ns_exists {
+        // Another task may create it at the same time; a failure here is checked below.
+        if let Err(e) = catalog.create_namespace(namespace, HashMap::new()).await {
+            debug!(namespace = ?namespace, error = %e, "namespace creation failed (may already exist)");
+        }
+    }
+    let mut props: HashMap<String, String> = config.auto_create_props.clone().into_iter().collect();
+    let format_version = match props.remove("format-version").as_deref().map(str::trim) {
+        Some("1") => FormatVersion::V1,
+        Some("3") => FormatVersion::V3,
+        _ => FormatVersion::V2,
+    };
+    let mut creation = TableCreation::builder()
+        .name(ident.name().to_string())
+        .schema(schema.clone())
+        .properties(props)
+        .format_version(format_version)
+        .build();
+    if let Some(spec) = config.partition_by(name) {
+        creation.partition_spec = Some(partition_spec(&schema, spec).map_err(connect_err)?);
+    }
+    match catalog.create_table(namespace, creation).await {
+        Ok(t) => {
+            info!(table = name, "table created");
+            Ok(t)
+        }
+        Err(create_err) => catalog
+            .load_table(ident)
+            .await
+            .map_err(|_| TaskError::connect(format!("Cannot create table {name}: {create_err}"))),
+    }
+}
+
+impl Started {
+    /// Closes every writer and appends its files, one snapshot per table.
+    async fn commit(&mut self) -> Result<(), TaskError> {
+        let commit_id = uuid::Uuid::new_v4();
+        let valid_through = self.last_timestamps.values().min().copied();
+        for (name, writer) in std::mem::take(&mut self.writers) {
+            let table = writer.table().clone();
+            let files: Vec<DataFile> = writer
+                .close()
+                .await
+                .map_err(connect_err)?
+                .into_iter()
+                .filter(|f| f.record_count() > 0)
+                .collect();
+            if files.is_empty() {
+                continue;
+            }
+            let task_id = format!("{}-{}", self.config.connector_name, self.config.task_id);
+            append(
+                self.catalog.as_ref(),
+                &name,
+                table,
+                files,
+                commit_id,
+                &task_id,
+                valid_through,
+            )
+            .await?;
+        }
+        self.last_timestamps.clear();
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+}
+
+/// Appends `files` to a table in one snapshot carrying the sink's summary keys.
+async fn append(
+    catalog: &dyn Catalog,
+    name: &str,
+    table: iceberg::table::Table,
+    files: Vec<DataFile>,
+    commit_id: uuid::Uuid,
+    task_id: &str,
+    valid_through: Option<i64>,
+) -> Result<(), TaskError> {
+    let file_count = files.len();
+    let records: u64 = files.iter().map(|f| f.record_count()).sum();
+    let mut properties = HashMap::from([
+        (summary::COMMIT_ID.to_string(), commit_id.to_string()),
+        (summary::TASK_ID.to_string(), task_id.to_string()),
+    ]);
+    if let Some(ts) = valid_through {
+        properties.insert(
+            summary::VALID_THROUGH_TS.to_string(),
+            summary::format_timestamp(ts),
+        );
+    }
+    let tx = Transaction::new(&table);
+    let action = tx
+        .fast_append()
+        .set_commit_uuid(commit_id)
+        .set_snapshot_properties(properties)
+        .add_data_files(files);
+    let tx = action.apply(tx).map_err(|e| {
+        TaskError::connect(format!("Cannot prepare the commit to table {name}: {e}"))
+    })?;
+    let committed = tx
+        .commit(catalog)
+        .await
+        .map_err(|e| TaskError::connect(format!("Commit to table {name} failed: {e}")))?;
+    info!(
+        table = name,
+        files = file_count,
+        records,
+        snapshot = ?committed.metadata().current_snapshot_id(),
+        commit_id = %commit_id,
+        "committed"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_need_a_namespace() {
+        assert_eq!(
+            table_ident("db.events").unwrap(),
+            TableIdent::from_strs(["db", "events"]).unwrap()
+        );
+        assert_eq!(
+            table_ident("a.b.c").unwrap(),
+            TableIdent::from_strs(["a", "b", "c"]).unwrap()
+        );
+        assert!(table_ident("events").is_err());
+    }
+
+    #[test]
+    fn task_configs_carry_ids_and_suffixes() {
+        let base = ConfigMap::from([("name".to_string(), "ice".to_string())]);
+        let configs = IcebergSinkConnector.task_configs(&base, 2);
+        assert_eq!(configs.len(), 2);
+        assert_eq!(configs[1]["task.id"], "1");
+        assert!(configs[1]["iceberg.coordinator.transactional.suffix"].starts_with("-txn-"));
+        assert!(configs[1]["iceberg.coordinator.transactional.suffix"].ends_with("-1"));
+    }
+}

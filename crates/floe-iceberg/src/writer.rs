@@ -1,0 +1,216 @@
+//! One open writer per table: Arrow batches in, Parquet data files out (rolling at the
+//! table's target size, fanned out per partition for partitioned tables).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef as ArrowSchemaRef;
+use iceberg::arrow::{schema_to_arrow_schema, RecordBatchPartitionSplitter};
+use iceberg::spec::{DataFile, DataFileFormat};
+use iceberg::table::Table;
+use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
+use iceberg::writer::file_writer::location_generator::{
+    DefaultFileNameGenerator, DefaultLocationGenerator,
+};
+use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use iceberg::writer::file_writer::ParquetWriterBuilder;
+use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
+use iceberg::writer::partitioning::PartitioningWriter;
+use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::error::SinkError;
+
+type FileWriterBuilder =
+    DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+type FileWriter =
+    DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+
+struct PartitionedWriter {
+    writer: FanoutWriter<FileWriterBuilder>,
+    splitter: RecordBatchPartitionSplitter,
+}
+
+enum Inner {
+    Unpartitioned(Box<FileWriter>),
+    Partitioned(Box<PartitionedWriter>),
+}
+
+/// Writes one table's rows for the current commit cycle.
+pub struct TableWriter {
+    name: String,
+    table: Table,
+    arrow_schema: ArrowSchemaRef,
+    inner: Inner,
+    rows: u64,
+}
+
+const DEFAULT_TARGET_FILE_SIZE: usize = 512 * 1024 * 1024;
+
+fn compression(props: &HashMap<String, String>) -> Result<Compression, String> {
+    let codec = props
+        .get("write.parquet.compression-codec")
+        .map(|c| c.trim().to_ascii_lowercase())
+        .unwrap_or_else(|| "zstd".into());
+    let level = props
+        .get("write.parquet.compression-level")
+        .and_then(|l| l.trim().parse::<i32>().ok());
+    Ok(match codec.as_str() {
+        "zstd" => Compression::ZSTD(match level {
+            Some(l) => ZstdLevel::try_new(l).map_err(|e| e.to_string())?,
+            None => ZstdLevel::default(),
+        }),
+        "snappy" => Compression::SNAPPY,
+        "gzip" => Compression::GZIP(match level {
+            Some(l) => GzipLevel::try_new(l as u32).map_err(|e| e.to_string())?,
+            None => GzipLevel::default(),
+        }),
+        "lz4" => Compression::LZ4_RAW,
+        "uncompressed" | "none" => Compression::UNCOMPRESSED,
+        other => {
+            return Err(format!(
+                "unsupported write.parquet.compression-codec {other}"
+            ))
+        }
+    })
+}
+
+impl TableWriter {
+    /// Opens a writer for `table`; `write_props` override the table's properties.
+    pub async fn open(
+        name: &str,
+        table: Table,
+        write_props: &std::collections::BTreeMap<String, String>,
+    ) -> Result<TableWriter, SinkError> {
+        let fail = |message: String| SinkError::Table {
+            table: name.to_string(),
+            message,
+        };
+        let metadata = table.metadata();
+        let mut props = metadata.properties().clone();
+        props.extend(write_props.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(format) = props.get("write.format.default") {
+            if !format.eq_ignore_ascii_case("parquet") {
+                return Err(fail(format!(
+                    "write.format.default={format} is not supported; Floe writes parquet"
+                )));
+            }
+        }
+        let schema = metadata.current_schema().clone();
+        let arrow_schema = Arc::new(
+            schema_to_arrow_schema(&schema)
+                .map_err(|e| fail(format!("cannot map the schema to Arrow: {e}")))?,
+        );
+        let writer_props = WriterProperties::builder()
+            .set_compression(compression(&props).map_err(fail)?)
+            .build();
+        let target_size = props
+            .get("write.target-file-size-bytes")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(DEFAULT_TARGET_FILE_SIZE);
+        let location = DefaultLocationGenerator::new(metadata)
+            .map_err(|e| fail(format!("cannot place data files: {e}")))?;
+        let prefix = format!(
+            "00001-{}-{}",
+            chrono::Utc::now().timestamp_millis(),
+            uuid::Uuid::new_v4()
+        );
+        let names = DefaultFileNameGenerator::new(prefix, None, DataFileFormat::Parquet);
+        let rolling = RollingFileWriterBuilder::new(
+            ParquetWriterBuilder::new(writer_props, schema.clone()),
+            target_size,
+            table.file_io().clone(),
+            location,
+            names,
+        );
+        let builder = DataFileWriterBuilder::new(rolling);
+        let spec = metadata.default_partition_spec().clone();
+        let inner = if spec.is_unpartitioned() {
+            Inner::Unpartitioned(Box::new(
+                builder
+                    .build(None)
+                    .await
+                    .map_err(|e| fail(format!("cannot open a data file writer: {e}")))?,
+            ))
+        } else {
+            let splitter =
+                RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec)
+                    .map_err(|e| fail(format!("cannot partition rows: {e}")))?;
+            Inner::Partitioned(Box::new(PartitionedWriter {
+                writer: FanoutWriter::new(builder),
+                splitter,
+            }))
+        };
+        Ok(TableWriter {
+            name: name.to_string(),
+            table,
+            arrow_schema,
+            inner,
+            rows: 0,
+        })
+    }
+
+    /// The table as loaded when the writer opened.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// The Arrow schema batches must have.
+    pub fn arrow_schema(&self) -> &ArrowSchemaRef {
+        &self.arrow_schema
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Writes a batch.
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<(), SinkError> {
+        let rows = batch.num_rows() as u64;
+        let fail = |e: iceberg::Error| SinkError::Table {
+            table: self.name.clone(),
+            message: format!("write failed: {e}"),
+        };
+        match &mut self.inner {
+            Inner::Unpartitioned(w) => w.write(batch).await.map_err(fail)?,
+            Inner::Partitioned(p) => {
+                for (key, part) in p.splitter.split(&batch).map_err(fail)? {
+                    p.writer.write(key, part).await.map_err(fail)?;
+                }
+            }
+        }
+        self.rows += rows;
+        Ok(())
+    }
+
+    /// Closes the open files and returns them.
+    pub async fn close(self) -> Result<Vec<DataFile>, SinkError> {
+        let fail = |e: iceberg::Error| SinkError::Table {
+            table: self.name.clone(),
+            message: format!("closing data files failed: {e}"),
+        };
+        match self.inner {
+            Inner::Unpartitioned(mut w) => w.close().await.map_err(fail),
+            Inner::Partitioned(p) => p.writer.close().await.map_err(fail),
+        }
+    }
+
+    /// Closes the files and deletes them: their rows will be read again.
+    pub async fn abandon(self) {
+        let file_io = self.table.file_io().clone();
+        let name = self.name.clone();
+        match self.close().await {
+            Ok(files) => {
+                for f in files {
+                    if let Err(e) = file_io.delete(f.file_path()).await {
+                        tracing::warn!(table = %name, file = f.file_path(), error = %e, "cannot delete an abandoned data file");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(table = %name, error = %e, "cannot close an abandoned writer"),
+        }
+    }
+}
