@@ -59,22 +59,30 @@ impl CatalogKind {
 }
 
 /// Turns a JDBC URL into a sqlx one: `jdbc:sqlite:/p/c.db` → `sqlite:/p/c.db?mode=rwc`.
+/// A relative path is taken relative to the worker's working directory.
 fn sqlx_url(uri: &str) -> Result<String, SinkError> {
     let rest = uri.strip_prefix("jdbc:").unwrap_or(uri);
     if let Some(path) = rest.strip_prefix("sqlite:") {
         let path = path.strip_prefix("file:").unwrap_or(path);
-        let path = path.trim_start_matches("//");
-        let path = if path.starts_with('/') {
-            path.to_string()
-        } else {
-            format!("/{path}")
+        let path = path.split('?').next().unwrap_or(path);
+        let path = match path.strip_prefix("//") {
+            Some(p) => p.to_string(),
+            None => path.to_string(),
         };
-        let path = path.split('?').next().unwrap_or(&path).to_string();
-        return Ok(format!("sqlite:{path}?mode=rwc"));
+        return Ok(format!("sqlite:{}?mode=rwc", absolute(&path).display()));
     }
     Err(SinkError::Config(format!(
         "Unsupported JDBC catalog URI {uri}: Floe supports jdbc:sqlite:<path>"
     )))
+}
+
+fn absolute(path: &str) -> std::path::PathBuf {
+    let p = std::path::Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    }
 }
 
 /// Loads the catalog named `name` from its properties.
@@ -135,15 +143,13 @@ pub async fn load_catalog(
     }
 }
 
-/// A warehouse given as a plain path becomes a `file://` URI.
+/// A warehouse given as a plain path becomes a `file://` URI of the absolute path.
 fn warehouse_location(w: &str) -> String {
     if w.contains("://") {
-        w.trim_end_matches('/').to_string()
-    } else if let Some(p) = w.strip_prefix("file:") {
-        format!("file://{}", p.trim_end_matches('/'))
-    } else {
-        format!("file://{}", w.trim_end_matches('/'))
+        return w.trim_end_matches('/').to_string();
     }
+    let path = w.strip_prefix("file:").unwrap_or(w);
+    format!("file://{}", absolute(path.trim_end_matches('/')).display())
 }
 
 #[cfg(test)]

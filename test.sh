@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit tests, then end-to-end tests on the real stack
+# (Kafka, Iceberg REST catalog, Schema Registry, PyIceberg), which stack/up starts.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")" && pwd)
+cd "$ROOT"
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+step "unit tests"
+cargo test --workspace --locked
+step "building floe"
+cargo build --bin floe --locked
+
+step "starting the test stack"
+stack/up
+eval "$(stack/env)"
+
+step "end-to-end tests"
+export FLOE_BIN="$TARGET_DIR/debug/floe"
+"$FLOE_PYTHON" -m pytest tests/e2e -v -p no:cacheprovider "$@"

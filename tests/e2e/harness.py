@@ -1,0 +1,235 @@
+"""Shared end-to-end harness: the stack's endpoints, a Floe worker process, Kafka helpers and
+independent readers (PyIceberg). Every helper that waits does so on a condition with a deadline."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[2]
+BOOTSTRAP = os.environ.get("FLOE_BOOTSTRAP", "127.0.0.1:19092")
+REST_CATALOG_URI = os.environ.get("FLOE_REST_CATALOG_URI", "http://127.0.0.1:18181")
+FLOE_BIN = Path(os.environ.get("FLOE_BIN", ROOT / "target" / "debug" / "floe"))
+CONNECTOR_CLASS = "org.apache.iceberg.connect.IcebergSinkConnector"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Polls `condition` until it returns a truthy value; fails with `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as e:  # noqa: BLE001 - reported below if the deadline passes
+            last_error = e
+        time.sleep(interval)
+    detail = f" (last error: {last_error!r})" if last_error else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------------------- Kafka
+
+def admin() -> AdminClient:
+    return AdminClient({"bootstrap.servers": BOOTSTRAP})
+
+
+def create_topic(name: str, partitions: int = 1) -> None:
+    futures = admin().create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    for f in futures.values():
+        f.result(timeout=30)
+
+
+def delete_topics(*names: str) -> None:
+    futures = admin().delete_topics(list(names))
+    for f in futures.values():
+        try:
+            f.result(timeout=30)
+        except Exception:  # noqa: BLE001 - cleanup is best effort
+            pass
+
+
+def produce(topic: str, values: list[bytes | str | dict | None], keys: list | None = None, partition: int | None = None) -> None:
+    p = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True})
+    for i, v in enumerate(values):
+        if isinstance(v, dict):
+            v = json.dumps(v)
+        k = keys[i] if keys else None
+        kwargs = {"partition": partition} if partition is not None else {}
+        p.produce(topic, value=v, key=k, **kwargs)
+    remaining = p.flush(30)
+    assert remaining == 0, f"{remaining} records were not delivered to {topic}"
+
+
+def committed_offsets(group: str, topic: str, partitions: int = 1) -> dict[int, int]:
+    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "enable.auto.commit": False})
+    try:
+        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
+        return {tp.partition: tp.offset for tp in tps}
+    finally:
+        c.close()
+
+
+# ----------------------------------------------------------------------------------------- Floe
+
+class Worker:
+    """A `floe standalone` process on a free port, with its log in the test's tmp dir."""
+
+    def __init__(self, tmp: Path, extra: dict[str, str] | None = None):
+        self.port = free_port()
+        self.dir = tmp
+        self.props = {
+            "bootstrap.servers": BOOTSTRAP,
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter.schemas.enable": "false",
+            "listeners": f"http://127.0.0.1:{self.port}",
+            "offset.flush.interval.ms": "1000",
+            "offset.storage.file.filename": str(tmp / "offsets"),
+        }
+        self.props.update(extra or {})
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / f"floe-{self.port}-{self.starts}.log"
+
+    def start(self, *connector_files: Path) -> "Worker":
+        assert FLOE_BIN.exists(), f"{FLOE_BIN} is missing: build with cargo build"
+        self.starts += 1
+        props_file = self.dir / "worker.properties"
+        props_file.write_text("".join(f"{k}={v}\n" for k, v in self.props.items()))
+        log = open(self.log_path, "wb")
+        env = dict(os.environ, FLOE_LOG=os.environ.get("FLOE_LOG", "info,floe_connect=debug"))
+        self.proc = subprocess.Popen([str(FLOE_BIN), "standalone", str(props_file), *map(str, connector_files)],
+                                     stdout=log, stderr=subprocess.STDOUT, env=env)
+        wait_for(self._healthy, 30, f"worker on {self.url} to be healthy (log {self.log_path})")
+        return self
+
+    def _healthy(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"worker exited with {self.proc.returncode}; log:\n{self.log()}")
+        return requests.get(self.url + "/health", timeout=2).status_code == 200
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 90) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+                raise AssertionError(f"worker did not stop within {timeout}s; log:\n{self.log()}")
+        self.proc = None
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return requests.get(self.url + path, timeout=30, **kw)
+
+    def post(self, path: str, body: Any = None, **kw) -> requests.Response:
+        if "data" in kw:
+            return requests.post(self.url + path, timeout=120, **kw)
+        return requests.post(self.url + path, json=body, timeout=120, **kw)
+
+    def put(self, path: str, body: Any = None, **kw) -> requests.Response:
+        return requests.put(self.url + path, json=body, timeout=120, **kw)
+
+    def delete(self, path: str, **kw) -> requests.Response:
+        return requests.delete(self.url + path, timeout=120, **kw)
+
+    def create_connector(self, name: str, config: dict[str, str]) -> dict:
+        r = self.post("/connectors", {"name": name, "config": config})
+        assert r.status_code == 201, f"create {name}: {r.status_code} {r.text}"
+        return r.json()
+
+    def task_states(self, name: str) -> list[str]:
+        return [t["state"] for t in self.get(f"/connectors/{name}/status").json()["tasks"]]
+
+    def wait_running(self, name: str, tasks: int = 1) -> None:
+        wait_for(lambda: self.task_states(name) == ["RUNNING"] * tasks, 30, f"{name} tasks RUNNING (log {self.log_path})")
+
+
+# -------------------------------------------------------------------------------------- catalogs
+
+def sqlite_catalog_config(tmp: Path) -> dict[str, str]:
+    return {
+        "iceberg.catalog.type": "jdbc",
+        "iceberg.catalog.uri": f"jdbc:sqlite:{tmp / 'catalog.db'}",
+        "iceberg.catalog.warehouse": str(tmp / "warehouse"),
+    }
+
+
+def rest_catalog_config() -> dict[str, str]:
+    return {"iceberg.catalog.type": "rest", "iceberg.catalog.uri": REST_CATALOG_URI}
+
+
+def pyiceberg_catalog(config: dict[str, str]):
+    """The independent reader for the catalog a connector config names."""
+    if config["iceberg.catalog.type"] == "jdbc":
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        db = config["iceberg.catalog.uri"].removeprefix("jdbc:sqlite:")
+        return SqlCatalog("iceberg", uri=f"sqlite:///{db}", warehouse=f"file://{config['iceberg.catalog.warehouse']}")
+    from pyiceberg.catalog.rest import RestCatalog
+
+    return RestCatalog("iceberg", uri=config["iceberg.catalog.uri"])
+
+
+def read_rows(catalog, table: str) -> list[dict]:
+    """All rows of `table`, or [] while it does not exist or has no snapshot."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        t = catalog.load_table(table)
+    except NoSuchTableError:
+        return []
+    if t.current_snapshot() is None:
+        return []
+    return t.scan().to_arrow().to_pylist()
+
+
+def snapshots(catalog, table: str) -> list:
+    return list(catalog.load_table(table).snapshots())
+
+
+def connector_config(topic: str, table: str, catalog: dict[str, str], **extra: str) -> dict[str, str]:
+    config = {
+        "connector.class": CONNECTOR_CLASS,
+        "tasks.max": "1",
+        "topics": topic,
+        "iceberg.tables": table,
+        "iceberg.tables.auto-create-enabled": "true",
+        "iceberg.control.commit.interval-ms": "1000",
+    }
+    config.update(catalog)
+    config.update(extra)
+    return config

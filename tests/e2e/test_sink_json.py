@@ -1,0 +1,99 @@
+"""JSON records into Iceberg tables, read back by PyIceberg, on the SQL (SQLite) and REST catalogs."""
+
+import base64
+import datetime
+import decimal
+import json
+
+import pytest
+
+from harness import (
+    committed_offsets, connector_config, create_topic, delete_topics, produce, pyiceberg_catalog,
+    read_rows, rest_catalog_config, snapshots, sqlite_catalog_config, unique, wait_for,
+)
+
+CATALOGS = ["sqlite", "rest"]
+
+
+def catalog_config(kind, tmp_path):
+    return sqlite_catalog_config(tmp_path) if kind == "sqlite" else rest_catalog_config()
+
+
+@pytest.mark.parametrize("kind", CATALOGS)
+def test_schemaless_json_rows_equal_produced(worker, tmp_path, kind):
+    topic, name, table = unique("json"), unique("sink"), f"db_{unique('ns')}.events"
+    create_topic(topic, partitions=3)
+    catalog_cfg = catalog_config(kind, tmp_path)
+    try:
+        records = [{"id": i, "name": f"n{i}", "price": i + 0.5, "ok": i % 2 == 0, "tags": [f"t{i}"],
+                    "nested": {"a": i}} for i in range(60)]
+        produce(topic, records, keys=[str(i) for i in range(60)])
+        worker.create_connector(name, connector_config(topic, table, catalog_cfg))
+        catalog = pyiceberg_catalog(catalog_cfg)
+        rows = wait_for(lambda: (r := read_rows(catalog, table)) and len(r) >= 60 and r, 60, "60 rows")
+        assert sorted(rows, key=lambda r: r["id"]) == [
+            {"id": i, "name": f"n{i}", "price": i + 0.5, "ok": i % 2 == 0, "tags": [f"t{i}"], "nested": {"a": i}}
+            for i in range(60)
+        ]
+        t = catalog.load_table(table)
+        assert [(f.name, str(f.field_type), f.required) for f in t.schema().fields] == [
+            ("id", "long", False), ("name", "string", False), ("price", "double", False),
+            ("ok", "boolean", False), ("tags", "list<string>", False), ("nested", "struct<7: a: optional long>", False),
+        ]
+        summary = t.current_snapshot().summary
+        assert summary["kafka.connect.task-id"] == f"{name}-0"
+        assert len(summary["kafka.connect.commit-id"]) == 36
+        assert summary["kafka.connect.valid-through-ts"].endswith("Z")
+        assert summary.operation.value == "append"
+        wait_for(lambda: sum(committed_offsets(f"connect-{name}", topic, 3).values()) == 60, 30, "source offsets committed")
+        assert worker.delete(f"/connectors/{name}").status_code == 204
+    finally:
+        delete_topics(topic)
+
+
+@pytest.mark.parametrize("kind", CATALOGS)
+def test_json_with_schemas_gives_typed_columns(tmp_path, kind):
+    from harness import Worker
+
+    worker = Worker(tmp_path, {"value.converter.schemas.enable": "true"}).start()
+    topic, name, table = unique("typed"), unique("sink"), f"db_{unique('ns')}.typed"
+    create_topic(topic)
+    catalog_cfg = catalog_config(kind, tmp_path)
+    schema = {"type": "struct", "name": "orders", "optional": False, "fields": [
+        {"field": "id", "type": "int64", "optional": False},
+        {"field": "qty", "type": "int32", "optional": True},
+        {"field": "amount", "type": "bytes", "optional": True, "name": "org.apache.kafka.connect.data.Decimal",
+         "version": 1, "parameters": {"scale": "2"}},
+        {"field": "ts", "type": "int64", "optional": True, "name": "org.apache.kafka.connect.data.Timestamp", "version": 1},
+        {"field": "day", "type": "int32", "optional": True, "name": "org.apache.kafka.connect.data.Date", "version": 1},
+        {"field": "note", "type": "string", "optional": True},
+    ]}
+
+    def amount(cents):
+        return base64.b64encode(cents.to_bytes(4, "big", signed=True)).decode()
+
+    try:
+        values = [{"schema": schema, "payload": {"id": i, "qty": i * 10, "amount": amount(i * 111),
+                                                  "ts": 1_700_000_000_000 + i, "day": 19_000 + i,
+                                                  "note": None if i % 2 else f"n{i}"}} for i in range(5)]
+        produce(topic, [json.dumps(v) for v in values])
+        worker.create_connector(name, connector_config(topic, table, catalog_cfg))
+        catalog = pyiceberg_catalog(catalog_cfg)
+        rows = wait_for(lambda: (r := read_rows(catalog, table)) and len(r) >= 5 and r, 60, "5 typed rows")
+        t = catalog.load_table(table)
+        assert [(f.name, str(f.field_type), f.required) for f in t.schema().fields] == [
+            ("id", "long", True), ("qty", "int", False), ("amount", "decimal(38, 2)", False),
+            ("ts", "timestamptz", False), ("day", "date", False), ("note", "string", False),
+        ]
+        utc = datetime.timezone.utc
+        assert sorted(rows, key=lambda r: r["id"]) == [
+            {"id": i, "qty": i * 10, "amount": decimal.Decimal(i * 111) / 100,
+             "ts": datetime.datetime.fromtimestamp((1_700_000_000_000 + i) / 1000, tz=utc),
+             "day": datetime.date(1970, 1, 1) + datetime.timedelta(days=19_000 + i),
+             "note": None if i % 2 else f"n{i}"}
+            for i in range(5)
+        ]
+        assert len(snapshots(catalog, table)) >= 1
+    finally:
+        worker.stop()
+        delete_topics(topic)
