@@ -58,13 +58,15 @@ def admin() -> AdminClient:
 
 
 def create_topic(name: str, partitions: int = 1) -> None:
-    futures = admin().create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    client = admin()  # keep the client alive until the futures resolve
+    futures = client.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
     for f in futures.values():
         f.result(timeout=30)
 
 
 def delete_topics(*names: str) -> None:
-    futures = admin().delete_topics(list(names))
+    client = admin()
+    futures = client.delete_topics(list(names))
     for f in futures.values():
         try:
             f.result(timeout=30)
@@ -198,7 +200,11 @@ def pyiceberg_catalog(config: dict[str, str]):
         from pyiceberg.catalog.sql import SqlCatalog
 
         db = config["iceberg.catalog.uri"].removeprefix("jdbc:sqlite:")
-        return SqlCatalog("iceberg", uri=f"sqlite:///{db}", warehouse=f"file://{config['iceberg.catalog.warehouse']}")
+        # PyIceberg creates the catalog tables if they are missing; Floe may be creating them at
+        # the same moment, so a first attempt can lose that race.
+        return wait_for(
+            lambda: SqlCatalog("iceberg", uri=f"sqlite:///{db}", warehouse=f"file://{config['iceberg.catalog.warehouse']}"),
+            30, f"a PyIceberg SqlCatalog on {db}")
     from pyiceberg.catalog.rest import RestCatalog
 
     return RestCatalog("iceberg", uri=config["iceberg.catalog.uri"])
@@ -233,3 +239,20 @@ def connector_config(topic: str, table: str, catalog: dict[str, str], **extra: s
     config.update(catalog)
     config.update(extra)
     return config
+
+
+def render_type(t) -> str:
+    """An Iceberg type as text without field ids, so expectations do not depend on id order."""
+    from pyiceberg.types import ListType, MapType, StructType
+
+    if isinstance(t, StructType):
+        return "struct<" + ", ".join(f"{f.name}: {'required' if f.required else 'optional'} {render_type(f.field_type)}" for f in t.fields) + ">"
+    if isinstance(t, ListType):
+        return f"list<{'required' if t.element_required else 'optional'} {render_type(t.element_type)}>"
+    if isinstance(t, MapType):
+        return f"map<{render_type(t.key_type)}, {'required' if t.value_required else 'optional'} {render_type(t.value_type)}>"
+    return str(t)
+
+
+def columns(catalog, table: str) -> list[tuple[str, str, bool]]:
+    return [(f.name, render_type(f.field_type), f.required) for f in catalog.load_table(table).schema().fields]

@@ -1,0 +1,103 @@
+# shellcheck shell=bash disable=SC2034 # variables are used by the sourcing scripts
+# Shared settings and helpers for stack/up, stack/down, stack/status and stack/env.
+# Sourced, not executed.
+
+STACK_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO_ROOT=$(dirname "$STACK_SRC")
+
+STACK_DIR=$(realpath -m "${FLOE_STACK_DIR:-$REPO_ROOT/.stack}")
+
+STACK_HOST=127.0.0.1
+KAFKA_PORT=${FLOE_KAFKA_PORT:-19092}
+KAFKA_CONTROLLER_PORT=${FLOE_KAFKA_CONTROLLER_PORT:-19093}
+REST_CATALOG_PORT=${FLOE_REST_CATALOG_PORT:-18181}
+REGISTRY_PORT=${FLOE_REGISTRY_PORT:-18080}
+REGISTRY_MANAGEMENT_PORT=${FLOE_REGISTRY_MANAGEMENT_PORT:-18081}
+
+VENV_DIR=$REPO_ROOT/.venv
+VENV_PYTHON=$VENV_DIR/bin/python
+
+LIB_DIR=$STACK_DIR/lib
+LOG_DIR=$STACK_DIR/logs
+PID_DIR=$STACK_DIR/pids
+REST_WAREHOUSE=$STACK_DIR/rest-warehouse
+
+ALL_COMPONENTS=(kafka rest-catalog apicurio)
+
+die() {
+  echo "stack: $*" >&2
+  exit 1
+}
+
+say() {
+  echo "stack: $*"
+}
+
+# Components named on the command line, or all of them; sets SELECTED.
+select_components() {
+  SELECTED=()
+  local name known c
+  for name in "$@"; do
+    known=0
+    for c in "${ALL_COMPONENTS[@]}"; do
+      [[ $name == "$c" ]] && known=1
+    done
+    ((known)) || die "unknown component '$name' (expected one of: ${ALL_COMPONENTS[*]})"
+    SELECTED+=("$name")
+  done
+  if ((${#SELECTED[@]} == 0)); then
+    SELECTED=("${ALL_COMPONENTS[@]}")
+  fi
+}
+
+component_port() {
+  case $1 in
+    kafka) echo "$KAFKA_PORT" ;;
+    rest-catalog) echo "$REST_CATALOG_PORT" ;;
+    apicurio) echo "$REGISTRY_PORT" ;;
+  esac
+}
+
+log_file() { echo "$LOG_DIR/$1.log"; }
+pid_file() { echo "$PID_DIR/$1.pid"; }
+
+# Prints the pid of a running component started by stack/up, or fails.
+# The JVM command line carries -Dfloe.stack.component=NAME, so a stale pid
+# file whose number was reused by another process is not mistaken for ours.
+running_pid() {
+  local pidf pid
+  pidf=$(pid_file "$1")
+  [[ -s $pidf ]] || return 1
+  pid=$(<"$pidf")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-Dfloe.stack.component=$1 " || return 1
+  echo "$pid"
+}
+
+# Serialises stack/up and stack/down runs on one state directory.
+lock_stack() {
+  mkdir -p "$STACK_DIR"
+  exec 9>"$STACK_DIR/.lock"
+  flock -w 600 9 || die "timed out waiting for another stack/up or stack/down on $STACK_DIR"
+}
+
+port_open() {
+  (exec 3<>"/dev/tcp/$STACK_HOST/$1") 2>/dev/null
+}
+
+http_ok() {
+  curl -fsS -o /dev/null --max-time 3 "$1" 2>/dev/null
+}
+
+# One health probe per component; each returns quickly.
+healthy() {
+  case $1 in
+    kafka)
+      [[ -x $VENV_PYTHON ]] && port_open "$KAFKA_PORT" || return 1
+      "$VENV_PYTHON" "$STACK_SRC/lib/kafka_ready.py" "$STACK_HOST:$KAFKA_PORT" 3 2>/dev/null
+      ;;
+    rest-catalog) http_ok "http://$STACK_HOST:$REST_CATALOG_PORT/v1/config" ;;
+    apicurio) http_ok "http://$STACK_HOST:$REGISTRY_PORT/apis/ccompat/v7/subjects" ;;
+  esac
+}
