@@ -165,6 +165,9 @@ class Worker:
     def put(self, path: str, body: Any = None, **kw) -> requests.Response:
         return requests.put(self.url + path, json=body, timeout=120, **kw)
 
+    def patch(self, path: str, body: Any = None, **kw) -> requests.Response:
+        return requests.patch(self.url + path, json=body, timeout=120, **kw)
+
     def delete(self, path: str, **kw) -> requests.Response:
         return requests.delete(self.url + path, timeout=120, **kw)
 

@@ -113,6 +113,11 @@ impl ConfigKey {
         }
     }
 
+    /// The `ConfigKeyInfo` of this key at position `order`.
+    pub fn info_at(&self, order: usize) -> ConfigKeyInfo {
+        self.info(order)
+    }
+
     fn info(&self, order: usize) -> ConfigKeyInfo {
         ConfigKeyInfo {
             name: self.name,

@@ -1,6 +1,6 @@
 //! The standalone herder: connector configs held in memory, tasks run in this process.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +11,10 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config_def::{validate, Validation};
+use crate::offsets::{self, PartitionOffset};
 use crate::plugin::{ConfigMap, Plugins, SinkConnector};
 use crate::status::{State, StatusCell};
-use crate::task::{self, TaskSpec};
+use crate::task::{self, TaskCommand, TaskSpec};
 use crate::worker_config::WorkerConfig;
 
 /// A failed herder request; maps onto the REST error codes.
@@ -26,6 +27,8 @@ pub enum HerderError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -36,21 +39,54 @@ impl HerderError {
             HerderError::NotFound(_) => 404,
             HerderError::AlreadyExists(_) => 409,
             HerderError::BadRequest(_) => 400,
+            HerderError::Forbidden(_) => 403,
             HerderError::Internal(_) => 500,
+        }
+    }
+}
+
+/// Connector target states (`TargetState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetState {
+    Started,
+    Paused,
+    Stopped,
+}
+
+impl TargetState {
+    /// Parses a REST `initial_state` (`RUNNING`, `PAUSED`, `STOPPED`).
+    pub fn from_initial_state(s: &str) -> Option<TargetState> {
+        match s.to_ascii_uppercase().as_str() {
+            "RUNNING" => Some(TargetState::Started),
+            "PAUSED" => Some(TargetState::Paused),
+            "STOPPED" => Some(TargetState::Stopped),
+            _ => None,
+        }
+    }
+
+    fn command(self) -> TaskCommand {
+        match self {
+            TargetState::Started => TaskCommand::Run,
+            TargetState::Paused => TaskCommand::Pause,
+            TargetState::Stopped => TaskCommand::Shutdown,
         }
     }
 }
 
 struct RunningTask {
     status: StatusCell,
-    shutdown: watch::Sender<bool>,
+    control: watch::Sender<TaskCommand>,
     handle: JoinHandle<()>,
 }
 
 struct ConnectorEntry {
     config: ConfigMap,
+    target: TargetState,
+    plugin: Arc<dyn SinkConnector>,
+    /// Task configs; empty while STOPPED.
     task_configs: Vec<ConfigMap>,
     tasks: Vec<RunningTask>,
+    active_topics: Arc<std::sync::Mutex<BTreeSet<String>>>,
 }
 
 /// Holds the connectors of a standalone worker and runs their tasks.
@@ -60,6 +96,13 @@ pub struct Herder {
     connectors: Mutex<BTreeMap<String, ConnectorEntry>>,
     ready: AtomicBool,
     cluster_id: std::sync::Mutex<Option<String>>,
+}
+
+/// Which instances `POST /connectors/{name}/restart` restarts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RestartRequest {
+    pub include_tasks: bool,
+    pub only_failed: bool,
 }
 
 impl Herder {
@@ -127,7 +170,14 @@ impl Herder {
                 .plugins
                 .connectors()
                 .iter()
-                .map(|p| format!("PluginDesc{{klass=class {}, name='{}', version='{}', type=sink}}", p.class_name(), p.class_name(), p.version()))
+                .map(|p| {
+                    format!(
+                        "PluginDesc{{klass=class {}, name='{}', version='{}', type=sink}}",
+                        p.class_name(),
+                        p.class_name(),
+                        p.version()
+                    )
+                })
                 .collect();
             HerderError::BadRequest(format!(
                 "Failed to find any class that implements Connector and which name matches {class}, available connectors are: {}",
@@ -143,12 +193,13 @@ impl Herder {
     }
 
     /// Creates or (when `allow_replace`) replaces a connector. Returns its info and whether
-    /// it was created.
+    /// it was created. A replaced connector keeps its target state.
     pub async fn put_connector(
         &self,
         name: &str,
         config: ConfigMap,
         allow_replace: bool,
+        initial_state: Option<TargetState>,
     ) -> Result<(Json, bool), HerderError> {
         let plugin = self.find_plugin(&config)?;
         let validation = validate(plugin.as_ref(), &config, &self.plugins);
@@ -156,10 +207,12 @@ impl Herder {
             return Err(HerderError::BadRequest(validation.invalid_config_message()));
         }
         let mut connectors = self.connectors.lock().await;
-        let created = match connectors.remove(name) {
+        let (created, target, active_topics) = match connectors.remove(name) {
             Some(existing) if allow_replace => {
+                let target = existing.target;
+                let topics = existing.active_topics.clone();
                 self.stop_tasks(name, existing.tasks).await;
-                false
+                (false, target, topics)
             }
             Some(existing) => {
                 connectors.insert(name.to_string(), existing);
@@ -167,28 +220,45 @@ impl Herder {
                     "Connector {name} already exists"
                 )));
             }
-            None => true,
+            None => (
+                true,
+                initial_state.unwrap_or(TargetState::Started),
+                Arc::new(std::sync::Mutex::new(BTreeSet::new())),
+            ),
         };
-        let task_configs = self.task_configs(plugin.as_ref(), &config);
-        let tasks = task_configs
-            .iter()
-            .enumerate()
-            .map(|(i, tc)| self.start_task(name, i as u32, tc.clone(), plugin.clone()))
-            .collect();
+        let mut entry = ConnectorEntry {
+            config,
+            target,
+            plugin,
+            task_configs: Vec::new(),
+            tasks: Vec::new(),
+            active_topics,
+        };
+        self.start_connector(name, &mut entry);
         info!(
             connector = name,
-            tasks = task_configs.len(),
+            tasks = entry.task_configs.len(),
             created,
             "connector configured"
         );
-        let entry = ConnectorEntry {
-            config,
-            task_configs,
-            tasks,
-        };
         let info = connector_info(name, &entry);
         connectors.insert(name.to_string(), entry);
         Ok((info, created))
+    }
+
+    /// Generates task configs and starts the tasks, unless the connector is STOPPED.
+    fn start_connector(&self, name: &str, entry: &mut ConnectorEntry) {
+        if entry.target == TargetState::Stopped {
+            entry.task_configs.clear();
+            return;
+        }
+        entry.task_configs = self.task_configs(entry.plugin.as_ref(), &entry.config);
+        entry.tasks = entry
+            .task_configs
+            .iter()
+            .enumerate()
+            .map(|(i, tc)| self.start_task(name, i as u32, tc.clone(), entry))
+            .collect();
     }
 
     fn task_configs(&self, plugin: &dyn SinkConnector, config: &ConfigMap) -> Vec<ConfigMap> {
@@ -215,30 +285,30 @@ impl Herder {
         connector: &str,
         task_id: u32,
         config: ConfigMap,
-        plugin: Arc<dyn SinkConnector>,
+        entry: &ConnectorEntry,
     ) -> RunningTask {
         let status = StatusCell::new(State::Unassigned);
-        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (control, control_rx) = watch::channel(entry.target.command());
         let spec = TaskSpec {
             connector: connector.to_string(),
             task_id,
             config,
             worker: self.worker.clone(),
-            plugin,
+            plugin: entry.plugin.clone(),
+            active_topics: entry.active_topics.clone(),
         };
-        let handle = tokio::spawn(task::run(spec, status.clone(), shutdown_rx));
+        let handle = tokio::spawn(task::run(spec, status.clone(), control_rx));
         RunningTask {
             status,
-            shutdown,
+            control,
             handle,
         }
     }
 
     async fn stop_tasks(&self, connector: &str, tasks: Vec<RunningTask>) {
         for t in &tasks {
-            let _ = t.shutdown.send(true);
+            let _ = t.control.send(TaskCommand::Shutdown);
         }
-        // A graceful stop commits what the task holds; allow it time beyond the Java default.
         let limit = self.worker.task_shutdown_timeout + Duration::from_secs(60);
         for (i, t) in tasks.into_iter().enumerate() {
             let abort = t.handle.abort_handle();
@@ -274,6 +344,113 @@ impl Herder {
         }
     }
 
+    /// Pauses, resumes or stops a connector.
+    pub async fn set_target_state(
+        &self,
+        name: &str,
+        target: TargetState,
+    ) -> Result<(), HerderError> {
+        let mut connectors = self.connectors.lock().await;
+        let entry = connectors.get_mut(name).ok_or_else(|| not_found(name))?;
+        if entry.target == target {
+            return Ok(());
+        }
+        let previous = entry.target;
+        entry.target = target;
+        match (previous, target) {
+            (_, TargetState::Stopped) => {
+                let tasks = std::mem::take(&mut entry.tasks);
+                entry.task_configs.clear();
+                self.stop_tasks(name, tasks).await;
+            }
+            (TargetState::Stopped, _) => self.start_connector(name, entry),
+            _ => {
+                for t in &entry.tasks {
+                    let _ = t.control.send(target.command());
+                }
+            }
+        }
+        info!(connector = name, ?target, "target state changed");
+        Ok(())
+    }
+
+    /// Restarts one task.
+    pub async fn restart_task(&self, name: &str, task_id: usize) -> Result<(), HerderError> {
+        let mut connectors = self.connectors.lock().await;
+        let entry = connectors.get_mut(name).ok_or_else(|| not_found(name))?;
+        if task_id >= entry.tasks.len() {
+            return Err(HerderError::NotFound(format!(
+                "Unknown task: {name}-{task_id}"
+            )));
+        }
+        self.restart_tasks(name, entry, &[task_id]).await;
+        Ok(())
+    }
+
+    async fn restart_tasks(&self, name: &str, entry: &mut ConnectorEntry, ids: &[usize]) {
+        for &id in ids {
+            let config = entry.task_configs[id].clone();
+            let fresh = self.start_task(name, id as u32, config, entry);
+            let old = std::mem::replace(&mut entry.tasks[id], fresh);
+            self.stop_tasks(name, vec![old]).await;
+        }
+    }
+
+    /// `POST /connectors/{name}/restart`: returns the status to answer with (instances being
+    /// restarted shown as RESTARTING), or None for the plain 204 answer.
+    pub async fn restart_connector(
+        &self,
+        name: &str,
+        request: RestartRequest,
+    ) -> Result<Option<Json>, HerderError> {
+        if !request.include_tasks && !request.only_failed {
+            // The legacy form restarts only the Connector object, which holds no state here.
+            self.connectors
+                .lock()
+                .await
+                .get(name)
+                .ok_or_else(|| not_found(name))?;
+            return Ok(None);
+        }
+        let ids: Vec<usize> = {
+            let connectors = self.connectors.lock().await;
+            let entry = connectors.get(name).ok_or_else(|| not_found(name))?;
+            if !request.include_tasks {
+                Vec::new()
+            } else {
+                entry
+                    .tasks
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| !request.only_failed || t.status.get().state == State::Failed)
+                    .map(|(i, _)| i)
+                    .collect()
+            }
+        };
+        let mut status = self.connector_status(name).await?;
+        if let Some(tasks) = status["tasks"].as_array_mut() {
+            for t in tasks.iter_mut() {
+                if t["id"]
+                    .as_u64()
+                    .is_some_and(|id| ids.contains(&(id as usize)))
+                {
+                    t["state"] = json!(State::Restarting);
+                    if let Some(o) = t.as_object_mut() {
+                        o.remove("trace");
+                    }
+                }
+            }
+        }
+        if !request.only_failed {
+            status["connector"]["state"] = json!(State::Restarting);
+        }
+        let mut connectors = self.connectors.lock().await;
+        if let Some(entry) = connectors.get_mut(name) {
+            self.restart_tasks(name, entry, &ids).await;
+        }
+        Ok(Some(status))
+    }
+
     /// `ConnectorInfo`.
     pub async fn connector_info(&self, name: &str) -> Result<Json, HerderError> {
         let connectors = self.connectors.lock().await;
@@ -298,25 +475,32 @@ impl Herder {
             HerderError::NotFound(format!("No status found for connector {name}"))
         })?;
         let worker_id = &self.worker.worker_id;
-        let tasks: Vec<Json> = entry
-            .tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let s = t.status.get();
-                let mut o = json!({"id": i, "state": s.state, "worker_id": worker_id});
-                if let Some(trace) = s.trace.filter(|t| !t.is_empty()) {
-                    o["trace"] = Json::String(trace);
-                }
-                o
-            })
+        let tasks: Vec<Json> = (0..entry.tasks.len())
+            .map(|i| task_state(entry, i, worker_id))
             .collect();
+        let state = match entry.target {
+            TargetState::Started => State::Running,
+            TargetState::Paused => State::Paused,
+            TargetState::Stopped => State::Stopped,
+        };
         Ok(json!({
             "name": name,
-            "connector": {"state": State::Running, "worker_id": worker_id},
+            "connector": {"state": state, "worker_id": worker_id},
             "tasks": tasks,
             "type": "sink",
         }))
+    }
+
+    /// `TaskState` of one task.
+    pub async fn task_status(&self, name: &str, task_id: usize) -> Result<Json, HerderError> {
+        let connectors = self.connectors.lock().await;
+        let missing =
+            || HerderError::NotFound(format!("No status found for task {name}-{task_id}"));
+        let entry = connectors.get(name).ok_or_else(missing)?;
+        if task_id >= entry.tasks.len() {
+            return Err(missing());
+        }
+        Ok(task_state(entry, task_id, &self.worker.worker_id))
     }
 
     /// `TaskInfo` list.
@@ -332,6 +516,103 @@ impl Herder {
                 .collect(),
         ))
     }
+
+    /// `GET /connectors/{name}/tasks-config`.
+    pub async fn tasks_config(&self, name: &str) -> Result<Json, HerderError> {
+        let connectors = self.connectors.lock().await;
+        let entry = connectors.get(name).ok_or_else(|| not_found(name))?;
+        let mut out = serde_json::Map::new();
+        for (i, c) in entry.task_configs.iter().enumerate() {
+            out.insert(format!("{name}-{i}"), json!(c));
+        }
+        Ok(Json::Object(out))
+    }
+
+    /// Topics the connector has read records from.
+    pub async fn active_topics(&self, name: &str) -> Result<Json, HerderError> {
+        let connectors = self.connectors.lock().await;
+        let entry = connectors.get(name).ok_or_else(|| not_found(name))?;
+        let topics: Vec<String> = entry
+            .active_topics
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
+        Ok(json!({ name: {"topics": topics} }))
+    }
+
+    /// Forgets the connector's active topics.
+    pub async fn reset_active_topics(&self, name: &str) -> Result<(), HerderError> {
+        let connectors = self.connectors.lock().await;
+        let entry = connectors.get(name).ok_or_else(|| not_found(name))?;
+        if let Ok(mut t) = entry.active_topics.lock() {
+            t.clear();
+        }
+        Ok(())
+    }
+
+    async fn offsets_target(&self, name: &str) -> Result<(String, ConfigMap, bool), HerderError> {
+        let connectors = self.connectors.lock().await;
+        let entry = connectors.get(name).ok_or_else(|| not_found(name))?;
+        let group = task::group_id(name, &entry.config);
+        Ok((
+            group,
+            entry.config.clone(),
+            entry.target == TargetState::Stopped && entry.tasks.is_empty(),
+        ))
+    }
+
+    /// `GET /connectors/{name}/offsets`: the committed offsets of the connector's group.
+    pub async fn get_offsets(&self, name: &str) -> Result<Json, HerderError> {
+        let (group, config, _) = self.offsets_target(name).await?;
+        let worker = self.worker.clone();
+        let offsets =
+            tokio::task::spawn_blocking(move || offsets::committed(&worker, &group, &config))
+                .await
+                .map_err(|e| HerderError::Internal(e.to_string()))?
+                .map_err(HerderError::Internal)?;
+        Ok(offsets::to_json(&offsets))
+    }
+
+    /// `PATCH /connectors/{name}/offsets`.
+    pub async fn alter_offsets(&self, name: &str, body: &Json) -> Result<Json, HerderError> {
+        let (group, _, stopped) = self.offsets_target(name).await?;
+        if !stopped {
+            return Err(HerderError::BadRequest(format!(
+                "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{name}/stop' endpoint"
+            )));
+        }
+        let changes: Vec<PartitionOffset> =
+            offsets::parse_request(body).map_err(HerderError::BadRequest)?;
+        let worker = self.worker.clone();
+        tokio::task::spawn_blocking(move || offsets::alter(&worker, &group, &changes))
+            .await
+            .map_err(|e| HerderError::Internal(e.to_string()))?
+            .map_err(HerderError::Internal)?;
+        Ok(json!({"message": "The offsets for this connector have been altered successfully"}))
+    }
+
+    /// `DELETE /connectors/{name}/offsets`.
+    pub async fn reset_offsets(&self, name: &str) -> Result<Json, HerderError> {
+        let (group, _, stopped) = self.offsets_target(name).await?;
+        if !stopped {
+            return Err(HerderError::BadRequest(format!(
+                "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{name}/stop' endpoint"
+            )));
+        }
+        offsets::delete_group(&self.worker, &group)
+            .await
+            .map_err(HerderError::Internal)?;
+        Ok(json!({"message": "The offsets for this connector have been reset successfully"}))
+    }
+}
+
+fn task_state(entry: &ConnectorEntry, i: usize, worker_id: &str) -> Json {
+    let s = entry.tasks[i].status.get();
+    let mut o = json!({"id": i, "state": s.state, "worker_id": worker_id});
+    if let Some(trace) = s.trace.filter(|t| !t.is_empty()) {
+        o["trace"] = Json::String(trace);
+    }
+    o
 }
 
 fn not_found(name: &str) -> HerderError {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use floe_data::{SinkRecord, TopicPartition};
+use rdkafka::consumer::ConsumerGroupMetadata;
 
 use crate::config_def::ConfigKey;
 use crate::error::TaskError;
@@ -38,8 +39,12 @@ pub trait SinkConnector: Send + Sync {
     fn create_task(&self) -> Box<dyn SinkTask>;
 }
 
+/// Reads the group metadata of the task's consumer (generation, member id), which a task
+/// needs to commit source offsets inside its own Kafka transaction (KIP-447 fencing).
+pub type GroupMetadataSource = Arc<dyn Fn() -> Option<ConsumerGroupMetadata> + Send + Sync>;
+
 /// What a running task may ask of the worker.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TaskContext {
     pub connector: String,
     pub task_id: u32,
@@ -49,6 +54,18 @@ pub struct TaskContext {
     /// open their own clients.
     pub kafka_props: BTreeMap<String, String>,
     commit_requested: Arc<AtomicBool>,
+    rewind_requested: Arc<AtomicBool>,
+    group_metadata: Option<GroupMetadataSource>,
+}
+
+impl std::fmt::Debug for TaskContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskContext")
+            .field("connector", &self.connector)
+            .field("task_id", &self.task_id)
+            .field("group_id", &self.group_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TaskContext {
@@ -65,7 +82,31 @@ impl TaskContext {
             group_id: group_id.to_string(),
             kafka_props,
             commit_requested: Arc::new(AtomicBool::new(false)),
+            rewind_requested: Arc::new(AtomicBool::new(false)),
+            group_metadata: None,
         }
+    }
+
+    /// Lets the task read its consumer's group metadata.
+    pub fn with_group_metadata(mut self, source: GroupMetadataSource) -> TaskContext {
+        self.group_metadata = Some(source);
+        self
+    }
+
+    /// The current group metadata of the task's consumer, if it has joined its group.
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        self.group_metadata.as_ref().and_then(|f| f())
+    }
+
+    /// Asks the worker to rewind every partition the task owns to its committed offset,
+    /// because the task dropped data it had not made durable (e.g. an aborted transaction).
+    pub fn request_rewind(&self) {
+        self.rewind_requested.store(true, Ordering::Release);
+    }
+
+    /// Takes a pending rewind request.
+    pub fn take_rewind_request(&self) -> bool {
+        self.rewind_requested.swap(false, Ordering::AcqRel)
     }
 
     /// Asks the worker to call `pre_commit` soon (Java `SinkTaskContext.requestCommit`).

@@ -6,11 +6,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::Router;
 use serde_json::{json, Map, Value as Json};
 
-use crate::herder::{Herder, HerderError};
+use crate::config_def::framework_keys;
+use crate::herder::{Herder, HerderError, RestartRequest, TargetState};
 use crate::plugin::ConfigMap;
 
 /// The Kafka Connect REST API version this worker answers as.
@@ -64,11 +65,34 @@ pub fn router(herder: Arc<Herder>) -> Router {
             "/connectors/{name}",
             get(get_connector).delete(delete_connector),
         )
-        .route("/connectors/{name}/config", get(get_config).put(put_config))
+        .route(
+            "/connectors/{name}/config",
+            get(get_config).put(put_config).patch(patch_config),
+        )
         .route("/connectors/{name}/status", get(get_status))
         .route("/connectors/{name}/tasks", get(get_tasks))
+        .route("/connectors/{name}/tasks-config", get(get_tasks_config))
+        .route(
+            "/connectors/{name}/tasks/{task}/status",
+            get(get_task_status),
+        )
+        .route(
+            "/connectors/{name}/tasks/{task}/restart",
+            post(restart_task),
+        )
+        .route("/connectors/{name}/restart", post(restart_connector))
+        .route("/connectors/{name}/pause", put(pause_connector))
+        .route("/connectors/{name}/resume", put(resume_connector))
+        .route("/connectors/{name}/stop", put(stop_connector))
+        .route("/connectors/{name}/topics", get(get_topics))
+        .route("/connectors/{name}/topics/reset", put(reset_topics))
+        .route(
+            "/connectors/{name}/offsets",
+            get(get_offsets).patch(alter_offsets).delete(reset_offsets),
+        )
         .route("/connector-plugins", get(list_plugins))
         .route("/connector-plugins/", get(list_plugins))
+        .route("/connector-plugins/{plugin}/config", get(plugin_config))
         .route(
             "/connector-plugins/{plugin}/config/validate",
             put(validate_config),
@@ -225,15 +249,22 @@ async fn create_connector(State(h): State<AppState>, body: Bytes) -> RestResult 
         _ => ConfigMap::new(),
     };
     check_name(&name, &mut config)?;
-    if let Some(state) = request.get("initial_state").and_then(Json::as_str) {
-        if !state.eq_ignore_ascii_case("RUNNING") {
+    let initial_state = match request.get("initial_state") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(s)) => Some(TargetState::from_initial_state(s).ok_or_else(|| {
+            RestError::new(
+                400,
+                format!("Invalid initial state {s}; must be one of RUNNING, PAUSED, STOPPED"),
+            )
+        })?),
+        Some(other) => {
             return Err(RestError::new(
                 400,
-                format!("Initial state {state} is not supported by this worker yet; use RUNNING"),
-            ));
+                format!("Invalid initial state {other}"),
+            ))
         }
-    }
-    let (info, _) = h.put_connector(&name, config, false).await?;
+    };
+    let (info, _) = h.put_connector(&name, config, false, initial_state).await?;
     Ok(created(&name, info))
 }
 
@@ -257,7 +288,7 @@ async fn put_config(
 ) -> RestResult {
     let mut config = config_map(&parse_json(&body)?)?;
     check_name(&name, &mut config)?;
-    let (info, was_created) = h.put_connector(&name, config, true).await?;
+    let (info, was_created) = h.put_connector(&name, config, true, None).await?;
     if was_created {
         Ok(created(&name, info))
     } else {
@@ -273,8 +304,163 @@ async fn get_tasks(State(h): State<AppState>, Path(name): Path<String>) -> RestR
     ok(h.connector_tasks(&name).await?)
 }
 
-async fn list_plugins(State(h): State<AppState>) -> RestResult {
-    let plugins: Vec<Json> = h
+async fn patch_config(
+    State(h): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> RestResult {
+    let patch = parse_json(&body)?;
+    let patch = patch.as_object().ok_or_else(|| {
+        RestError::new(400, "Connector configuration patch must be a JSON object")
+    })?;
+    let mut config = h.connector_config(&name).await?;
+    for (k, v) in patch {
+        match v {
+            Json::Null => {
+                config.remove(k);
+            }
+            Json::String(s) => {
+                config.insert(k.clone(), s.clone());
+            }
+            Json::Number(_) | Json::Bool(_) => {
+                config.insert(k.clone(), v.to_string());
+            }
+            other => {
+                return Err(RestError::new(
+                    400,
+                    format!("Configuration value of {k} must be a string, found {other}"),
+                ))
+            }
+        }
+    }
+    check_name(&name, &mut config)?;
+    let (info, _) = h.put_connector(&name, config, true, None).await?;
+    ok(info)
+}
+
+async fn get_tasks_config(State(h): State<AppState>, Path(name): Path<String>) -> RestResult {
+    ok(h.tasks_config(&name).await?)
+}
+
+async fn get_task_status(
+    State(h): State<AppState>,
+    Path((name, task)): Path<(String, String)>,
+) -> RestResult {
+    let id: usize = task
+        .parse()
+        .map_err(|_| RestError::new(404, "HTTP 404 Not Found"))?;
+    ok(h.task_status(&name, id).await?)
+}
+
+async fn restart_task(
+    State(h): State<AppState>,
+    Path((name, task)): Path<(String, String)>,
+) -> RestResult {
+    let id: usize = task
+        .parse()
+        .map_err(|_| RestError::new(404, "HTTP 404 Not Found"))?;
+    h.restart_task(&name, id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn query_flag(query: Option<&str>, name: &str) -> bool {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .any(|(k, v)| k == name && v.eq_ignore_ascii_case("true"))
+}
+
+async fn restart_connector(
+    State(h): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> RestResult {
+    let request = RestartRequest {
+        include_tasks: query_flag(query.as_deref(), "includeTasks"),
+        only_failed: query_flag(query.as_deref(), "onlyFailed"),
+    };
+    match h.restart_connector(&name, request).await? {
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+        Some(status) => Ok((StatusCode::ACCEPTED, axum::Json(status)).into_response()),
+    }
+}
+
+async fn pause_connector(State(h): State<AppState>, Path(name): Path<String>) -> RestResult {
+    h.set_target_state(&name, TargetState::Paused).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn resume_connector(State(h): State<AppState>, Path(name): Path<String>) -> RestResult {
+    h.set_target_state(&name, TargetState::Started).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn stop_connector(State(h): State<AppState>, Path(name): Path<String>) -> RestResult {
+    h.set_target_state(&name, TargetState::Stopped).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_topics(State(h): State<AppState>, Path(name): Path<String>) -> RestResult {
+    ok(h.active_topics(&name).await?)
+}
+
+async fn reset_topics(State(h): State<AppState>, Path(name): Path<String>) -> RestResult {
+    h.reset_active_topics(&name).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn get_offsets(State(h): State<AppState>, Path(name): Path<String>) -> RestResult {
+    ok(h.get_offsets(&name).await?)
+}
+
+async fn alter_offsets(
+    State(h): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> RestResult {
+    let body = parse_json(&body)?;
+    ok(h.alter_offsets(&name, &body).await?)
+}
+
+async fn reset_offsets(State(h): State<AppState>, Path(name): Path<String>) -> RestResult {
+    ok(h.reset_offsets(&name).await?)
+}
+
+async fn plugin_config(State(h): State<AppState>, Path(plugin): Path<String>) -> RestResult {
+    let connector = h
+        .plugins()
+        .find(&plugin)
+        .ok_or_else(|| RestError::new(404, format!("Unknown plugin {plugin}.")))?;
+    let keys: Vec<Json> = framework_keys()
+        .into_iter()
+        .chain(connector.config_keys())
+        .enumerate()
+        .map(|(i, k)| json!(k.info_at(i + 1)))
+        .collect();
+    ok(Json::Array(keys))
+}
+
+/// Converters, transforms and predicates this worker knows, for `connectorsOnly=false`.
+const OTHER_PLUGINS: &[(&str, &str)] = &[
+    ("org.apache.kafka.connect.json.JsonConverter", "converter"),
+    (
+        "org.apache.kafka.connect.storage.StringConverter",
+        "converter",
+    ),
+    (
+        "org.apache.kafka.connect.converters.ByteArrayConverter",
+        "converter",
+    ),
+];
+
+async fn list_plugins(State(h): State<AppState>, RawQuery(query): RawQuery) -> RestResult {
+    let connectors_only = !query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .any(|kv| kv.eq_ignore_ascii_case("connectorsOnly=false"));
+    let mut plugins: Vec<Json> = h
         .plugins()
         .connectors()
         .iter()
@@ -285,6 +471,13 @@ async fn list_plugins(State(h): State<AppState>) -> RestResult {
                 .collect::<Vec<_>>()
         })
         .collect();
+    if !connectors_only {
+        for (class, kind) in OTHER_PLUGINS {
+            plugins.push(
+                json!({"class": class, "type": kind, "version": super::rest::CONNECT_API_VERSION}),
+            );
+        }
+    }
     ok(Json::Array(plugins))
 }
 

@@ -13,7 +13,7 @@
 //! task holds nothing uncommitted, so every partition the task keeps is rewound to its
 //! committed offset and nothing is lost or read twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,8 @@ pub struct TaskSpec {
     pub config: ConfigMap,
     pub worker: Arc<WorkerConfig>,
     pub plugin: Arc<dyn SinkConnector>,
+    /// Topics this connector has read records from (`GET /connectors/{name}/topics`).
+    pub active_topics: Arc<Mutex<BTreeSet<String>>>,
 }
 
 /// The consumer group of a sink connector: `connect-<name>` unless overridden.
@@ -98,8 +100,18 @@ impl ConsumerContext for TaskConsumerContext {
 
 type TaskConsumer = StreamConsumer<TaskConsumerContext>;
 
-/// Runs a task until `shutdown` turns true or the task fails; the outcome lands in `status`.
-pub async fn run(spec: TaskSpec, status: StatusCell, shutdown: watch::Receiver<bool>) {
+/// What the herder wants a task to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskCommand {
+    Run,
+    /// Keep the task and its partitions, but consume nothing (target state PAUSED).
+    Pause,
+    /// Stop gracefully.
+    Shutdown,
+}
+
+/// Runs a task until told to shut down or until it fails; the outcome lands in `status`.
+pub async fn run(spec: TaskSpec, status: StatusCell, shutdown: watch::Receiver<TaskCommand>) {
     let name = format!("{}-{}", spec.connector, spec.task_id);
     match run_task(&spec, &status, shutdown).await {
         Ok(()) => info!(task = %name, "task stopped"),
@@ -174,7 +186,7 @@ fn consumer_props(spec: &TaskSpec, group: &str) -> BTreeMap<String, String> {
 
 struct Loop<'a> {
     spec: &'a TaskSpec,
-    consumer: TaskConsumer,
+    consumer: Arc<TaskConsumer>,
     events: Arc<Mutex<Vec<RebalanceEvent>>>,
     task: Box<dyn SinkTask>,
     context: TaskContext,
@@ -182,12 +194,13 @@ struct Loop<'a> {
     tolerate_errors: bool,
     consumed: Offsets,
     reset_to_latest: bool,
+    seen_topics: BTreeSet<String>,
 }
 
 async fn run_task(
     spec: &TaskSpec,
     status: &StatusCell,
-    shutdown: watch::Receiver<bool>,
+    control: watch::Receiver<TaskCommand>,
 ) -> Result<(), TaskError> {
     let converters = Converters {
         key: converter_for(&spec.worker, &spec.config, "key")?,
@@ -204,20 +217,27 @@ async fn run_task(
         .is_some_and(|v| v.trim() == "latest");
     let context = TaskConsumerContext::default();
     let events = context.events.clone();
-    let consumer: TaskConsumer = client_config(&props)
-        .create_with_context(context)
-        .map_err(|e| TaskError::connect(format!("Failed to create the task consumer: {e}")))?;
+    let consumer: Arc<TaskConsumer> = Arc::new(
+        client_config(&props)
+            .create_with_context(context)
+            .map_err(|e| TaskError::connect(format!("Failed to create the task consumer: {e}")))?,
+    );
     subscribe(&consumer, &spec.config)?;
 
     let mut task = spec.plugin.create_task();
+    let metadata_consumer = Arc::downgrade(&consumer);
     let task_context = TaskContext::new(
         &spec.connector,
         spec.task_id,
         &group,
         worker_kafka_props(&spec.worker),
-    );
+    )
+    .with_group_metadata(Arc::new(move || {
+        metadata_consumer.upgrade().and_then(|c| c.group_metadata())
+    }));
     task.start(&spec.config, task_context.clone()).await?;
     status.set(State::Running);
+    let mut paused = false;
     info!(connector = %spec.connector, task = spec.task_id, group = %group, "task started");
 
     let tolerate_errors = spec
@@ -234,12 +254,29 @@ async fn run_task(
         tolerate_errors,
         consumed: Offsets::new(),
         reset_to_latest,
+        seen_topics: BTreeSet::new(),
     };
     let flush_interval = spec.worker.offset_flush_interval;
     let mut next_flush = Instant::now() + flush_interval;
     let result = loop {
-        if *shutdown.borrow() {
-            break state.graceful_stop().await;
+        let command = *control.borrow();
+        match command {
+            TaskCommand::Shutdown => break state.graceful_stop().await,
+            TaskCommand::Pause if !paused => {
+                paused = true;
+                if let Err(e) = state.set_paused(true) {
+                    break Err(e);
+                }
+                status.set(State::Paused);
+            }
+            TaskCommand::Run if paused => {
+                paused = false;
+                if let Err(e) = state.set_paused(false) {
+                    break Err(e);
+                }
+                status.set(State::Running);
+            }
+            _ => {}
         }
         let poll_for = next_flush
             .saturating_duration_since(Instant::now())
@@ -248,6 +285,18 @@ async fn run_task(
         // task, or its offsets would be committed without its records.
         if let Err(e) = state.poll_batch(poll_for, max_batch).await {
             break Err(e);
+        }
+        if paused {
+            // Partitions assigned while paused start paused too.
+            if let Err(e) = state.set_paused(true) {
+                break Err(e);
+            }
+        }
+        if state.context.take_rewind_request() {
+            state.consumed.clear();
+            if let Err(e) = state.rewind_owned() {
+                break Err(e);
+            }
         }
         if state.context.take_commit_request() || Instant::now() >= next_flush {
             if let Err(e) = state.commit(false).await {
@@ -295,6 +344,29 @@ fn subscribe(consumer: &TaskConsumer, config: &ConfigMap) -> Result<(), TaskErro
 }
 
 impl Loop<'_> {
+    /// Pauses or resumes every assigned partition; the loop keeps polling (and calling `put`
+    /// with empty batches) so the task stays in its group and can act on time.
+    fn set_paused(&self, pause: bool) -> Result<(), TaskError> {
+        let assignment = self
+            .consumer
+            .assignment()
+            .map_err(|e| TaskError::connect(format!("Failed to read the assignment: {e}")))?;
+        if assignment.count() == 0 {
+            return Ok(());
+        }
+        let result = if pause {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
+        result.map_err(|e| {
+            TaskError::connect(format!(
+                "Failed to {} partitions: {e}",
+                if pause { "pause" } else { "resume" }
+            ))
+        })
+    }
+
     fn take_events(&self) -> Vec<RebalanceEvent> {
         match self.events.lock() {
             Ok(mut q) => std::mem::take(&mut *q),
@@ -322,7 +394,15 @@ impl Loop<'_> {
                     warn!(connector = %self.spec.connector, task = self.spec.task_id, error = %e, "consumer error");
                     break;
                 }
-                Ok(Ok(msg)) => self.convert(&msg),
+                Ok(Ok(msg)) => {
+                    if !self.seen_topics.contains(msg.topic()) {
+                        self.seen_topics.insert(msg.topic().to_string());
+                        if let Ok(mut topics) = self.spec.active_topics.lock() {
+                            topics.insert(msg.topic().to_string());
+                        }
+                    }
+                    self.convert(&msg)
+                }
             };
             // Events seen now happened before this record was returned.
             if self.events_pending() {

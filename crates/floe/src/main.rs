@@ -102,7 +102,7 @@ async fn standalone(worker_file: PathBuf, connector_files: Vec<PathBuf>) -> Resu
     for file in &connector_files {
         let (name, config) = read_connector_file(file)?;
         herder
-            .put_connector(&name, config, false)
+            .put_connector(&name, config, false, None)
             .await
             .map_err(|e| {
                 anyhow::anyhow!("cannot start connector {name} from {}: {e}", file.display())
