@@ -114,3 +114,19 @@ def test_plugin_endpoints(worker):
     r = worker.get("/connector-plugins/Nope/config")
     assert r.status_code == 404
     assert r.json() == {"error_code": 404, "message": "Unknown plugin Nope."}
+
+
+def test_admin_loggers(worker):
+    assert worker.get("/admin/loggers").json() == {"root": {"level": "INFO", "last_modified": None}}
+    r = worker.put("/admin/loggers/floe_iceberg", {"level": "DEBUG"})
+    assert r.status_code == 200
+    assert r.json() == ["floe_iceberg"]
+    got = worker.get("/admin/loggers/floe_iceberg").json()
+    assert got["level"] == "DEBUG" and isinstance(got["last_modified"], int)
+    assert worker.put("/admin/loggers/floe_iceberg?scope=cluster", {"level": "INFO"}).status_code == 204
+    r = worker.put("/admin/loggers/x", {"level": "LOUD"})
+    assert r.status_code == 404
+    r = worker.put("/admin/loggers/x", {})
+    assert r.status_code == 400
+    assert r.json()["message"] == "Desired 'level' parameter was not specified in request."
+    assert worker.get("/admin/loggers/unknown").status_code == 404

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config_def::{validate, Validation};
+use crate::loggers::Loggers;
 use crate::offsets::{self, PartitionOffset};
 use crate::plugin::{ConfigMap, Plugins, SinkConnector};
 use crate::status::{State, StatusCell};
@@ -96,6 +97,7 @@ pub struct Herder {
     connectors: Mutex<BTreeMap<String, ConnectorEntry>>,
     ready: AtomicBool,
     cluster_id: std::sync::Mutex<Option<String>>,
+    loggers: Loggers,
 }
 
 /// Which instances `POST /connectors/{name}/restart` restarts.
@@ -114,7 +116,19 @@ impl Herder {
             connectors: Mutex::new(BTreeMap::new()),
             ready: AtomicBool::new(false),
             cluster_id: std::sync::Mutex::new(None),
+            loggers: Loggers::new("info", None),
         }
+    }
+
+    /// Uses `loggers` for `/admin/loggers`.
+    pub fn with_loggers(mut self, loggers: Loggers) -> Herder {
+        self.loggers = loggers;
+        self
+    }
+
+    /// The worker's log levels.
+    pub fn loggers(&self) -> &Loggers {
+        &self.loggers
     }
 
     /// The worker config.

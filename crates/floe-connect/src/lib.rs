@@ -6,6 +6,7 @@ pub mod config_def;
 pub mod error;
 pub mod herder;
 pub mod kafka_config;
+pub mod loggers;
 pub mod offsets;
 pub mod plugin;
 pub mod properties;

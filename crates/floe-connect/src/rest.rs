@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::config_def::framework_keys;
 use crate::herder::{Herder, HerderError, RestartRequest, TargetState};
+use crate::loggers::LoggerError;
 use crate::plugin::ConfigMap;
 
 /// The Kafka Connect REST API version this worker answers as.
@@ -93,6 +94,9 @@ pub fn router(herder: Arc<Herder>) -> Router {
         .route("/connector-plugins", get(list_plugins))
         .route("/connector-plugins/", get(list_plugins))
         .route("/connector-plugins/{plugin}/config", get(plugin_config))
+        .route("/admin/loggers", get(all_loggers))
+        .route("/admin/loggers/", get(all_loggers))
+        .route("/admin/loggers/{logger}", get(get_logger).put(set_logger))
         .route(
             "/connector-plugins/{plugin}/config/validate",
             put(validate_config),
@@ -439,6 +443,46 @@ async fn plugin_config(State(h): State<AppState>, Path(plugin): Path<String>) ->
         .map(|(i, k)| json!(k.info_at(i + 1)))
         .collect();
     ok(Json::Array(keys))
+}
+
+async fn all_loggers(State(h): State<AppState>) -> RestResult {
+    ok(h.loggers().all())
+}
+
+async fn get_logger(State(h): State<AppState>, Path(logger): Path<String>) -> RestResult {
+    h.loggers()
+        .get(&logger)
+        .map(|l| (StatusCode::OK, axum::Json(l)).into_response())
+        .ok_or_else(|| RestError::new(404, format!("Logger {logger} not found.")))
+}
+
+async fn set_logger(
+    State(h): State<AppState>,
+    Path(logger): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> RestResult {
+    let body = parse_json(&body)?;
+    let level = body.get("level").and_then(Json::as_str).ok_or_else(|| {
+        RestError::new(
+            400,
+            "Desired 'level' parameter was not specified in request.",
+        )
+    })?;
+    let cluster = query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .any(|kv| kv.eq_ignore_ascii_case("scope=cluster"));
+    let affected = h.loggers().set(&logger, level).map_err(|e| match e {
+        LoggerError::InvalidLevel(l) => RestError::new(404, format!("invalid log level '{l}'.")),
+        LoggerError::Apply(m) => RestError::new(500, m),
+    })?;
+    if cluster {
+        // A standalone worker is the whole cluster.
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    ok(json!(affected))
 }
 
 /// Converters, transforms and predicates this worker knows, for `connectorsOnly=false`.

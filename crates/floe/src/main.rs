@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use floe_connect::loggers::{ApplyFilter, Loggers};
 use floe_connect::plugin::{ConfigMap, Plugins};
 use floe_connect::properties::parse_properties;
 use floe_connect::{rest, Herder, WorkerConfig};
@@ -24,7 +25,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("standalone") if args.len() >= 2 => {
-            init_logging();
+            let (root, apply) = init_logging();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -32,6 +33,7 @@ fn main() -> Result<()> {
             runtime.block_on(standalone(
                 PathBuf::from(&args[1]),
                 args[2..].iter().map(PathBuf::from).collect(),
+                Loggers::new(&root, Some(apply)),
             ))
         }
         Some("--version" | "version") => {
@@ -49,29 +51,58 @@ fn main() -> Result<()> {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOE_LOG")
+/// Sets up logging; returns the root level and a way to change the filter at run time.
+fn init_logging() -> (String, ApplyFilter) {
+    use tracing_subscriber::prelude::*;
+    let spec = std::env::var("FLOE_LOG").unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     let json = std::env::var("FLOE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let registry = tracing_subscriber::registry().with(filter);
     if json {
-        builder.json().init();
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .init();
     } else {
-        builder.init();
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(ansi),
+            )
+            .init();
     }
+    let apply: ApplyFilter = std::sync::Arc::new(move |directives: &str| {
+        let filter =
+            tracing_subscriber::EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    });
+    let root = spec
+        .split(',')
+        .find(|d| !d.contains('='))
+        .unwrap_or("info")
+        .to_string();
+    (root, apply)
 }
 
-async fn standalone(worker_file: PathBuf, connector_files: Vec<PathBuf>) -> Result<()> {
+async fn standalone(
+    worker_file: PathBuf,
+    connector_files: Vec<PathBuf>,
+    loggers: Loggers,
+) -> Result<()> {
     let worker = Arc::new(
         WorkerConfig::load(&worker_file, std::env::vars())
             .with_context(|| format!("invalid worker config {}", worker_file.display()))?,
     );
     let mut plugins = Plugins::default();
     plugins.register(Arc::new(IcebergSinkConnector));
-    let herder = Arc::new(Herder::new(worker.clone(), plugins));
+    let herder = Arc::new(Herder::new(worker.clone(), plugins).with_loggers(loggers));
 
     let addr = format!(
         "{}:{}",
