@@ -130,3 +130,29 @@ def test_admin_loggers(worker):
     assert r.status_code == 400
     assert r.json()["message"] == "Desired 'level' parameter was not specified in request."
     assert worker.get("/admin/loggers/unknown").status_code == 404
+
+
+def test_config_providers_resolve_at_task_start(tmp_path):
+    from harness import Worker
+
+    secrets = tmp_path / "secrets.properties"
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    secrets.write_text(f"catalog.uri={catalog_cfg['iceberg.catalog.uri']}\n")
+    worker = Worker(tmp_path, {
+        "config.providers": "file",
+        "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
+    }).start()
+    topic, name, table = unique("cp"), unique("conn"), f"db_{unique('ns')}.events"
+    create_topic(topic)
+    try:
+        placeholder = f"${{file:{secrets}:catalog.uri}}"
+        config = connector_config(topic, table, {**catalog_cfg, "iceberg.catalog.uri": placeholder})
+        worker.create_connector(name, config)
+        assert worker.get(f"/connectors/{name}/config").json()["iceberg.catalog.uri"] == placeholder
+        produce(topic, [{"id": 1}])
+        catalog = pyiceberg_catalog(catalog_cfg)
+        wait_for(lambda: len(read_rows(catalog, table)) == 1, 60, "the row")
+        assert str(catalog_cfg["iceberg.catalog.uri"]) not in worker.log()
+    finally:
+        worker.stop()
+        delete_topics(topic)

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config_def::{validate, Validation};
+use crate::config_provider::ConfigProviders;
 use crate::loggers::Loggers;
 use crate::offsets::{self, PartitionOffset};
 use crate::plugin::{ConfigMap, Plugins, SinkConnector};
@@ -200,10 +201,18 @@ impl Herder {
         })
     }
 
-    /// Validates a config against the plugin named in it.
+    /// Validates a config against the plugin named in it, with config-provider placeholders
+    /// resolved (as Java does).
     pub fn validate_config(&self, config: &ConfigMap) -> Result<Validation, HerderError> {
         let plugin = self.find_plugin(config)?;
-        Ok(validate(plugin.as_ref(), config, &self.plugins))
+        let resolved = self.resolve(config)?;
+        Ok(validate(plugin.as_ref(), &resolved, &self.plugins))
+    }
+
+    fn resolve(&self, config: &ConfigMap) -> Result<ConfigMap, HerderError> {
+        ConfigProviders::from_worker(&self.worker.props)
+            .and_then(|p| p.resolve(config))
+            .map_err(HerderError::BadRequest)
     }
 
     /// Creates or (when `allow_replace`) replaces a connector. Returns its info and whether
@@ -216,7 +225,7 @@ impl Herder {
         initial_state: Option<TargetState>,
     ) -> Result<(Json, bool), HerderError> {
         let plugin = self.find_plugin(&config)?;
-        let validation = validate(plugin.as_ref(), &config, &self.plugins);
+        let validation = validate(plugin.as_ref(), &self.resolve(&config)?, &self.plugins);
         if validation.error_count() > 0 {
             return Err(HerderError::BadRequest(validation.invalid_config_message()));
         }

@@ -3,6 +3,7 @@
 //! [`plugin::SinkConnector`] and [`plugin::SinkTask`].
 
 pub mod config_def;
+pub mod config_provider;
 pub mod error;
 pub mod herder;
 pub mod kafka_config;

@@ -27,6 +27,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
+use crate::config_provider::ConfigProviders;
 use crate::error::TaskError;
 use crate::kafka_config::client_config;
 use crate::plugin::{ConfigMap, Offsets, SinkConnector, SinkTask, TaskContext};
@@ -202,6 +203,19 @@ async fn run_task(
     status: &StatusCell,
     control: watch::Receiver<TaskCommand>,
 ) -> Result<(), TaskError> {
+    // Placeholders are resolved now, for this task only; the stored config keeps them.
+    let providers = ConfigProviders::from_worker(&spec.worker.props).map_err(TaskError::connect)?;
+    let resolved = providers
+        .resolve(&spec.config)
+        .map_err(TaskError::connect)?;
+    let spec = &TaskSpec {
+        connector: spec.connector.clone(),
+        task_id: spec.task_id,
+        config: resolved,
+        worker: spec.worker.clone(),
+        plugin: spec.plugin.clone(),
+        active_topics: spec.active_topics.clone(),
+    };
     let converters = Converters {
         key: converter_for(&spec.worker, &spec.config, "key")?,
         value: converter_for(&spec.worker, &spec.config, "value")?,
