@@ -3,7 +3,9 @@
 //! Class names and configuration keys are those of the Java converters, so connector configs
 //! written for a Java worker work unchanged.
 
+mod avro;
 mod json;
+pub mod registry;
 mod simple;
 
 use std::collections::BTreeMap;
@@ -11,6 +13,7 @@ use std::sync::Arc;
 
 use floe_data::{SchemaRef, Value};
 
+pub use avro::AvroConverter;
 pub use json::JsonConverter;
 pub use simple::{ByteArrayConverter, StringConverter};
 
@@ -64,8 +67,12 @@ pub trait Converter: Send + Sync {
 }
 
 /// The converter classes Floe knows, by their Java names.
-pub const CONVERTER_CLASSES: &[&str] =
-    &[json::CLASS, simple::STRING_CLASS, simple::BYTE_ARRAY_CLASS];
+pub const CONVERTER_CLASSES: &[&str] = &[
+    avro::CLASS,
+    json::CLASS,
+    simple::STRING_CLASS,
+    simple::BYTE_ARRAY_CLASS,
+];
 
 /// Builds a converter from its class name and its properties (prefix already stripped).
 pub fn build_converter(
@@ -75,6 +82,7 @@ pub fn build_converter(
 ) -> Result<Arc<dyn Converter>, ConfigError> {
     match class.trim() {
         json::CLASS => Ok(Arc::new(JsonConverter::configure(props, is_key)?)),
+        avro::CLASS => Ok(Arc::new(AvroConverter::configure(props)?)),
         simple::STRING_CLASS => Ok(Arc::new(StringConverter::configure(props)?)),
         simple::BYTE_ARRAY_CLASS => Ok(Arc::new(ByteArrayConverter)),
         other => Err(ConfigError::UnknownClass(other.to_string())),

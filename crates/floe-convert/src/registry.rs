@@ -1,0 +1,221 @@
+//! A Schema Registry client (Confluent API; Apicurio's `/apis/ccompat/v7` too): schemas by id,
+//! cached, with basic or bearer authentication and several URLs tried in order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::ConfigError;
+
+/// A registered schema as the registry returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredSchema {
+    pub id: u32,
+    /// `AVRO` (the default), `JSON` or `PROTOBUF`.
+    pub schema_type: String,
+    pub schema: String,
+}
+
+/// Where schemas come from; the registry client, or a fixed set in tests.
+pub trait SchemaSource: Send + Sync {
+    /// The schema with `id`.
+    fn schema_by_id(&self, id: u32) -> Result<RegisteredSchema, String>;
+}
+
+/// Registry settings from converter properties (`schema.registry.url`, `basic.auth.*`,
+/// `bearer.auth.*`).
+#[derive(Clone)]
+pub struct RegistryClient {
+    urls: Vec<String>,
+    auth: Option<String>,
+    http: reqwest::Client,
+    cache: Arc<Mutex<HashMap<u32, RegisteredSchema>>>,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print credentials.
+        f.debug_struct("RegistryClient")
+            .field("urls", &self.urls)
+            .finish_non_exhaustive()
+    }
+}
+
+fn base64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+impl RegistryClient {
+    /// Builds a client from converter properties (prefix already stripped).
+    pub fn configure(props: &BTreeMap<String, String>) -> Result<RegistryClient, ConfigError> {
+        let urls: Vec<String> = props
+            .get("schema.registry.url")
+            .map(|u| {
+                u.split(',')
+                    .map(|s| s.trim().trim_end_matches('/').to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if urls.is_empty() {
+            return Err(ConfigError::InvalidValue {
+                key: "schema.registry.url".into(),
+                value: String::new(),
+                reason: "Missing required configuration \"schema.registry.url\" which has no default value.".into(),
+            });
+        }
+        let source = props
+            .get("basic.auth.credentials.source")
+            .map(|s| s.trim().to_ascii_uppercase())
+            .unwrap_or_else(|| "URL".into());
+        let mut auth = match source.as_str() {
+            "USER_INFO" => props
+                .get("basic.auth.user.info")
+                .map(|u| format!("Basic {}", base64(u))),
+            _ => None,
+        };
+        if let Some(token) = props.get("bearer.auth.token").filter(|t| !t.is_empty()) {
+            auth = Some(format!("Bearer {token}"));
+        }
+        let mut clean_urls = Vec::new();
+        for u in urls {
+            // URL credentials: http://user:pass@host:port
+            match u.split_once("://").and_then(|(scheme, rest)| {
+                rest.split_once('@')
+                    .map(|(cred, host)| (scheme, cred, host))
+            }) {
+                Some((scheme, cred, host)) if source == "URL" => {
+                    auth.get_or_insert_with(|| format!("Basic {}", base64(cred)));
+                    clean_urls.push(format!("{scheme}://{host}"));
+                }
+                _ => clean_urls.push(u),
+            }
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| ConfigError::InvalidValue {
+                key: "schema.registry.url".into(),
+                value: clean_urls.join(","),
+                reason: e.to_string(),
+            })?;
+        Ok(RegistryClient {
+            urls: clean_urls,
+            auth,
+            http,
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    async fn fetch(&self, id: u32) -> Result<RegisteredSchema, String> {
+        let mut last = String::new();
+        for url in &self.urls {
+            let mut req = self.http.get(format!("{url}/schemas/ids/{id}"));
+            if let Some(a) = &self.auth {
+                req = req.header(reqwest::header::AUTHORIZATION, a);
+            }
+            match req.send().await {
+                Ok(resp) if resp.status().is_success() => {
+                    let body: serde_json::Value = resp
+                        .json()
+                        .await
+                        .map_err(|e| format!("schema {id} from {url}: {e}"))?;
+                    let schema = body.get("schema").and_then(|s| s.as_str()).ok_or_else(|| {
+                        format!("schema {id} from {url}: no \"schema\" in the answer")
+                    })?;
+                    let schema_type = body
+                        .get("schemaType")
+                        .and_then(|s| s.as_str())
+                        .unwrap_or("AVRO")
+                        .to_string();
+                    return Ok(RegisteredSchema {
+                        id,
+                        schema_type,
+                        schema: schema.to_string(),
+                    });
+                }
+                Ok(resp) if resp.status() == reqwest::StatusCode::NOT_FOUND => {
+                    return Err(format!("schema id {id} not found in the registry at {url}"));
+                }
+                Ok(resp) => {
+                    last = format!(
+                        "registry at {url} answered {} for schema {id}",
+                        resp.status()
+                    )
+                }
+                Err(e) => last = format!("registry at {url} unreachable: {e}"),
+            }
+        }
+        Err(last)
+    }
+}
+
+impl SchemaSource for RegistryClient {
+    fn schema_by_id(&self, id: u32) -> Result<RegisteredSchema, String> {
+        if let Some(s) = self.cache.lock().ok().and_then(|c| c.get(&id).cloned()) {
+            return Ok(s);
+        }
+        let fetched = match tokio::runtime::Handle::try_current() {
+            Ok(handle) => tokio::task::block_in_place(|| handle.block_on(self.fetch(id))),
+            Err(_) => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?
+                .block_on(self.fetch(id)),
+        }?;
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(id, fetched.clone());
+        }
+        Ok(fetched)
+    }
+}
+
+/// Splits Confluent framing: magic byte 0, 4-byte big-endian schema id, payload.
+pub fn split_frame(bytes: &[u8]) -> Result<(u32, &[u8]), String> {
+    match bytes {
+        [0, a, b, c, d, rest @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), rest)),
+        [] => Err("empty payload".into()),
+        [m, ..] if *m != 0 => Err("Unknown magic byte!".into()),
+        _ => Err("payload shorter than the 5-byte schema registry header".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_confluent_frames() {
+        assert_eq!(split_frame(&[0, 0, 0, 1, 2, 9]).unwrap(), (258, &[9u8][..]));
+        assert_eq!(split_frame(&[1, 0]).unwrap_err(), "Unknown magic byte!");
+        assert!(split_frame(&[0, 0]).is_err());
+    }
+
+    #[test]
+    fn reads_auth_settings_without_printing_them() {
+        let props = BTreeMap::from([(
+            "schema.registry.url".to_string(),
+            "http://u:p@h1:1,http://h2:2/".to_string(),
+        )]);
+        let c = RegistryClient::configure(&props).unwrap();
+        assert_eq!(
+            c.urls,
+            vec!["http://h1:1".to_string(), "http://h2:2".to_string()]
+        );
+        assert_eq!(c.auth.as_deref(), Some("Basic dTpw"));
+        assert!(!format!("{c:?}").contains("dTpw"));
+        let props = BTreeMap::from([
+            ("schema.registry.url".to_string(), "http://h".to_string()),
+            (
+                "basic.auth.credentials.source".to_string(),
+                "USER_INFO".to_string(),
+            ),
+            ("basic.auth.user.info".to_string(), "a:b".to_string()),
+        ]);
+        assert_eq!(
+            RegistryClient::configure(&props).unwrap().auth.as_deref(),
+            Some("Basic YTpi")
+        );
+    }
+}

@@ -1,0 +1,70 @@
+"""Confluent-framed Avro with schemas from the real registry (Apicurio) into Iceberg."""
+
+import datetime
+import decimal
+
+from harness import (
+    Worker, columns, connector_config, create_topic, delete_topics, produce, pyiceberg_catalog, read_rows,
+    sqlite_catalog_config, unique, wait_for,
+)
+from registry import REGISTRY_URL, avro_frame, register
+
+ORDER = {
+    "type": "record", "name": "Order", "namespace": "shop", "fields": [
+        {"name": "id", "type": "long"},
+        {"name": "note", "type": ["null", "string"], "default": None},
+        {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
+        {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+        {"name": "tags", "type": {"type": "array", "items": "string"}},
+        {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["A", "B"]}},
+    ],
+}
+
+
+def test_avro_records_become_typed_rows(tmp_path):
+    topic, name, table = unique("avro"), unique("sink"), f"db_{unique('ns')}.orders"
+    create_topic(topic)
+    schema_id = register(f"{topic}-value", ORDER)
+    utc = datetime.timezone.utc
+    records = [{"id": i, "note": None if i % 2 else f"n{i}", "amount": decimal.Decimal(i * 111) / 100,
+                "ts": datetime.datetime.fromtimestamp(1_700_000_000 + i, tz=utc), "day": datetime.date(2024, 1, 1 + i),
+                "tags": [f"t{i}"], "kind": "AB"[i % 2]} for i in range(6)]
+    produce(topic, [avro_frame(schema_id, ORDER, r) for r in records])
+    worker = Worker(tmp_path, {
+        "value.converter": "io.confluent.connect.avro.AvroConverter",
+        "value.converter.schema.registry.url": REGISTRY_URL,
+    }).start()
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    try:
+        worker.create_connector(name, connector_config(topic, table, catalog_cfg))
+        catalog = pyiceberg_catalog(catalog_cfg)
+        rows = wait_for(lambda: (r := read_rows(catalog, table)) and len(r) >= 6 and r, 60, "6 rows")
+        assert columns(catalog, table) == [
+            ("id", "long", True), ("note", "string", False), ("amount", "decimal(38, 2)", True),
+            ("ts", "timestamptz", True), ("day", "date", True), ("tags", "list<required string>", True),
+            ("kind", "string", True),
+        ]
+        assert sorted(rows, key=lambda r: r["id"]) == [{**r, "amount": r["amount"]} for r in records]
+    finally:
+        worker.stop()
+        delete_topics(topic)
+
+
+def test_unknown_schema_id_fails_the_task_naming_the_record(worker, tmp_path):
+    topic, name, table = unique("avro"), unique("sink"), f"db_{unique('ns')}.orders"
+    create_topic(topic)
+    try:
+        produce(topic, [b"\x00\x7f\xff\xff\x00\x02"])
+        config = connector_config(topic, table, sqlite_catalog_config(tmp_path), **{
+            "value.converter": "io.confluent.connect.avro.AvroConverter",
+            "value.converter.schema.registry.url": REGISTRY_URL,
+        })
+        worker.create_connector(name, config)
+        status = wait_for(lambda: (s := worker.get(f"/connectors/{name}/status").json())["tasks"][0]["state"] == "FAILED" and s,
+                          60, "the task to fail")
+        trace = status["tasks"][0]["trace"]
+        assert f"topic {topic}, partition 0, offset 0" in trace
+        assert "Error retrieving Avro schema for id 2147483392" in trace
+    finally:
+        delete_topics(topic)
