@@ -4,6 +4,7 @@
 
 pub mod config_def;
 pub mod config_provider;
+pub mod dead_letter;
 pub mod error;
 pub mod herder;
 pub mod kafka_config;

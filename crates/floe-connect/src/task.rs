@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use crate::config_provider::ConfigProviders;
+use crate::dead_letter::{DeadLetterQueue, Failure};
 use crate::error::TaskError;
 use crate::kafka_config::client_config;
 use crate::plugin::{ConfigMap, Offsets, SinkConnector, SinkTask, TaskContext};
@@ -196,6 +197,13 @@ struct Loop<'a> {
     consumed: Offsets,
     reset_to_latest: bool,
     seen_topics: BTreeSet<String>,
+    dead_letters: Option<DeadLetterQueue>,
+}
+
+/// The outcome of converting one message.
+enum Converted {
+    Record(TopicPartition, i64, SinkRecord),
+    Failed(TopicPartition, i64, Failure),
 }
 
 async fn run_task(
@@ -254,6 +262,8 @@ async fn run_task(
     let mut paused = false;
     info!(connector = %spec.connector, task = spec.task_id, group = %group, "task started");
 
+    let dead_letters =
+        DeadLetterQueue::open(&spec.worker, &spec.config, &spec.connector, spec.task_id).await?;
     let tolerate_errors = spec
         .config
         .get("errors.tolerance")
@@ -269,6 +279,7 @@ async fn run_task(
         consumed: Offsets::new(),
         reset_to_latest,
         seen_topics: BTreeSet::new(),
+        dead_letters,
     };
     let flush_interval = spec.worker.offset_flush_interval;
     let mut next_flush = Instant::now() + flush_interval;
@@ -424,10 +435,21 @@ impl Loop<'_> {
                 self.task.put(earlier).await?;
                 self.apply_events().await?;
             }
-            if let Some((tp, next, rec)) = record? {
-                self.consumed.insert(tp, next);
-                if let Some(rec) = rec {
+            match record {
+                Converted::Record(tp, next, rec) => {
+                    self.consumed.insert(tp, next);
                     batch.push(rec);
+                }
+                Converted::Failed(tp, next, failure) => {
+                    handle_failure(
+                        self.dead_letters.as_ref(),
+                        self.tolerate_errors,
+                        &self.spec.connector,
+                        self.spec.task_id,
+                        failure,
+                    )
+                    .await?;
+                    self.consumed.insert(tp, next);
                 }
             }
         }
@@ -438,13 +460,8 @@ impl Loop<'_> {
         Ok(())
     }
 
-    /// Converts one message. `Ok(None)`: nothing to do. `Ok(Some((tp, next, None)))`: a
-    /// record skipped under `errors.tolerance=all`.
-    #[allow(clippy::type_complexity)]
-    fn convert(
-        &self,
-        msg: &rdkafka::message::BorrowedMessage<'_>,
-    ) -> Result<Option<(TopicPartition, i64, Option<SinkRecord>)>, TaskError> {
+    /// Converts one message: the record, or why it could not be converted.
+    fn convert(&self, msg: &rdkafka::message::BorrowedMessage<'_>) -> Converted {
         let topic = msg.topic();
         let partition = msg.partition();
         let offset = msg.offset();
@@ -481,10 +498,10 @@ impl Loop<'_> {
                             .collect()
                     })
                     .unwrap_or_default();
-                Ok(Some((
+                Converted::Record(
                     tp,
                     offset + 1,
-                    Some(SinkRecord {
+                    SinkRecord {
                         topic: topic.to_string(),
                         partition,
                         offset,
@@ -494,25 +511,67 @@ impl Loop<'_> {
                         value_schema: value.schema,
                         value: value.value,
                         headers,
-                    }),
-                )))
+                    },
+                )
             }
-            Err((stage, class, e)) => {
-                let detail = format!(
-                    "Error in stage {stage} ({class}) for record: topic {topic}, partition {partition}, offset {offset}: {e}"
-                );
-                if self.tolerate_errors {
-                    warn!(connector = %self.spec.connector, task = self.spec.task_id, "skipping record (errors.tolerance=all): {detail}");
-                    Ok(Some((tp, offset + 1, None)))
-                } else {
-                    Err(TaskError::connect(format!(
-                        "Tolerance exceeded in error handler\nCaused by: org.apache.kafka.connect.errors.DataException: {detail}"
-                    )))
-                }
-            }
+            Err((stage, class, e)) => Converted::Failed(
+                tp,
+                offset + 1,
+                Failure {
+                    stage,
+                    class,
+                    exception_class: "org.apache.kafka.connect.errors.DataException",
+                    message: e.to_string(),
+                    record: msg.detach(),
+                },
+            ),
         }
     }
+}
 
+/// A record that failed conversion: fail the task (`errors.tolerance=none`), or send it to the
+/// dead-letter queue when one is configured and go on.
+async fn handle_failure(
+    dead_letters: Option<&DeadLetterQueue>,
+    tolerate_errors: bool,
+    connector: &str,
+    task_id: u32,
+    failure: Failure,
+) -> Result<(), TaskError> {
+    let r = &failure.record;
+    let detail = format!(
+        "Error in stage {} ({}) for record: topic {}, partition {}, offset {}: {}",
+        failure.stage,
+        failure.class,
+        r.topic(),
+        r.partition(),
+        r.offset(),
+        failure.message
+    );
+    if !tolerate_errors {
+        return Err(TaskError::connect(format!(
+                "Tolerance exceeded in error handler\nCaused by: org.apache.kafka.connect.errors.DataException: {detail}"
+            )));
+    }
+    match dead_letters {
+        Some(dlq) => {
+            dlq.report(&failure).await?;
+            warn!(
+                connector,
+                task = task_id,
+                "record sent to the dead letter queue: {detail}"
+            );
+        }
+        None => warn!(
+            connector,
+            task = task_id,
+            "record skipped (errors.tolerance=all, no dead letter queue): {detail}"
+        ),
+    }
+    Ok(())
+}
+
+impl Loop<'_> {
     async fn apply_events(&mut self) -> Result<(), TaskError> {
         for event in self.take_events() {
             match event {
