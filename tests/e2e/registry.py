@@ -30,3 +30,7 @@ def avro_frame(schema_id: int, schema: dict, record: dict) -> bytes:
     out.write(b"\x00" + struct.pack(">I", schema_id))
     fastavro.schemaless_writer(out, fastavro.parse_schema(schema), record)
     return out.getvalue()
+
+
+def json_frame(schema_id: int, record: dict) -> bytes:
+    return b"\x00" + struct.pack(">I", schema_id) + json.dumps(record).encode()

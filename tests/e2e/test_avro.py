@@ -68,3 +68,35 @@ def test_unknown_schema_id_fails_the_task_naming_the_record(worker, tmp_path):
         assert "Error retrieving Avro schema for id 2147483392" in trace
     finally:
         delete_topics(topic)
+
+
+def test_json_schema_records_become_typed_rows(tmp_path):
+    from registry import json_frame
+
+    topic, name, table = unique("jsonschema"), unique("sink"), f"db_{unique('ns')}.orders"
+    create_topic(topic)
+    schema = {"type": "object", "title": "shop.Order", "properties": {
+        "id": {"type": "integer"},
+        "qty": {"type": "integer", "connect.type": "int32"},
+        "note": {"oneOf": [{"type": "null"}, {"type": "string"}]},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    }, "required": ["id", "qty", "tags"]}
+    schema_id = register(f"{topic}-value", schema, schema_type="JSON")
+    records = [{"id": i, "qty": i * 2, "note": None if i % 2 else f"n{i}", "tags": [f"t{i}"]} for i in range(4)]
+    produce(topic, [json_frame(schema_id, r) for r in records])
+    worker = Worker(tmp_path, {
+        "value.converter": "io.confluent.connect.json.JsonSchemaConverter",
+        "value.converter.schema.registry.url": REGISTRY_URL,
+    }).start()
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    try:
+        worker.create_connector(name, connector_config(topic, table, catalog_cfg))
+        catalog = pyiceberg_catalog(catalog_cfg)
+        rows = wait_for(lambda: (r := read_rows(catalog, table)) and len(r) >= 4 and r, 60, "4 rows")
+        assert columns(catalog, table) == [
+            ("id", "long", True), ("qty", "int", True), ("note", "string", False), ("tags", "list<required string>", True),
+        ]
+        assert sorted(rows, key=lambda r: r["id"]) == records
+    finally:
+        worker.stop()
+        delete_topics(topic)

@@ -488,6 +488,7 @@ async fn set_logger(
 /// Converters, transforms and predicates this worker knows, for `connectorsOnly=false`.
 const OTHER_PLUGINS: &[(&str, &str)] = &[
     ("io.confluent.connect.avro.AvroConverter", "converter"),
+    ("io.confluent.connect.json.JsonSchemaConverter", "converter"),
     ("org.apache.kafka.connect.json.JsonConverter", "converter"),
     (
         "org.apache.kafka.connect.storage.StringConverter",

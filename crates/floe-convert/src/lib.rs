@@ -5,6 +5,7 @@
 
 mod avro;
 mod json;
+mod json_schema;
 pub mod registry;
 mod simple;
 
@@ -15,6 +16,7 @@ use floe_data::{SchemaRef, Value};
 
 pub use avro::AvroConverter;
 pub use json::JsonConverter;
+pub use json_schema::JsonSchemaConverter;
 pub use simple::{ByteArrayConverter, StringConverter};
 
 /// A converted key or value: its schema (None when schemaless) and the value.
@@ -70,6 +72,7 @@ pub trait Converter: Send + Sync {
 pub const CONVERTER_CLASSES: &[&str] = &[
     avro::CLASS,
     json::CLASS,
+    json_schema::CLASS,
     simple::STRING_CLASS,
     simple::BYTE_ARRAY_CLASS,
 ];
@@ -83,6 +86,7 @@ pub fn build_converter(
     match class.trim() {
         json::CLASS => Ok(Arc::new(JsonConverter::configure(props, is_key)?)),
         avro::CLASS => Ok(Arc::new(AvroConverter::configure(props)?)),
+        json_schema::CLASS => Ok(Arc::new(JsonSchemaConverter::configure(props)?)),
         simple::STRING_CLASS => Ok(Arc::new(StringConverter::configure(props)?)),
         simple::BYTE_ARRAY_CLASS => Ok(Arc::new(ByteArrayConverter)),
         other => Err(ConfigError::UnknownClass(other.to_string())),
