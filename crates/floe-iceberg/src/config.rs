@@ -28,6 +28,22 @@ pub struct IcebergSinkConfig {
     pub catalog_name: String,
     pub catalog_props: BTreeMap<String, String>,
     pub commit_interval: Duration,
+    pub commit_timeout: Duration,
+    pub max_consecutive_failures: u32,
+    pub control_topic: String,
+    pub group_id_prefix: String,
+    /// `iceberg.connect.group-id`: the connector's consumer group when it is not the default.
+    pub connect_group_id: Option<String>,
+    pub transactional_prefix: String,
+    /// Per-generation suffix of the worker's transactional id, set in task configs.
+    pub transactional_suffix: String,
+    /// `iceberg.kafka.*`: overrides for the sink's own Kafka clients.
+    pub kafka_props: BTreeMap<String, String>,
+    pub default_commit_branch: Option<String>,
+    pub table_commit_branch: BTreeMap<String, String>,
+    /// The connector's `topics`, or its `topics.regex`.
+    pub topics: Vec<String>,
+    pub topics_regex: Option<regex::Regex>,
 }
 
 const TABLES: &str = "iceberg.tables";
@@ -36,6 +52,8 @@ const ROUTE_FIELD: &str = "iceberg.tables.route-field";
 const AUTO_CREATE: &str = "iceberg.tables.auto-create-enabled";
 const EVOLVE: &str = "iceberg.tables.evolve-schema-enabled";
 const COMMIT_INTERVAL: &str = "iceberg.control.commit.interval-ms";
+const COMMIT_TIMEOUT: &str = "iceberg.control.commit.timeout-ms";
+const MAX_FAILURES: &str = "iceberg.control.commit.max-consecutive-failures";
 
 /// The sink's configuration keys, for `/connector-plugins/…/config/validate`.
 pub fn config_keys() -> Vec<ConfigKey> {
@@ -61,6 +79,7 @@ pub fn config_keys() -> Vec<ConfigKey> {
         ConfigKey::optional("iceberg.control.commit.timeout-ms", Int, "30000", Medium, "Coordinator time to wait for worker responses before committing, in millis"),
         ConfigKey::optional("iceberg.control.commit.threads", Int, "4", Medium, "Coordinator threads to use for table commits, default is (cores * 2)"),
         ConfigKey::optional("iceberg.coordinator.transactional.prefix", String, "", Medium, "Optional prefix of the transactional id for the coordinator"),
+        ConfigKey::optional(MAX_FAILURES, Int, "1", Medium, "Number of consecutive failed full commits before the coordinator stops"),
     ]
 }
 
@@ -168,13 +187,33 @@ impl IcebergSinkConfig {
                 table_partition_by.insert(table.to_string(), value.clone());
             }
         }
-        let commit_interval_ms: u64 = match config.get(COMMIT_INTERVAL) {
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| format!("Invalid value {v} for configuration {COMMIT_INTERVAL}: Not a number of type INT"))?,
-            None => 300_000,
+        let number = |key: &str, default: u64| -> Result<u64, String> {
+            match config.get(key) {
+                Some(v) => v.trim().parse().map_err(|_| {
+                    format!("Invalid value {v} for configuration {key}: Not a number of type INT")
+                }),
+                None => Ok(default),
+            }
         };
+        let commit_interval_ms = number(COMMIT_INTERVAL, 300_000)?;
+        let commit_timeout_ms = number(COMMIT_TIMEOUT, 30_000)?;
+        let max_consecutive_failures = number(MAX_FAILURES, 1)?.max(1) as u32;
+        let mut table_commit_branch = BTreeMap::new();
+        for (key, value) in config {
+            if let Some(table) = key
+                .strip_prefix("iceberg.table.")
+                .and_then(|r| r.strip_suffix(".commit-branch"))
+            {
+                table_commit_branch.insert(table.to_string(), value.trim().to_string());
+            }
+        }
+        let topics_regex =
+            match non_empty(config, "topics.regex") {
+                Some(r) => Some(regex::Regex::new(&format!("^(?:{r})$")).map_err(|e| {
+                    format!("Invalid value {r} for configuration topics.regex: {e}")
+                })?),
+                None => None,
+            };
         Ok(IcebergSinkConfig {
             connector_name: config.get("name").cloned().unwrap_or_default(),
             task_id: config
@@ -198,6 +237,43 @@ impl IcebergSinkConfig {
                 .to_string(),
             catalog_props: strip_prefix(config, "iceberg.catalog."),
             commit_interval: Duration::from_millis(commit_interval_ms),
+            commit_timeout: Duration::from_millis(commit_timeout_ms),
+            max_consecutive_failures,
+            control_topic: non_empty(config, "iceberg.control.topic")
+                .unwrap_or("control-iceberg")
+                .to_string(),
+            group_id_prefix: config
+                .get("iceberg.control.group-id-prefix")
+                .cloned()
+                .unwrap_or_else(|| "cg-control-".to_string()),
+            connect_group_id: non_empty(config, "iceberg.connect.group-id").map(str::to_string),
+            transactional_prefix: config
+                .get("iceberg.coordinator.transactional.prefix")
+                .cloned()
+                .unwrap_or_default(),
+            transactional_suffix: config
+                .get("iceberg.coordinator.transactional.suffix")
+                .cloned()
+                .unwrap_or_else(|| {
+                    format!(
+                        "-txn-{}-{}",
+                        uuid::Uuid::new_v4(),
+                        config.get("task.id").map(String::as_str).unwrap_or("0")
+                    )
+                }),
+            kafka_props: strip_prefix(config, "iceberg.kafka."),
+            default_commit_branch: non_empty(config, "iceberg.tables.default-commit-branch")
+                .map(str::to_string),
+            table_commit_branch,
+            topics: non_empty(config, "topics")
+                .map(|t| {
+                    t.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            topics_regex,
         })
     }
 

@@ -4,11 +4,14 @@
 
 pub mod arrow;
 pub mod catalog;
+pub mod channel;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod schema;
 pub mod sink;
 pub mod summary;
+pub mod table_commit;
 pub mod writer;
 
 pub use sink::{IcebergSinkConnector, CONNECTOR_CLASS, TABULAR_CONNECTOR_CLASS};

@@ -1,28 +1,28 @@
 //! `org.apache.iceberg.connect.IcebergSinkConnector` and its task.
 //!
-//! In this version each task commits its own files to the tables on the commit interval and
-//! only then lets the worker commit the source offsets, so a record is acknowledged only once
-//! the table holds it.
+//! Tasks write files; on each `StartCommit` from the connector's coordinator they announce the
+//! files and commit their source offsets in one Kafka transaction (see `channel`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
 
+use crate::events::{Event, Payload, TableReference, TopicPartitionOffset, WireDataFile};
 use async_trait::async_trait;
 use floe_connect::config_def::ConfigKey;
 use floe_connect::{ConfigMap, Offsets, SinkConnector, SinkTask, TaskContext, TaskError};
 use floe_data::{SinkRecord, TopicPartition, Value};
 use iceberg::spec::{DataFile, FormatVersion};
-use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::arrow::{records_to_batch, Cell};
 use crate::catalog::load_catalog;
+use crate::channel::coordinator::{self, CoordinatorConfig, CoordinatorHandle};
+use crate::channel::kafka::{client_props, ensure_control_topic};
+use crate::channel::worker::WorkerChannel;
 use crate::config::{self, IcebergSinkConfig};
 use crate::error::SinkError;
 use crate::schema::{partition_spec, schema_for_record};
-use crate::summary;
 use crate::writer::TableWriter;
 
 /// The connector class name.
@@ -90,10 +90,15 @@ struct Started {
     config: IcebergSinkConfig,
     catalog: Arc<dyn Catalog>,
     context: TaskContext,
+    connect_group: String,
     writers: BTreeMap<String, TableWriter>,
-    /// Kafka timestamp of the last record per partition since the last commit.
-    last_timestamps: BTreeMap<TopicPartition, i64>,
-    last_commit: Instant,
+    channel: WorkerChannel,
+    coordinator: Option<CoordinatorHandle>,
+    /// Partitions this task owns; every `DataComplete` lists all of them, idle ones too.
+    assigned: BTreeSet<TopicPartition>,
+    /// Next offset and Kafka timestamp (ms) of the last record per partition, since the last
+    /// announcement.
+    source_offsets: BTreeMap<TopicPartition, (i64, Option<i64>)>,
 }
 
 fn connect_err(e: SinkError) -> TaskError {
@@ -115,56 +120,114 @@ impl SinkTask for IcebergSinkTask {
         let catalog = load_catalog(&config.catalog_name, &config.catalog_props)
             .await
             .map_err(connect_err)?;
-        info!(connector = %context.connector, task = context.task_id, catalog = %config.catalog_name, "iceberg sink task started");
+        let connect_group = config
+            .connect_group_id
+            .clone()
+            .unwrap_or_else(|| context.group_id.clone());
+        let kafka_props = client_props(&context.kafka_props, &config.kafka_props);
+        ensure_control_topic(&kafka_props, &config.control_topic)
+            .await
+            .map_err(connect_err)?;
+        let channel = WorkerChannel::open(
+            &kafka_props,
+            &config.control_topic,
+            &connect_group,
+            &config.group_id_prefix,
+            &format!(
+                "{}worker{}",
+                config.transactional_prefix, config.transactional_suffix
+            ),
+        )
+        .map_err(connect_err)?;
+        // Task 0 runs the connector's coordinator; its stable transactional id fences any
+        // older one (docs/control-topic.md, I6).
+        let coordinator = (context.task_id == 0).then(|| {
+            coordinator::spawn(
+                CoordinatorConfig {
+                    connector: config.connector_name.clone(),
+                    task_id: context.task_id,
+                    connect_group: connect_group.clone(),
+                    control_topic: config.control_topic.clone(),
+                    transactional_id: format!(
+                        "{}coordinator-{connect_group}",
+                        config.transactional_prefix
+                    ),
+                    kafka_props: kafka_props.clone(),
+                    commit_interval: config.commit_interval,
+                    commit_timeout: config.commit_timeout,
+                    max_consecutive_failures: config.max_consecutive_failures,
+                    topics: config.topics.clone(),
+                    topics_regex: config.topics_regex.clone(),
+                    default_branch: config.default_commit_branch.clone(),
+                    table_branches: config.table_commit_branch.clone(),
+                },
+                catalog.clone(),
+                config.catalog_name.clone(),
+            )
+        });
+        info!(connector = %context.connector, task = context.task_id, catalog = %config.catalog_name, control_topic = %config.control_topic, "iceberg sink task started");
         self.state = Some(Started {
             config,
             catalog,
             context,
+            connect_group,
             writers: BTreeMap::new(),
-            last_timestamps: BTreeMap::new(),
-            last_commit: Instant::now(),
+            channel,
+            coordinator,
+            assigned: BTreeSet::new(),
+            source_offsets: BTreeMap::new(),
         });
         Ok(())
     }
 
-    async fn open(&mut self, _partitions: &[TopicPartition]) -> Result<(), TaskError> {
+    async fn open(&mut self, partitions: &[TopicPartition]) -> Result<(), TaskError> {
+        let s = self.started()?;
+        s.assigned.extend(partitions.iter().cloned());
         Ok(())
     }
 
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), TaskError> {
         let s = self.started()?;
+        if let Some(failure) = s.coordinator.as_ref().and_then(|c| c.failure()) {
+            return Err(TaskError::connect(format!(
+                "Coordinator unexpectedly terminated on committer {}-{}: {failure}",
+                s.config.connector_name, s.context.task_id
+            )));
+        }
         if !records.is_empty() {
             s.write(&records).await?;
         }
-        if s.last_commit.elapsed() >= s.config.commit_interval {
-            s.context.request_commit();
+        for commit_id in s.channel.start_commits().map_err(connect_err)? {
+            s.answer(commit_id).await?;
         }
         Ok(())
     }
 
-    async fn pre_commit(&mut self, current: &Offsets, closing: bool) -> Result<Offsets, TaskError> {
-        let s = self.started()?;
-        if !closing && s.last_commit.elapsed() < s.config.commit_interval {
-            return Ok(Offsets::new());
-        }
-        s.commit().await?;
-        Ok(current.clone())
+    async fn pre_commit(
+        &mut self,
+        _current: &Offsets,
+        _closing: bool,
+    ) -> Result<Offsets, TaskError> {
+        // Source offsets are committed inside the control-topic transaction, never by the
+        // worker's consumer.
+        Ok(Offsets::new())
     }
 
-    async fn close(&mut self, _partitions: &[TopicPartition]) -> Result<(), TaskError> {
+    async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), TaskError> {
         let s = self.started()?;
-        for (_, writer) in std::mem::take(&mut s.writers) {
-            writer.abandon().await;
+        for tp in partitions {
+            s.assigned.remove(tp);
         }
-        s.last_timestamps.clear();
+        s.abandon().await;
         Ok(())
     }
 
     async fn stop(&mut self) -> Result<(), TaskError> {
         if let Some(mut s) = self.state.take() {
-            for (_, writer) in std::mem::take(&mut s.writers) {
-                writer.abandon().await;
+            if let Some(c) = s.coordinator.take() {
+                c.stop().await;
             }
+            s.abandon().await;
         }
         Ok(())
     }
@@ -254,9 +317,9 @@ impl Started {
     async fn write(&mut self, records: &[SinkRecord]) -> Result<(), TaskError> {
         let mut by_table: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, r) in records.iter().enumerate() {
-            self.last_timestamps.insert(
+            self.source_offsets.insert(
                 TopicPartition::new(&r.topic, r.partition),
-                r.timestamp.unwrap_or(0),
+                (r.offset + 1, r.timestamp),
             );
             if r.value.is_null() {
                 continue; // tombstone: consumed, nothing to write
@@ -375,84 +438,89 @@ async fn create_table(
 }
 
 impl Started {
-    /// Closes every writer and appends its files, one snapshot per table.
-    async fn commit(&mut self) -> Result<(), TaskError> {
-        let commit_id = uuid::Uuid::new_v4();
-        let valid_through = self.last_timestamps.values().min().copied();
+    /// Drops every open writer and its files, and forgets the offsets they held.
+    async fn abandon(&mut self) {
+        for (_, writer) in std::mem::take(&mut self.writers) {
+            writer.abandon().await;
+        }
+        self.source_offsets.clear();
+    }
+
+    /// Answers a `StartCommit`: the files of every open writer, then the assignment, with the
+    /// source offsets, in one transaction (I1). On failure the files are dropped and the worker
+    /// rewinds, so the records are read again for a later cycle.
+    async fn answer(&mut self, commit_id: uuid::Uuid) -> Result<(), TaskError> {
+        let now = chrono::Utc::now().timestamp_micros();
+        let event = |payload| Event {
+            id: uuid::Uuid::new_v4(),
+            timestamp_micros: now,
+            group_id: self.connect_group.clone(),
+            payload,
+        };
+        let mut events = Vec::new();
+        let mut written: Vec<(iceberg::io::FileIO, DataFile)> = Vec::new();
         for (name, writer) in std::mem::take(&mut self.writers) {
             let table = writer.table().clone();
-            let files: Vec<DataFile> = writer
-                .close()
-                .await
-                .map_err(connect_err)?
-                .into_iter()
-                .filter(|f| f.record_count() > 0)
-                .collect();
-            if files.is_empty() {
-                continue;
-            }
-            let task_id = format!("{}-{}", self.config.connector_name, self.config.task_id);
-            append(
-                self.catalog.as_ref(),
-                &name,
-                table,
-                files,
+            let files = writer.close().await.map_err(connect_err)?;
+            written.extend(files.iter().map(|f| (table.file_io().clone(), f.clone())));
+            let spec_id = table.metadata().default_partition_spec_id();
+            let wire: Vec<WireDataFile> = files
+                .iter()
+                .map(|f| WireDataFile::from_data_file(f, spec_id))
+                .collect::<Result<_, _>>()
+                .map_err(|e| {
+                    TaskError::connect(format!("Cannot announce the files of table {name}: {e}"))
+                })?;
+            let ident = table_ident(&name).map_err(connect_err)?;
+            events.push(event(Payload::DataWritten {
                 commit_id,
-                &task_id,
-                valid_through,
-            )
-            .await?;
+                table_reference: TableReference {
+                    catalog: self.config.catalog_name.clone(),
+                    namespace: ident.namespace().clone().inner(),
+                    name: ident.name().to_string(),
+                    table_uuid: Some(table.metadata().uuid()),
+                },
+                partition_type: table.metadata().default_partition_type().clone(),
+                data_files: wire,
+                delete_files: Vec::new(),
+            }));
         }
-        self.last_timestamps.clear();
-        self.last_commit = Instant::now();
+        let assignments = self
+            .assigned
+            .iter()
+            .map(|tp| {
+                let seen = self.source_offsets.get(tp);
+                TopicPartitionOffset {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    offset: seen.map(|(next, _)| *next),
+                    timestamp_micros: seen.and_then(|(_, ts)| ts.map(|ms| ms * 1000)),
+                }
+            })
+            .collect();
+        events.push(event(Payload::DataComplete {
+            commit_id,
+            assignments,
+        }));
+        let offsets: BTreeMap<TopicPartition, i64> = self
+            .source_offsets
+            .iter()
+            .map(|(tp, (next, _))| (tp.clone(), *next))
+            .collect();
+        let metadata = self.context.group_metadata();
+        let sent = self.channel.send(&events, &offsets, metadata.as_ref());
+        self.source_offsets.clear();
+        if let Err(e) = sent {
+            warn!(commit_id = %commit_id, error = %e, "answering the commit failed; dropping this cycle's files and rewinding");
+            for (io, f) in written {
+                let _ = io.delete(f.file_path()).await;
+            }
+            self.context.request_rewind();
+        } else {
+            debug!(commit_id = %commit_id, files = written.len(), "answered commit");
+        }
         Ok(())
     }
-}
-
-/// Appends `files` to a table in one snapshot carrying the sink's summary keys.
-async fn append(
-    catalog: &dyn Catalog,
-    name: &str,
-    table: iceberg::table::Table,
-    files: Vec<DataFile>,
-    commit_id: uuid::Uuid,
-    task_id: &str,
-    valid_through: Option<i64>,
-) -> Result<(), TaskError> {
-    let file_count = files.len();
-    let records: u64 = files.iter().map(|f| f.record_count()).sum();
-    let mut properties = HashMap::from([
-        (summary::COMMIT_ID.to_string(), commit_id.to_string()),
-        (summary::TASK_ID.to_string(), task_id.to_string()),
-    ]);
-    if let Some(ts) = valid_through {
-        properties.insert(
-            summary::VALID_THROUGH_TS.to_string(),
-            summary::format_timestamp(ts),
-        );
-    }
-    let tx = Transaction::new(&table);
-    let action = tx
-        .fast_append()
-        .set_commit_uuid(commit_id)
-        .set_snapshot_properties(properties)
-        .add_data_files(files);
-    let tx = action.apply(tx).map_err(|e| {
-        TaskError::connect(format!("Cannot prepare the commit to table {name}: {e}"))
-    })?;
-    let committed = tx
-        .commit(catalog)
-        .await
-        .map_err(|e| TaskError::connect(format!("Commit to table {name} failed: {e}")))?;
-    info!(
-        table = name,
-        files = file_count,
-        records,
-        snapshot = ?committed.metadata().current_snapshot_id(),
-        commit_id = %commit_id,
-        "committed"
-    );
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,101 +1,99 @@
-//! The sink task end to end against a real SQL catalog on SQLite and a local warehouse: records
-//! in, a committed snapshot with the Java summary keys out, rows read back by a table scan.
+//! Writer and commit path against a real SQL catalog on SQLite and a local warehouse: records
+//! converted to Arrow, written to Parquet, appended with the Java summary keys, read back by a
+//! table scan.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use arrow_array::{Array, Int64Array, StringArray};
-use floe_connect::{ConfigMap, SinkConnector, TaskContext};
-use floe_data::{SinkRecord, TopicPartition, Value};
+use floe_data::Value;
+use floe_iceberg::arrow::{records_to_batch, Cell};
 use floe_iceberg::catalog::load_catalog;
-use floe_iceberg::IcebergSinkConnector;
+use floe_iceberg::schema::schema_for_record;
+use floe_iceberg::table_commit::{append, CommitOutcome};
+use floe_iceberg::writer::TableWriter;
 use futures::TryStreamExt;
-use iceberg::TableIdent;
+use iceberg::{NamespaceIdent, TableCreation, TableIdent};
 
-fn record(offset: i64, id: i64, name: &str) -> SinkRecord {
-    SinkRecord {
-        topic: "events".into(),
-        partition: 0,
-        offset,
-        timestamp: Some(1_721_306_096_789 + offset),
-        key_schema: None,
-        key: Value::Null,
-        value_schema: None,
-        value: Value::Map(vec![
-            (Value::String("id".into()), Value::Int64(id)),
-            (Value::String("name".into()), Value::String(name.into())),
-        ]),
-        headers: vec![],
-    }
+fn row(id: i64, name: &str) -> Value {
+    Value::Map(vec![
+        (Value::String("id".into()), Value::Int64(id)),
+        (Value::String("name".into()), Value::String(name.into())),
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn appends_records_with_summary_keys() {
+async fn writes_and_appends_with_summary_keys() {
     let dir = std::env::temp_dir().join(format!("floe-sink-test-{}", uuid::Uuid::new_v4()));
-    let db = dir.join("catalog.db");
-    let warehouse = dir.join("warehouse");
-    let config: ConfigMap = BTreeMap::from([
-        ("name".to_string(), "ice".to_string()),
+    let props = BTreeMap::from([
+        ("type".to_string(), "jdbc".to_string()),
         (
-            "connector.class".to_string(),
-            floe_iceberg::CONNECTOR_CLASS.to_string(),
-        ),
-        ("iceberg.catalog.type".to_string(), "jdbc".to_string()),
-        (
-            "iceberg.catalog.uri".to_string(),
-            format!("jdbc:sqlite:{}", db.display()),
+            "uri".to_string(),
+            format!("jdbc:sqlite:{}", dir.join("catalog.db").display()),
         ),
         (
-            "iceberg.catalog.warehouse".to_string(),
-            warehouse.display().to_string(),
-        ),
-        ("iceberg.tables".to_string(), "db.events".to_string()),
-        (
-            "iceberg.tables.auto-create-enabled".to_string(),
-            "true".to_string(),
+            "warehouse".to_string(),
+            dir.join("warehouse").display().to_string(),
         ),
     ]);
-    let connector = IcebergSinkConnector;
-    assert!(connector.validate(&config).is_empty());
-    let task_config = connector.task_configs(&config, 1).remove(0);
-    let mut task = connector.create_task();
-    task.start(
-        &task_config,
-        TaskContext::new("ice", 0, "connect-ice", BTreeMap::new()),
-    )
-    .await
-    .unwrap();
-    task.put(vec![record(0, 1, "a"), record(1, 2, "b")])
+    let catalog = load_catalog("iceberg", &props).await.unwrap();
+    let rows = [row(1, "a"), row(2, "b"), row(3, "c")];
+    let schema = schema_for_record(None, &rows[0], false).unwrap();
+    let ns = NamespaceIdent::new("db".into());
+    catalog.create_namespace(&ns, HashMap::new()).await.unwrap();
+    let creation = TableCreation::builder()
+        .name("events".into())
+        .schema(schema)
+        .build();
+    let table = catalog.create_table(&ns, creation).await.unwrap();
+
+    let mut writer = TableWriter::open("db.events", table.clone(), &BTreeMap::new())
         .await
         .unwrap();
-    task.put(vec![record(2, 3, "c")]).await.unwrap();
-    let current = BTreeMap::from([(TopicPartition::new("events", 0), 3)]);
-    let committed = task.pre_commit(&current, true).await.unwrap();
-    assert_eq!(committed, current);
-    task.stop().await.unwrap();
-
-    let catalog = load_catalog(
-        "iceberg",
-        &BTreeMap::from([
-            ("type".to_string(), "jdbc".to_string()),
-            ("uri".to_string(), format!("jdbc:sqlite:{}", db.display())),
-            ("warehouse".to_string(), warehouse.display().to_string()),
-        ]),
+    let cells: Vec<Cell<'_>> = rows
+        .iter()
+        .map(|v| Cell {
+            schema: None,
+            value: v,
+        })
+        .collect();
+    let batch = records_to_batch(
+        table.metadata().current_schema(),
+        writer.arrow_schema(),
+        &cells,
+        false,
     )
-    .await
     .unwrap();
+    writer.write(batch).await.unwrap();
+    let files = writer.close().await.unwrap();
+    assert_eq!(files.iter().map(|f| f.record_count()).sum::<u64>(), 3);
+
+    let summary = HashMap::from([
+        (
+            "kafka.connect.commit-id".to_string(),
+            "c0ffee00-0000-4000-8000-000000000000".to_string(),
+        ),
+        ("kafka.connect.task-id".to_string(), "ice-0".to_string()),
+    ]);
+    let outcome = append(catalog.as_ref(), &table, files, vec![], summary, None)
+        .await
+        .unwrap();
+    let CommitOutcome::Committed(snapshot_id) = outcome else {
+        panic!("unexpected outcome {outcome:?}")
+    };
+
     let table = catalog
         .load_table(&TableIdent::from_strs(["db", "events"]).unwrap())
         .await
         .unwrap();
     let snapshot = table.metadata().current_snapshot().unwrap();
-    let summary = &snapshot.summary().additional_properties;
-    assert_eq!(summary["kafka.connect.task-id"], "ice-0");
+    assert_eq!(snapshot.snapshot_id(), snapshot_id);
+    let props = &snapshot.summary().additional_properties;
+    assert_eq!(props["kafka.connect.task-id"], "ice-0");
     assert_eq!(
-        summary["kafka.connect.valid-through-ts"],
-        "2024-07-18T12:34:56.791Z"
+        props["kafka.connect.commit-id"],
+        "c0ffee00-0000-4000-8000-000000000000"
     );
-    assert!(uuid::Uuid::parse_str(&summary["kafka.connect.commit-id"]).is_ok());
-    assert_eq!(summary["added-records"], "3");
+    assert_eq!(props["added-records"], "3");
 
     let batches: Vec<_> = table
         .scan()
@@ -108,7 +106,7 @@ async fn appends_records_with_summary_keys() {
         .try_collect()
         .await
         .unwrap();
-    let mut rows = Vec::new();
+    let mut out = Vec::new();
     for b in &batches {
         let ids = b
             .column_by_name("id")
@@ -124,12 +122,12 @@ async fn appends_records_with_summary_keys() {
             .unwrap();
         for i in 0..b.num_rows() {
             assert!(!ids.is_null(i));
-            rows.push((ids.value(i), names.value(i).to_string()));
+            out.push((ids.value(i), names.value(i).to_string()));
         }
     }
-    rows.sort();
+    out.sort();
     assert_eq!(
-        rows,
+        out,
         vec![
             (1, "a".to_string()),
             (2, "b".to_string()),

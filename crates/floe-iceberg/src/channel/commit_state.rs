@@ -1,0 +1,293 @@
+//! The coordinator's bookkeeping for one commit cycle, free of I/O so every rule can be tested
+//! on its own. The invariants are numbered in `docs/control-topic.md`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use crate::events::{TableReference, TopicPartitionOffset, WireDataFile};
+use floe_data::TopicPartition;
+use uuid::Uuid;
+
+/// A `DataWritten` read from the control topic, with where it was read.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub partition: i32,
+    pub offset: i64,
+    pub table: TableReference,
+    pub data_files: Vec<WireDataFile>,
+    pub delete_files: Vec<WireDataFile>,
+}
+
+#[derive(Debug)]
+struct Cycle {
+    id: Uuid,
+    started: Instant,
+    /// Every source partition of the connector when the cycle started.
+    expected: BTreeSet<TopicPartition>,
+    /// Partitions that answered this cycle, with the Kafka timestamp (µs) of their last record.
+    answered: BTreeMap<TopicPartition, Option<i64>>,
+}
+
+/// What the coordinator knows between commits.
+#[derive(Debug, Default)]
+pub struct CommitState {
+    /// Next control-topic offset per partition, merged by max (never moves backwards, I3).
+    consumed: BTreeMap<i32, i64>,
+    /// `DataWritten` events not yet known to be committed, whatever their commit id (I4).
+    buffer: Vec<Envelope>,
+    cycle: Option<Cycle>,
+}
+
+impl CommitState {
+    /// Records that the control-topic record at `offset` was read.
+    pub fn consumed(&mut self, partition: i32, offset: i64) {
+        let next = offset + 1;
+        let entry = self.consumed.entry(partition).or_insert(next);
+        *entry = (*entry).max(next);
+    }
+
+    /// Control-topic offsets read so far.
+    pub fn consumed_offsets(&self) -> &BTreeMap<i32, i64> {
+        &self.consumed
+    }
+
+    /// Buffers a `DataWritten`.
+    pub fn data_written(&mut self, envelope: Envelope) {
+        self.buffer.push(envelope);
+    }
+
+    /// Records a `DataComplete`; only answers to the current cycle count towards readiness (I5).
+    pub fn data_complete(&mut self, commit_id: Uuid, assignments: &[TopicPartitionOffset]) {
+        let Some(cycle) = self.cycle.as_mut().filter(|c| c.id == commit_id) else {
+            return;
+        };
+        for a in assignments {
+            cycle.answered.insert(
+                TopicPartition::new(&a.topic, a.partition),
+                a.timestamp_micros,
+            );
+        }
+    }
+
+    /// Starts a cycle that waits for `expected` partitions.
+    pub fn start(&mut self, id: Uuid, expected: BTreeSet<TopicPartition>, now: Instant) {
+        self.cycle = Some(Cycle {
+            id,
+            started: now,
+            expected,
+            answered: BTreeMap::new(),
+        });
+    }
+
+    /// The current cycle's commit id.
+    pub fn current(&self) -> Option<Uuid> {
+        self.cycle.as_ref().map(|c| c.id)
+    }
+
+    /// True when every expected partition answered the current cycle: checked per partition,
+    /// never by counting (I5).
+    pub fn is_complete(&self) -> bool {
+        self.cycle
+            .as_ref()
+            .is_some_and(|c| c.expected.iter().all(|tp| c.answered.contains_key(tp)))
+    }
+
+    /// True when the current cycle waited longer than `timeout`.
+    pub fn timed_out(&self, now: Instant, timeout: Duration) -> bool {
+        self.cycle
+            .as_ref()
+            .is_some_and(|c| now.duration_since(c.started) > timeout)
+    }
+
+    /// Valid-through timestamp of a full commit: the smallest last-record timestamp over the
+    /// expected partitions; None if any partition had no record this cycle.
+    pub fn valid_through(&self) -> Option<i64> {
+        let cycle = self.cycle.as_ref()?;
+        let mut min: Option<i64> = None;
+        for tp in &cycle.expected {
+            let ts = (*cycle.answered.get(tp)?)?;
+            min = Some(min.map_or(ts, |m: i64| m.min(ts)));
+        }
+        min
+    }
+
+    /// Buffered envelopes grouped by table.
+    pub fn by_table(&self) -> BTreeMap<TableKey, Vec<&Envelope>> {
+        let mut out: BTreeMap<TableKey, Vec<&Envelope>> = BTreeMap::new();
+        for e in &self.buffer {
+            out.entry(TableKey::of(&e.table)).or_default().push(e);
+        }
+        out
+    }
+
+    /// Ends the cycle; on success every buffered envelope is committed (or filtered as already
+    /// committed) and is dropped. On failure the buffer is kept for the next cycle (I4).
+    pub fn end(&mut self, all_tables_committed: bool) {
+        self.cycle = None;
+        if all_tables_committed {
+            self.buffer.clear();
+        }
+    }
+}
+
+/// A table reference as a map key (catalog, namespace, name, uuid).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TableKey {
+    pub catalog: String,
+    pub namespace: Vec<String>,
+    pub name: String,
+    pub uuid: Option<Uuid>,
+}
+
+impl TableKey {
+    fn of(t: &TableReference) -> TableKey {
+        TableKey {
+            catalog: t.catalog.clone(),
+            namespace: t.namespace.clone(),
+            name: t.name.clone(),
+            uuid: t.table_uuid,
+        }
+    }
+
+    /// `ns.table`.
+    pub fn display_name(&self) -> String {
+        let mut parts = self.namespace.clone();
+        parts.push(self.name.clone());
+        parts.join(".")
+    }
+}
+
+/// The files of `envelopes` that the table has not committed yet: envelopes read at or after
+/// the table's committed control-topic offset (I2), files with rows, each path once.
+pub fn files_to_commit(
+    envelopes: &[&Envelope],
+    committed: &BTreeMap<i32, i64>,
+) -> (Vec<WireDataFile>, Vec<WireDataFile>) {
+    let mut seen = BTreeSet::new();
+    let mut data = Vec::new();
+    let mut deletes = Vec::new();
+    for e in envelopes {
+        if committed.get(&e.partition).is_some_and(|c| e.offset < *c) {
+            continue;
+        }
+        for f in &e.data_files {
+            if f.record_count > 0 && seen.insert(f.file_path.clone()) {
+                data.push(f.clone());
+            }
+        }
+        for f in &e.delete_files {
+            if f.record_count > 0 && seen.insert(f.file_path.clone()) {
+                deletes.push(f.clone());
+            }
+        }
+    }
+    (data, deletes)
+}
+
+/// Per-partition max of two offset maps (I3).
+pub fn merge_offsets(a: &BTreeMap<i32, i64>, b: &BTreeMap<i32, i64>) -> BTreeMap<i32, i64> {
+    let mut out = a.clone();
+    for (p, o) in b {
+        let e = out.entry(*p).or_insert(*o);
+        *e = (*e).max(*o);
+    }
+    out
+}
+
+/// The snapshot-summary JSON of control-topic offsets: `{"0":1234,"1":99}`.
+pub fn offsets_json(offsets: &BTreeMap<i32, i64>) -> String {
+    let inner: Vec<String> = offsets
+        .iter()
+        .map(|(p, o)| format!("\"{p}\":{o}"))
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+/// Parses the snapshot-summary JSON of control-topic offsets.
+pub fn parse_offsets_json(text: &str) -> Option<BTreeMap<i32, i64>> {
+    let map: BTreeMap<String, i64> = serde_json::from_str(text).ok()?;
+    map.into_iter()
+        .map(|(k, v)| k.parse::<i32>().ok().map(|p| (p, v)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tpo(topic: &str, partition: i32, ts: Option<i64>) -> TopicPartitionOffset {
+        TopicPartitionOffset {
+            topic: topic.into(),
+            partition,
+            offset: ts.map(|_| 10),
+            timestamp_micros: ts,
+        }
+    }
+
+    fn expected(parts: &[(&str, i32)]) -> BTreeSet<TopicPartition> {
+        parts
+            .iter()
+            .map(|(t, p)| TopicPartition::new(*t, *p))
+            .collect()
+    }
+
+    #[test]
+    fn readiness_is_checked_per_partition_not_counted() {
+        let mut s = CommitState::default();
+        let id = Uuid::new_v4();
+        s.start(id, expected(&[("a", 0), ("a", 1)]), Instant::now());
+        // The same partition answering twice (a replay or overlapping assignment) must not count
+        // as two partitions.
+        s.data_complete(id, &[tpo("a", 0, Some(5))]);
+        s.data_complete(id, &[tpo("a", 0, Some(6))]);
+        assert!(!s.is_complete());
+        // Answers to another cycle do not count.
+        s.data_complete(Uuid::new_v4(), &[tpo("a", 1, Some(7))]);
+        assert!(!s.is_complete());
+        s.data_complete(id, &[tpo("a", 1, Some(7))]);
+        assert!(s.is_complete());
+        assert_eq!(s.valid_through(), Some(6));
+    }
+
+    #[test]
+    fn valid_through_is_none_when_a_partition_was_idle() {
+        let mut s = CommitState::default();
+        let id = Uuid::new_v4();
+        s.start(id, expected(&[("a", 0), ("a", 1)]), Instant::now());
+        s.data_complete(id, &[tpo("a", 0, Some(5)), tpo("a", 1, None)]);
+        assert!(s.is_complete());
+        assert_eq!(s.valid_through(), None);
+    }
+
+    #[test]
+    fn consumed_offsets_never_move_backwards() {
+        let mut s = CommitState::default();
+        s.consumed(0, 10);
+        s.consumed(0, 3);
+        assert_eq!(s.consumed_offsets()[&0], 11);
+        let merged = merge_offsets(
+            &BTreeMap::from([(0, 20), (1, 1)]),
+            &BTreeMap::from([(0, 11), (2, 5)]),
+        );
+        assert_eq!(merged, BTreeMap::from([(0, 20), (1, 1), (2, 5)]));
+    }
+
+    #[test]
+    fn offsets_json_matches_java() {
+        let m = BTreeMap::from([(0, 1234), (1, 99)]);
+        assert_eq!(offsets_json(&m), r#"{"0":1234,"1":99}"#);
+        assert_eq!(parse_offsets_json(r#"{"0":1234,"1":99}"#), Some(m));
+        assert_eq!(parse_offsets_json("nope"), None);
+    }
+
+    #[test]
+    fn timeout_is_measured_from_the_start() {
+        let mut s = CommitState::default();
+        let t0 = Instant::now();
+        s.start(Uuid::new_v4(), expected(&[("a", 0)]), t0);
+        assert!(!s.timed_out(t0 + Duration::from_millis(10), Duration::from_millis(20)));
+        assert!(s.timed_out(t0 + Duration::from_millis(30), Duration::from_millis(20)));
+        s.end(false);
+        assert!(!s.timed_out(t0 + Duration::from_secs(9), Duration::from_millis(20)));
+    }
+}

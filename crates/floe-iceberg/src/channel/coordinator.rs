@@ -1,0 +1,618 @@
+//! The coordinator: one per connector (run by task 0), fenced by a stable transactional id.
+//! It asks every task for its files on a cadence, commits them per table with the control-
+//! topic offsets they were read at, and announces the result.
+//!
+//! ```text
+//!  every commit.interval-ms          tasks answer                     all partitions answered
+//!  StartCommit(id) ───────────► DataWritten…, DataComplete ───────► commit each table
+//!                                     (or commit.timeout-ms: partial)   │ CAS on the branch head
+//!                                                                      ▼
+//!                        CommitComplete + -coord offsets (one txn) ◄── CommitToTable per table
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::events::{Event, Payload, TableReference, WireDataFile};
+use floe_data::TopicPartition;
+use futures::FutureExt;
+use iceberg::table::Table;
+use iceberg::{Catalog, NamespaceIdent, TableIdent};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use super::commit_state::{
+    files_to_commit, merge_offsets, offsets_json, parse_offsets_json, CommitState, Envelope,
+    TableKey,
+};
+use super::kafka::{
+    control_consumer, high_watermarks, transactional_producer, StartAt, TxnProducer, KAFKA_TIMEOUT,
+};
+use crate::error::SinkError;
+use crate::summary;
+use crate::table_commit::{self, CommitOutcome};
+
+/// What the coordinator needs to know.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    pub connector: String,
+    pub task_id: u32,
+    pub connect_group: String,
+    pub control_topic: String,
+    pub transactional_id: String,
+    pub kafka_props: BTreeMap<String, String>,
+    pub commit_interval: Duration,
+    pub commit_timeout: Duration,
+    pub max_consecutive_failures: u32,
+    /// Source topics (`topics`), or None with `topics_regex` set.
+    pub topics: Vec<String>,
+    pub topics_regex: Option<regex::Regex>,
+    /// Branch per table (`ns.table`); None = main.
+    pub default_branch: Option<String>,
+    pub table_branches: BTreeMap<String, String>,
+}
+
+impl CoordinatorConfig {
+    fn offsets_key(&self) -> String {
+        format!(
+            "kafka.connect.offsets.{}.{}",
+            self.control_topic, self.connect_group
+        )
+    }
+
+    fn branch_for(&self, table: &str) -> Option<&str> {
+        self.table_branches
+            .get(table)
+            .map(String::as_str)
+            .or(self.default_branch.as_deref())
+    }
+}
+
+/// A running coordinator.
+pub struct CoordinatorHandle {
+    shutdown: watch::Sender<bool>,
+    join: tokio::task::JoinHandle<()>,
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+impl CoordinatorHandle {
+    /// Why the coordinator stopped on its own, if it did.
+    pub fn failure(&self) -> Option<String> {
+        if self.join.is_finished() {
+            return Some(
+                self.failure
+                    .lock()
+                    .ok()
+                    .and_then(|f| f.clone())
+                    .unwrap_or_else(|| "the coordinator stopped".into()),
+            );
+        }
+        None
+    }
+
+    /// Stops the coordinator and waits for it.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        if tokio::time::timeout(Duration::from_secs(60), self.join)
+            .await
+            .is_err()
+        {
+            warn!("coordinator did not stop within 60 s");
+        }
+    }
+}
+
+/// Starts the coordinator.
+pub fn spawn(
+    config: CoordinatorConfig,
+    catalog: Arc<dyn Catalog>,
+    catalog_name: String,
+) -> CoordinatorHandle {
+    let (shutdown, rx) = watch::channel(false);
+    let failure = Arc::new(Mutex::new(None));
+    let failure_slot = failure.clone();
+    let join = tokio::spawn(async move {
+        let name = format!("{}-{}", config.connector, config.task_id);
+        match run(config, catalog, catalog_name, rx).await {
+            Ok(()) => info!(coordinator = %name, "coordinator stopped"),
+            Err(e) => {
+                warn!(coordinator = %name, error = %e, "coordinator terminated");
+                if let Ok(mut f) = failure_slot.lock() {
+                    *f = Some(e.to_string());
+                }
+            }
+        }
+    });
+    CoordinatorHandle {
+        shutdown,
+        join,
+        failure,
+    }
+}
+
+struct Coordinator {
+    config: CoordinatorConfig,
+    catalog: Arc<dyn Catalog>,
+    catalog_name: String,
+    producer: TxnProducer,
+    consumer: StreamConsumer,
+    control_partitions: Vec<i32>,
+    key: String,
+    state: CommitState,
+    last_start: Instant,
+    consecutive_failures: u32,
+}
+
+async fn run(
+    config: CoordinatorConfig,
+    catalog: Arc<dyn Catalog>,
+    catalog_name: String,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), SinkError> {
+    // A new producer with the stable id fences every older coordinator of this connector (I6).
+    let producer = transactional_producer(&config.kafka_props, &config.transactional_id)?;
+    let consumer = control_consumer(
+        &config.kafka_props,
+        &format!("{}-coord", config.connect_group),
+        &config.control_topic,
+        StartAt::CommittedOrBeginning,
+    )?;
+    let control_partitions: Vec<i32> = consumer
+        .assignment()
+        .map(|a| a.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default();
+    info!(connector = %config.connector, transactional_id = %config.transactional_id, "coordinator started");
+    let mut c = Coordinator {
+        config,
+        catalog,
+        catalog_name,
+        producer,
+        consumer,
+        control_partitions,
+        key: Uuid::new_v4().to_string(),
+        state: CommitState::default(),
+        last_start: Instant::now(),
+        consecutive_failures: 0,
+    };
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let first = tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            received = tokio::time::timeout(Duration::from_millis(200), c.consumer.recv()) => match received {
+                Ok(Ok(msg)) => Some(owned(&msg)),
+                Ok(Err(e)) => return Err(SinkError::Config(format!("reading the control topic: {e}"))),
+                Err(_) => None,
+            },
+        };
+        if let Some((partition, offset, payload)) = first {
+            c.receive(partition, offset, payload.as_deref())?;
+        }
+        loop {
+            let next = match c.consumer.recv().now_or_never() {
+                Some(Ok(msg)) => owned(&msg),
+                Some(Err(e)) => {
+                    return Err(SinkError::Config(format!("reading the control topic: {e}")))
+                }
+                None => break,
+            };
+            c.receive(next.0, next.1, next.2.as_deref())?;
+        }
+        c.step().await?;
+    }
+}
+
+fn owned(msg: &rdkafka::message::BorrowedMessage<'_>) -> (i32, i64, Option<Vec<u8>>) {
+    (
+        msg.partition(),
+        msg.offset(),
+        msg.payload().map(<[u8]>::to_vec),
+    )
+}
+
+impl Coordinator {
+    fn receive(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        payload: Option<&[u8]>,
+    ) -> Result<(), SinkError> {
+        self.state.consumed(partition, offset);
+        let Some(bytes) = payload else { return Ok(()) };
+        let event = crate::events::decode(bytes).map_err(|e| {
+            SinkError::Record(format!(
+                "undecodable control-topic record {}-{partition}@{offset}: {e}",
+                self.config.control_topic
+            ))
+        })?;
+        if event.group_id != self.config.connect_group {
+            return Ok(());
+        }
+        match event.payload {
+            Payload::DataWritten {
+                table_reference,
+                data_files,
+                delete_files,
+                ..
+            } => {
+                self.state.data_written(Envelope {
+                    partition,
+                    offset,
+                    table: table_reference,
+                    data_files,
+                    delete_files,
+                });
+            }
+            Payload::DataComplete {
+                commit_id,
+                assignments,
+            } => self.state.data_complete(commit_id, &assignments),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn step(&mut self) -> Result<(), SinkError> {
+        let now = Instant::now();
+        match self.state.current() {
+            None if now.duration_since(self.last_start) >= self.config.commit_interval => {
+                self.start_commit()?
+            }
+            None => {}
+            Some(_) if self.state.is_complete() => self.commit(false).await?,
+            Some(_) if self.state.timed_out(now, self.config.commit_timeout) => {
+                self.commit(true).await?
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    fn event(&self, payload: Payload) -> Event {
+        Event {
+            id: Uuid::new_v4(),
+            timestamp_micros: chrono::Utc::now().timestamp_micros(),
+            group_id: self.config.connect_group.clone(),
+            payload,
+        }
+    }
+
+    /// Sends events in one transaction, with the `-coord` group offsets when given.
+    fn send(
+        &mut self,
+        events: Vec<Event>,
+        coord_offsets: Option<&BTreeMap<i32, i64>>,
+    ) -> Result<(), SinkError> {
+        let fail = |what: &str, e: rdkafka::error::KafkaError| {
+            SinkError::Config(format!(
+                "coordinator {what} failed (a newer coordinator may have fenced this one): {e}"
+            ))
+        };
+        self.producer
+            .begin_transaction()
+            .map_err(|e| fail("begin transaction", e))?;
+        for event in &events {
+            let bytes = crate::events::encode(event)
+                .map_err(|e| SinkError::Config(format!("encoding a control event: {e}")))?;
+            self.producer
+                .send(
+                    BaseRecord::to(&self.config.control_topic)
+                        .key(&self.key)
+                        .payload(&bytes),
+                )
+                .map_err(|(e, _)| fail("send", e))?;
+        }
+        if let Some(offsets) = coord_offsets {
+            let metadata = self.consumer.group_metadata().ok_or_else(|| {
+                SinkError::Config("the coordinator consumer has no group metadata".into())
+            })?;
+            let mut tpl = TopicPartitionList::new();
+            for (p, o) in offsets {
+                tpl.add_partition_offset(&self.config.control_topic, *p, Offset::Offset(*o))
+                    .map_err(|e| fail("offsets", e))?;
+            }
+            tokio::task::block_in_place(|| {
+                self.producer
+                    .send_offsets_to_transaction(&tpl, &metadata, KAFKA_TIMEOUT)
+            })
+            .map_err(|e| fail("send offsets", e))?;
+        }
+        tokio::task::block_in_place(|| self.producer.commit_transaction(KAFKA_TIMEOUT))
+            .map_err(|e| fail("commit transaction", e))
+    }
+
+    fn expected_partitions(&self) -> Result<BTreeSet<TopicPartition>, SinkError> {
+        let metadata =
+            tokio::task::block_in_place(|| self.consumer.fetch_metadata(None, KAFKA_TIMEOUT))
+                .map_err(|e| SinkError::Config(format!("cannot read topic metadata: {e}")))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|t| {
+                self.config.topics.iter().any(|n| n == t.name())
+                    || self
+                        .config
+                        .topics_regex
+                        .as_ref()
+                        .is_some_and(|r| r.is_match(t.name()))
+            })
+            .flat_map(|t| {
+                t.partitions()
+                    .iter()
+                    .map(|p| TopicPartition::new(t.name(), p.id()))
+            })
+            .collect())
+    }
+
+    fn start_commit(&mut self) -> Result<(), SinkError> {
+        let id = Uuid::new_v4();
+        let expected = self.expected_partitions()?;
+        self.last_start = Instant::now();
+        self.state.start(id, expected, self.last_start);
+        let start = self.event(Payload::StartCommit { commit_id: id });
+        self.send(vec![start], None)?;
+        debug!(commit_id = %id, "commit started");
+        Ok(())
+    }
+
+    async fn commit(&mut self, partial: bool) -> Result<(), SinkError> {
+        let Some(commit_id) = self.state.current() else {
+            return Ok(());
+        };
+        let valid_through = if partial {
+            None
+        } else {
+            self.state.valid_through()
+        };
+        if partial {
+            warn!(commit_id = %commit_id, "commit timeout reached before every partition answered; committing what arrived");
+        }
+        let tables: Vec<(TableKey, Vec<Envelope>)> = self
+            .state
+            .by_table()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().cloned().collect()))
+            .collect();
+        let mut all_ok = true;
+        let mut announcements = Vec::new();
+        for (key, envelopes) in tables {
+            let refs: Vec<&Envelope> = envelopes.iter().collect();
+            match self
+                .commit_table(&key, &refs, commit_id, valid_through)
+                .await
+            {
+                Ok(Some(snapshot_id)) => announcements.push(self.event(Payload::CommitToTable {
+                    commit_id,
+                    table_reference: TableReference {
+                        catalog: key.catalog.clone(),
+                        namespace: key.namespace.clone(),
+                        name: key.name.clone(),
+                        table_uuid: key.uuid,
+                    },
+                    snapshot_id: Some(snapshot_id),
+                    valid_through_ts_micros: valid_through,
+                })),
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(table = %key.display_name(), commit_id = %commit_id, error = %e, "table commit failed; its files stay buffered for the next cycle");
+                    all_ok = false;
+                }
+            }
+        }
+        if all_ok {
+            // Never move the -coord offsets backwards (I3).
+            let coord_offsets = self.state.consumed_offsets().clone();
+            announcements.push(self.event(Payload::CommitComplete {
+                commit_id,
+                valid_through_ts_micros: valid_through,
+            }));
+            self.send(announcements, Some(&coord_offsets))?;
+            self.consecutive_failures = 0;
+            info!(commit_id = %commit_id, partial, "commit complete");
+        } else {
+            if !announcements.is_empty() {
+                self.send(announcements, None)?;
+            }
+            if !partial {
+                self.consecutive_failures += 1;
+                if self.consecutive_failures >= self.config.max_consecutive_failures {
+                    self.state.end(false);
+                    return Err(SinkError::Config(format!(
+                        "{} consecutive commits failed (iceberg.control.commit.max-consecutive-failures)",
+                        self.consecutive_failures
+                    )));
+                }
+            }
+        }
+        self.state.end(all_ok);
+        Ok(())
+    }
+
+    /// Commits one table; Ok(None) when there was nothing new for it.
+    async fn commit_table(
+        &mut self,
+        key: &TableKey,
+        envelopes: &[&Envelope],
+        commit_id: Uuid,
+        valid_through: Option<i64>,
+    ) -> Result<Option<i64>, SinkError> {
+        let name = key.display_name();
+        let ident = TableIdent::new(
+            NamespaceIdent::from_vec(key.namespace.clone())
+                .map_err(|e| SinkError::Config(format!("table {name}: {e}")))?,
+            key.name.clone(),
+        );
+        if key.catalog != self.catalog_name {
+            debug!(table = %name, catalog = %key.catalog, "files for another catalog; skipped");
+            return Ok(None);
+        }
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let table = match self.catalog.load_table(&ident).await {
+                Ok(t) => t,
+                Err(e) => {
+                    if self.catalog.table_exists(&ident).await.ok() == Some(false) {
+                        warn!(table = %name, "table no longer exists; its files are skipped");
+                        return Ok(None);
+                    }
+                    return Err(SinkError::Table {
+                        table: name,
+                        message: format!("cannot load: {e}"),
+                    });
+                }
+            };
+            if let Some(expected) = key.uuid {
+                if table.metadata().uuid() != expected {
+                    warn!(table = %name, "table was replaced (uuid changed); files written for the old table are skipped");
+                    return Ok(None);
+                }
+            }
+            let branch = self.config.branch_for(&name).map(str::to_string);
+            let committed = self.committed_offsets(&table, branch.as_deref());
+            let (data, deletes) = files_to_commit(envelopes, &committed);
+            if data.is_empty() && deletes.is_empty() {
+                return Ok(None);
+            }
+            let offsets = merge_offsets(&committed, self.state.consumed_offsets());
+            let mut properties = std::collections::HashMap::from([
+                (self.config.offsets_key(), offsets_json(&offsets)),
+                (summary::COMMIT_ID.to_string(), commit_id.to_string()),
+                (
+                    summary::TASK_ID.to_string(),
+                    format!("{}-{}", self.config.connector, self.config.task_id),
+                ),
+            ]);
+            if let Some(vtts) = valid_through {
+                properties.insert(
+                    summary::VALID_THROUGH_TS.to_string(),
+                    summary::format_timestamp(vtts.div_euclid(1000)),
+                );
+            }
+            let schema = table.metadata().current_schema().clone();
+            let spec_id = table.metadata().default_partition_spec_id();
+            let to_files =
+                |files: Vec<WireDataFile>| -> Result<Vec<iceberg::spec::DataFile>, SinkError> {
+                    files
+                        .iter()
+                        .map(|f| f.to_data_file(&schema, spec_id))
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| SinkError::Table {
+                            table: name.clone(),
+                            message: format!("invalid announced file: {e}"),
+                        })
+                };
+            let (data, deletes) = (to_files(data)?, to_files(deletes)?);
+            match table_commit::append(
+                self.catalog.as_ref(),
+                &table,
+                data,
+                deletes,
+                properties,
+                branch.as_deref(),
+            )
+            .await
+            {
+                Ok(CommitOutcome::Committed(snapshot_id)) => {
+                    info!(table = %name, commit_id = %commit_id, snapshot_id, "table committed");
+                    return Ok(Some(snapshot_id));
+                }
+                Ok(CommitOutcome::Conflict(reason)) if attempt < ATTEMPTS => {
+                    info!(table = %name, attempt, reason = %reason, "commit conflict; reloading and revalidating");
+                }
+                Ok(CommitOutcome::Conflict(reason)) => {
+                    return Err(SinkError::Table {
+                        table: name,
+                        message: format!("commit conflict: {reason}"),
+                    });
+                }
+                Ok(CommitOutcome::Unknown(reason)) => {
+                    warn!(table = %name, reason = %reason, "commit outcome unknown; looking for the commit id in the table");
+                    if let Some(snapshot_id) =
+                        self.find_commit(&ident, branch.as_deref(), commit_id).await
+                    {
+                        return Ok(Some(snapshot_id));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(SinkError::Table {
+            table: name,
+            message: "commit did not succeed".into(),
+        })
+    }
+
+    /// Control-topic offsets stored in the branch's ancestry (I2), ignoring offsets beyond the
+    /// end of a control-topic partition: the topic was recreated, and stale offsets must not
+    /// filter out every new file.
+    fn committed_offsets(&self, table: &Table, branch: Option<&str>) -> BTreeMap<i32, i64> {
+        let stored = stored_offsets(table, branch, &self.config.offsets_key());
+        let ends = high_watermarks(
+            &self.consumer,
+            &self.config.control_topic,
+            &self.control_partitions,
+        );
+        stored
+            .into_iter()
+            .filter(|(p, o)| match ends.get(p) {
+                Some(end) if o > end => {
+                    warn!(partition = p, stored = o, end, "stored control-topic offset is beyond the topic's end (topic recreated?); ignoring it");
+                    false
+                }
+                _ => true,
+            })
+            .collect()
+    }
+
+    async fn find_commit(
+        &self,
+        ident: &TableIdent,
+        branch: Option<&str>,
+        commit_id: Uuid,
+    ) -> Option<i64> {
+        let table = self.catalog.load_table(ident).await.ok()?;
+        let id = commit_id.to_string();
+        let found = ancestry(&table, branch).find_map(|s| {
+            (s.summary().additional_properties.get(summary::COMMIT_ID) == Some(&id))
+                .then_some(s.snapshot_id())
+        });
+        found
+    }
+}
+
+fn ancestry<'a>(
+    table: &'a Table,
+    branch: Option<&str>,
+) -> impl Iterator<Item = &'a iceberg::spec::SnapshotRef> + 'a {
+    let metadata = table.metadata();
+    let mut next = match branch {
+        Some(b) => metadata.snapshot_for_ref(b).cloned(),
+        None => metadata.current_snapshot().cloned(),
+    };
+    std::iter::from_fn(move || {
+        let s = next.take()?;
+        next = s
+            .parent_snapshot_id()
+            .and_then(|p| metadata.snapshot_by_id(p).cloned());
+        metadata.snapshot_by_id(s.snapshot_id())
+    })
+}
+
+/// The offsets JSON of the newest snapshot in the ancestry that carries `key`.
+pub fn stored_offsets(table: &Table, branch: Option<&str>, key: &str) -> BTreeMap<i32, i64> {
+    ancestry(table, branch)
+        .find_map(|s| {
+            s.summary()
+                .additional_properties
+                .get(key)
+                .and_then(|j| parse_offsets_json(j))
+        })
+        .unwrap_or_default()
+}

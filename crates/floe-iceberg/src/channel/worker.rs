@@ -1,0 +1,164 @@
+//! The worker side of the control-topic protocol: answer each `StartCommit` with the task's
+//! files (`DataWritten`) and its assignment (`DataComplete`), and commit the source offsets in
+//! the same Kafka transaction (I1).
+
+use std::collections::BTreeMap;
+
+use crate::events::{Event, Payload};
+use floe_data::TopicPartition;
+use futures::FutureExt;
+use rdkafka::consumer::{ConsumerGroupMetadata, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{debug, warn};
+use uuid::Uuid;
+
+use super::kafka::{control_consumer, transactional_producer, StartAt, TxnProducer, KAFKA_TIMEOUT};
+use crate::error::SinkError;
+
+/// Default `transaction.timeout.ms` of worker producers (a transaction lasts milliseconds).
+const WORKER_TRANSACTION_TIMEOUT_MS: u32 = 15_000;
+
+/// The control-topic channel of one task.
+pub struct WorkerChannel {
+    producer: TxnProducer,
+    consumer: StreamConsumer,
+    topic: String,
+    connect_group: String,
+    key: String,
+    transactional_id: String,
+    props: BTreeMap<String, String>,
+}
+
+impl WorkerChannel {
+    /// Opens the channel: a consumer at the end of the control topic (group
+    /// `<group-id-prefix><uuid>`, never committed) and a transactional producer.
+    pub fn open(
+        props: &BTreeMap<String, String>,
+        topic: &str,
+        connect_group: &str,
+        group_id_prefix: &str,
+        transactional_id: &str,
+    ) -> Result<WorkerChannel, SinkError> {
+        let consumer = control_consumer(
+            props,
+            &format!("{group_id_prefix}{}", Uuid::new_v4()),
+            topic,
+            StartAt::End,
+        )?;
+        // A transaction left open by a killed worker blocks read_committed readers of the
+        // control topic and its pending offsets until it times out: keep that short.
+        let mut producer_props = props.clone();
+        producer_props
+            .entry("transaction.timeout.ms".to_string())
+            .or_insert_with(|| WORKER_TRANSACTION_TIMEOUT_MS.to_string());
+        let producer = transactional_producer(&producer_props, transactional_id)?;
+        Ok(WorkerChannel {
+            producer,
+            consumer,
+            topic: topic.to_string(),
+            connect_group: connect_group.to_string(),
+            key: Uuid::new_v4().to_string(),
+            transactional_id: transactional_id.to_string(),
+            props: producer_props,
+        })
+    }
+
+    /// Commit ids of the `StartCommit`s for this connector read since the last call.
+    pub fn start_commits(&mut self) -> Result<Vec<Uuid>, SinkError> {
+        let mut ids = Vec::new();
+        while let Some(received) = self.consumer.recv().now_or_never() {
+            let msg = received.map_err(|e| {
+                SinkError::Config(format!("reading control topic {}: {e}", self.topic))
+            })?;
+            let Some(bytes) = msg.payload() else { continue };
+            let event = crate::events::decode(bytes).map_err(|e| {
+                SinkError::Record(format!(
+                    "undecodable control-topic record {}-{}@{}: {e}",
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset()
+                ))
+            })?;
+            if event.group_id != self.connect_group {
+                continue;
+            }
+            if let Payload::StartCommit { commit_id } = event.payload {
+                ids.push(commit_id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Sends `events` and commits `offsets` (next offset per source partition) for the task's
+    /// consumer group in one transaction. On failure the transaction is aborted; the caller
+    /// must drop what it announced and rewind.
+    pub fn send(
+        &mut self,
+        events: &[Event],
+        offsets: &BTreeMap<TopicPartition, i64>,
+        metadata: Option<&ConsumerGroupMetadata>,
+    ) -> Result<(), SinkError> {
+        let result = self.try_send(events, offsets, metadata);
+        if let Err(e) = &result {
+            warn!(transactional_id = %self.transactional_id, error = %e, "control-topic transaction failed; aborting");
+            let aborted =
+                tokio::task::block_in_place(|| self.producer.abort_transaction(KAFKA_TIMEOUT));
+            if aborted.is_err() {
+                // A fenced or broken producer cannot be reused: start a fresh one, which also
+                // fences whatever is left of this one.
+                match super::kafka::transactional_producer(&self.props, &self.transactional_id) {
+                    Ok(p) => self.producer = p,
+                    Err(e2) => warn!(error = %e2, "cannot recreate the worker producer"),
+                }
+            }
+        }
+        result
+    }
+
+    fn try_send(
+        &mut self,
+        events: &[Event],
+        offsets: &BTreeMap<TopicPartition, i64>,
+        metadata: Option<&ConsumerGroupMetadata>,
+    ) -> Result<(), SinkError> {
+        let fail = |what: &str, e: KafkaError| SinkError::Config(format!("{what}: {e}"));
+        self.producer
+            .begin_transaction()
+            .map_err(|e| fail("begin transaction", e))?;
+        for event in events {
+            let bytes = crate::events::encode(event)
+                .map_err(|e| SinkError::Config(format!("encoding a control event: {e}")))?;
+            self.producer
+                .send(BaseRecord::to(&self.topic).key(&self.key).payload(&bytes))
+                .map_err(|(e, _)| fail("send control event", e))?;
+        }
+        if !offsets.is_empty() {
+            let metadata = metadata.ok_or_else(|| {
+                SinkError::Config(
+                    "the task consumer has no group metadata yet; cannot commit offsets".into(),
+                )
+            })?;
+            let mut tpl = TopicPartitionList::new();
+            for (tp, next) in offsets {
+                tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*next))
+                    .map_err(|e| fail("offsets", e))?;
+            }
+            tokio::task::block_in_place(|| {
+                self.producer
+                    .send_offsets_to_transaction(&tpl, metadata, KAFKA_TIMEOUT)
+            })
+            .map_err(|e| fail("send offsets to transaction", e))?;
+        }
+        tokio::task::block_in_place(|| self.producer.commit_transaction(KAFKA_TIMEOUT))
+            .map_err(|e| fail("commit transaction", e))?;
+        debug!(
+            events = events.len(),
+            offsets = offsets.len(),
+            "control-topic transaction committed"
+        );
+        Ok(())
+    }
+}
