@@ -430,10 +430,9 @@ impl Loop<'_> {
                 }
             };
             // Events seen now happened before this record was returned.
-            if self.events_pending() {
-                let earlier = std::mem::take(&mut batch);
-                self.task.put(earlier).await?;
-                self.apply_events().await?;
+            if self.events_pending() && self.settle_events(&mut batch).await? {
+                // Every owned partition was rewound: this record will be read again.
+                continue;
             }
             match record {
                 Converted::Record(tp, next, rec) => {
@@ -453,11 +452,29 @@ impl Loop<'_> {
                 }
             }
         }
-        self.task.put(batch).await?;
         if self.events_pending() {
-            self.apply_events().await?;
+            self.settle_events(&mut batch).await?;
         }
-        Ok(())
+        self.task.put(batch).await
+    }
+
+    /// Applies pending rebalance events before the task may act again. Records received before
+    /// a revocation are dropped rather than handed over: the task drops its uncommitted data on
+    /// `close` and every owned partition is rewound, so they are read again; and the task must
+    /// not announce data for partitions that may already belong to another task. Returns whether
+    /// partitions were revoked.
+    async fn settle_events(&mut self, batch: &mut Vec<SinkRecord>) -> Result<bool, TaskError> {
+        let events = self.take_events();
+        let revoked = events
+            .iter()
+            .any(|e| matches!(e, RebalanceEvent::Revoked(_)));
+        if revoked {
+            batch.clear();
+        } else {
+            self.task.put(std::mem::take(batch)).await?;
+        }
+        self.apply(events).await?;
+        Ok(revoked)
     }
 
     /// Converts one message: the record, or why it could not be converted.
@@ -573,7 +590,12 @@ async fn handle_failure(
 
 impl Loop<'_> {
     async fn apply_events(&mut self) -> Result<(), TaskError> {
-        for event in self.take_events() {
+        let events = self.take_events();
+        self.apply(events).await
+    }
+
+    async fn apply(&mut self, events: Vec<RebalanceEvent>) -> Result<(), TaskError> {
+        for event in events {
             match event {
                 RebalanceEvent::Assigned(parts) => {
                     debug!(task = self.spec.task_id, ?parts, "partitions assigned");

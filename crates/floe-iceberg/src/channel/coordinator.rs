@@ -188,7 +188,11 @@ async fn run(
             _ = shutdown.changed() => return Ok(()),
             received = tokio::time::timeout(Duration::from_millis(200), c.consumer.recv()) => match received {
                 Ok(Ok(msg)) => Some(owned(&msg)),
-                Ok(Err(e)) => return Err(SinkError::Config(format!("reading the control topic: {e}"))),
+                // The client retries on its own (a broker restart, say); nothing is lost.
+                Ok(Err(e)) => {
+                    debug!(error = %e, "control-topic consumer error");
+                    None
+                }
                 Err(_) => None,
             },
         };
@@ -199,13 +203,29 @@ async fn run(
             let next = match c.consumer.recv().now_or_never() {
                 Some(Ok(msg)) => owned(&msg),
                 Some(Err(e)) => {
-                    return Err(SinkError::Config(format!("reading the control topic: {e}")))
+                    debug!(error = %e, "control-topic consumer error");
+                    break;
                 }
                 None => break,
             };
             c.receive(next.0, next.1, next.2.as_deref())?;
         }
         c.step().await?;
+    }
+}
+
+/// Whether a Kafka error means this producer can never succeed again (fenced, fatal).
+fn is_fatal(e: &rdkafka::error::KafkaError) -> bool {
+    match e {
+        rdkafka::error::KafkaError::Transaction(t) => t.is_fatal(),
+        rdkafka::error::KafkaError::MessageProduction(c)
+        | rdkafka::error::KafkaError::Global(c) => matches!(
+            c,
+            rdkafka::types::RDKafkaErrorCode::ProducerFenced
+                | rdkafka::types::RDKafkaErrorCode::InvalidProducerEpoch
+                | rdkafka::types::RDKafkaErrorCode::Fatal
+        ),
+        _ => false,
     }
 }
 
@@ -285,47 +305,68 @@ impl Coordinator {
     }
 
     /// Sends events in one transaction, with the `-coord` group offsets when given.
+    /// Sends events in one transaction. Ok(false): the transaction failed for a reason that may
+    /// pass (a broker restart) and was aborted; Err: this coordinator was fenced or its producer
+    /// broke for good.
     fn send(
         &mut self,
         events: Vec<Event>,
         coord_offsets: Option<&BTreeMap<i32, i64>>,
-    ) -> Result<(), SinkError> {
-        let fail = |what: &str, e: rdkafka::error::KafkaError| {
-            SinkError::Config(format!(
-                "coordinator {what} failed (a newer coordinator may have fenced this one): {e}"
-            ))
-        };
-        self.producer
-            .begin_transaction()
-            .map_err(|e| fail("begin transaction", e))?;
-        for event in &events {
-            let bytes = crate::events::encode(event)
-                .map_err(|e| SinkError::Config(format!("encoding a control event: {e}")))?;
+    ) -> Result<bool, SinkError> {
+        let encoded = events
+            .iter()
+            .map(crate::events::encode)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SinkError::Config(format!("encoding a control event: {e}")))?;
+        match self.try_send(&encoded, coord_offsets) {
+            Ok(()) => Ok(true),
+            Err(e) if is_fatal(&e) => Err(SinkError::Config(format!(
+                "coordinator transaction failed; a newer coordinator has fenced this one: {e}"
+            ))),
+            Err(e) => {
+                warn!(error = %e, "coordinator transaction failed; aborting it and retrying next cycle");
+                if let Err(abort) =
+                    tokio::task::block_in_place(|| self.producer.abort_transaction(KAFKA_TIMEOUT))
+                {
+                    if is_fatal(&abort) {
+                        return Err(SinkError::Config(format!(
+                            "coordinator producer failed: {abort}"
+                        )));
+                    }
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    fn try_send(
+        &mut self,
+        encoded: &[Vec<u8>],
+        coord_offsets: Option<&BTreeMap<i32, i64>>,
+    ) -> Result<(), rdkafka::error::KafkaError> {
+        self.producer.begin_transaction()?;
+        for bytes in encoded {
             self.producer
                 .send(
                     BaseRecord::to(&self.config.control_topic)
                         .key(&self.key)
-                        .payload(&bytes),
+                        .payload(bytes),
                 )
-                .map_err(|(e, _)| fail("send", e))?;
+                .map_err(|(e, _)| e)?;
         }
         if let Some(offsets) = coord_offsets {
-            let metadata = self.consumer.group_metadata().ok_or_else(|| {
-                SinkError::Config("the coordinator consumer has no group metadata".into())
-            })?;
-            let mut tpl = TopicPartitionList::new();
-            for (p, o) in offsets {
-                tpl.add_partition_offset(&self.config.control_topic, *p, Offset::Offset(*o))
-                    .map_err(|e| fail("offsets", e))?;
+            if let Some(metadata) = self.consumer.group_metadata() {
+                let mut tpl = TopicPartitionList::new();
+                for (p, o) in offsets {
+                    tpl.add_partition_offset(&self.config.control_topic, *p, Offset::Offset(*o))?;
+                }
+                tokio::task::block_in_place(|| {
+                    self.producer
+                        .send_offsets_to_transaction(&tpl, &metadata, KAFKA_TIMEOUT)
+                })?;
             }
-            tokio::task::block_in_place(|| {
-                self.producer
-                    .send_offsets_to_transaction(&tpl, &metadata, KAFKA_TIMEOUT)
-            })
-            .map_err(|e| fail("send offsets", e))?;
         }
         tokio::task::block_in_place(|| self.producer.commit_transaction(KAFKA_TIMEOUT))
-            .map_err(|e| fail("commit transaction", e))
     }
 
     fn expected_partitions(&self) -> Result<BTreeSet<TopicPartition>, SinkError> {
@@ -357,7 +398,10 @@ impl Coordinator {
         self.last_start = Instant::now();
         self.state.start(id, expected, self.last_start);
         let start = self.event(Payload::StartCommit { commit_id: id });
-        self.send(vec![start], None)?;
+        if !self.send(vec![start], None)? {
+            // Nobody was asked; start again next interval.
+            self.state.end(false);
+        }
         debug!(commit_id = %id, "commit started");
         Ok(())
     }
@@ -413,12 +457,17 @@ impl Coordinator {
                 commit_id,
                 valid_through_ts_micros: valid_through,
             }));
-            self.send(announcements, Some(&coord_offsets))?;
+            if !self.send(announcements, Some(&coord_offsets))? {
+                // The tables hold the files; the buffer stays and is filtered by the tables'
+                // offsets next cycle (I2), so nothing is committed twice.
+                self.state.end(false);
+                return Ok(());
+            }
             self.consecutive_failures = 0;
             info!(commit_id = %commit_id, partial, "commit complete");
         } else {
             if !announcements.is_empty() {
-                self.send(announcements, None)?;
+                let _ = self.send(announcements, None)?;
             }
             if !partial {
                 self.consecutive_failures += 1;

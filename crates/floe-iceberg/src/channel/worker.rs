@@ -70,9 +70,14 @@ impl WorkerChannel {
     pub fn start_commits(&mut self) -> Result<Vec<Uuid>, SinkError> {
         let mut ids = Vec::new();
         while let Some(received) = self.consumer.recv().now_or_never() {
-            let msg = received.map_err(|e| {
-                SinkError::Config(format!("reading control topic {}: {e}", self.topic))
-            })?;
+            let msg = match received {
+                Ok(m) => m,
+                // The client retries on its own (a broker restart, say).
+                Err(e) => {
+                    debug!(topic = %self.topic, error = %e, "control-topic consumer error");
+                    break;
+                }
+            };
             let Some(bytes) = msg.payload() else { continue };
             let event = crate::events::decode(bytes).map_err(|e| {
                 SinkError::Record(format!(
