@@ -100,7 +100,8 @@ def committed_offsets(group: str, topic: str, partitions: int = 1) -> dict[int, 
 class Worker:
     """A `floe standalone` process on a free port, with its log in the test's tmp dir."""
 
-    def __init__(self, tmp: Path, extra: dict[str, str] | None = None):
+    def __init__(self, tmp: Path, extra: dict[str, str] | None = None, env: dict[str, str] | None = None):
+        self.env = env or {}
         self.port = free_port()
         self.dir = tmp
         self.props = {
@@ -127,7 +128,7 @@ class Worker:
         props_file = self.dir / "worker.properties"
         props_file.write_text("".join(f"{k}={v}\n" for k, v in self.props.items()))
         log = open(self.log_path, "wb")
-        env = dict(os.environ, FLOE_LOG=os.environ.get("FLOE_LOG", "info,floe_connect=debug"))
+        env = dict(os.environ, FLOE_LOG=os.environ.get("FLOE_LOG", "info,floe_connect=debug"), **self.env)
         self.proc = subprocess.Popen([str(FLOE_BIN), "standalone", str(props_file), *map(str, connector_files)],
                                      stdout=log, stderr=subprocess.STDOUT, env=env)
         wait_for(self._healthy, 30, f"worker on {self.url} to be healthy (log {self.log_path})")

@@ -207,3 +207,35 @@ def test_broker_restart_mid_stream(tmp_path):
     finally:
         worker.stop()
         delete_topics(topic)
+
+
+def test_coordinator_killed_between_table_commit_and_commit_complete(tmp_path):
+    """(b) The process dies right after a table commit, before CommitComplete and the -coord
+    offsets: the next coordinator replays the control topic and the table's stored offsets keep
+    it from committing those files again (I2)."""
+    topic, name, table = unique("crashpoint"), unique("sink"), f"db_{unique('ns')}.events"
+    total = 500
+    create_topic(topic, partitions=2)
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    cfile = connector_file(tmp_path, name, connector_config(topic, table, catalog_cfg))
+    produce(topic, [{"id": i} for i in range(total)], keys=[str(i) for i in range(total)])
+    crashing = Worker(tmp_path, FAST_FAILOVER, env={"FLOE_CRASH_AT": "coordinator-after-table-commit"})
+    crashing.start(cfile)
+    try:
+        wait_for(lambda: crashing.proc.poll() is not None, 60, "the worker to abort after its first table commit")
+        assert "FLOE_CRASH_AT reached" in crashing.log()
+        catalog = pyiceberg_catalog(catalog_cfg)
+        before = len(read_rows(catalog, table))
+        assert before > 0
+    finally:
+        crashing.stop()
+    worker = Worker(tmp_path, FAST_FAILOVER)
+    try:
+        worker.start(cfile)
+        produce(topic, [{"id": i} for i in range(total, 2 * total)], keys=[str(i) for i in range(total, 2 * total)])
+        rows = wait_for(lambda: (r := read_rows(catalog, table)) and len(r) >= 2 * total and r, 120, f"{2 * total} rows")
+        time.sleep(3)
+        assert_exactly(read_rows(catalog, table), 2 * total)
+    finally:
+        worker.stop()
+        delete_topics(topic)

@@ -214,6 +214,15 @@ async fn run(
     }
 }
 
+/// A crash for recovery tests: when `FLOE_CRASH_AT` names this point, the process aborts here,
+/// as a power loss would, so tests can reproduce the worst moments deterministically.
+fn crash_point(name: &str) {
+    if std::env::var("FLOE_CRASH_AT").is_ok_and(|v| v == name) {
+        warn!(point = name, "FLOE_CRASH_AT reached; aborting the process");
+        std::process::abort();
+    }
+}
+
 /// Whether a Kafka error means this producer can never succeed again (fenced, fatal).
 fn is_fatal(e: &rdkafka::error::KafkaError) -> bool {
     match e {
@@ -570,6 +579,7 @@ impl Coordinator {
             {
                 Ok(CommitOutcome::Committed(snapshot_id)) => {
                     info!(table = %name, commit_id = %commit_id, snapshot_id, "table committed");
+                    crash_point("coordinator-after-table-commit");
                     return Ok(Some(snapshot_id));
                 }
                 Ok(CommitOutcome::Conflict(reason)) if attempt < ATTEMPTS => {
