@@ -12,7 +12,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
-step "unit tests"
+step "unit tests (and the control-topic interop test against the Java Iceberg library)"
+export FLOE_INTEROP_JAVA="$ROOT/tests/interop/run"
 cargo test --workspace --locked
 step "building floe"
 cargo build --bin floe --locked
