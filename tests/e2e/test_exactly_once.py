@@ -239,3 +239,27 @@ def test_coordinator_killed_between_table_commit_and_commit_complete(tmp_path):
     finally:
         worker.stop()
         delete_topics(topic)
+
+
+def test_buffer_limit_triggers_an_early_commit(tmp_path):
+    """Floe extension: with a one-hour interval, a task holding more than
+    floe.commit.max-buffered-records asks for a commit and the coordinator starts it."""
+    topic, name, table = unique("early"), unique("sink"), f"db_{unique('ns')}.events"
+    create_topic(topic)
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    config = connector_config(topic, table, catalog_cfg, **{
+        "iceberg.control.commit.interval-ms": "3600000",
+        "floe.commit.max-buffered-records": "100",
+    })
+    worker = Worker(tmp_path)
+    try:
+        worker.start(connector_file(tmp_path, name, config))
+        worker.wait_running(name)
+        produce(topic, [{"id": i} for i in range(300)])
+        catalog = pyiceberg_catalog(catalog_cfg)
+        rows = wait_for(lambda: (r := read_rows(catalog, table)) and len(r) >= 300 and r, 60, "300 rows long before the interval")
+        assert_exactly(rows, 300)
+        assert "commit requested by a task whose buffer is full" in worker.log()
+    finally:
+        worker.stop()
+        delete_topics(topic)

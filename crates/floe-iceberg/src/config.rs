@@ -44,6 +44,10 @@ pub struct IcebergSinkConfig {
     /// The connector's `topics`, or its `topics.regex`.
     pub topics: Vec<String>,
     pub topics_regex: Option<regex::Regex>,
+    /// Floe extension: ask for an early commit once a task buffers this many records.
+    pub max_buffered_records: Option<u64>,
+    /// Floe extension: ask for an early commit once a task buffers this many bytes (Arrow).
+    pub max_buffered_bytes: Option<u64>,
 }
 
 const TABLES: &str = "iceberg.tables";
@@ -54,6 +58,8 @@ const EVOLVE: &str = "iceberg.tables.evolve-schema-enabled";
 const COMMIT_INTERVAL: &str = "iceberg.control.commit.interval-ms";
 const COMMIT_TIMEOUT: &str = "iceberg.control.commit.timeout-ms";
 const MAX_FAILURES: &str = "iceberg.control.commit.max-consecutive-failures";
+const MAX_BUFFERED_RECORDS: &str = "floe.commit.max-buffered-records";
+const MAX_BUFFERED_BYTES: &str = "floe.commit.max-buffered-bytes";
 
 /// The sink's configuration keys, for `/connector-plugins/…/config/validate`.
 pub fn config_keys() -> Vec<ConfigKey> {
@@ -80,6 +86,8 @@ pub fn config_keys() -> Vec<ConfigKey> {
         ConfigKey::optional("iceberg.control.commit.threads", Int, "4", Medium, "Coordinator threads to use for table commits, default is (cores * 2)"),
         ConfigKey::optional("iceberg.coordinator.transactional.prefix", String, "", Medium, "Optional prefix of the transactional id for the coordinator"),
         ConfigKey::optional(MAX_FAILURES, Int, "1", Medium, "Number of consecutive failed full commits before the coordinator stops"),
+        ConfigKey::optional(MAX_BUFFERED_RECORDS, Long, "0", Medium, "Floe: a task asks for a commit before the interval once it holds this many records (0: off)"),
+        ConfigKey::optional(MAX_BUFFERED_BYTES, Long, "0", Medium, "Floe: a task asks for a commit before the interval once it holds this many bytes of rows (0: off)"),
     ]
 }
 
@@ -274,6 +282,8 @@ impl IcebergSinkConfig {
                 })
                 .unwrap_or_default(),
             topics_regex,
+            max_buffered_records: Some(number(MAX_BUFFERED_RECORDS, 0)?).filter(|n| *n > 0),
+            max_buffered_bytes: Some(number(MAX_BUFFERED_BYTES, 0)?).filter(|n| *n > 0),
         })
     }
 

@@ -99,6 +99,10 @@ struct Started {
     /// Next offset and Kafka timestamp (ms) of the last record per partition, since the last
     /// announcement.
     source_offsets: BTreeMap<TopicPartition, (i64, Option<i64>)>,
+    /// Rows and Arrow bytes written since the last announcement.
+    buffered_records: u64,
+    buffered_bytes: u64,
+    early_commit_requested: bool,
 }
 
 fn connect_err(e: SinkError) -> TaskError {
@@ -176,6 +180,9 @@ impl SinkTask for IcebergSinkTask {
             coordinator,
             assigned: BTreeSet::new(),
             source_offsets: BTreeMap::new(),
+            buffered_records: 0,
+            buffered_bytes: 0,
+            early_commit_requested: false,
         });
         Ok(())
     }
@@ -199,6 +206,12 @@ impl SinkTask for IcebergSinkTask {
         }
         for commit_id in s.channel.start_commits().map_err(connect_err)? {
             s.answer(commit_id).await?;
+        }
+        if s.buffer_full() && !s.early_commit_requested {
+            s.early_commit_requested = true;
+            if let Err(e) = s.channel.request_commit(&s.connect_group) {
+                warn!(error = %e, "cannot ask for an early commit; the next scheduled one will do");
+            }
         }
         Ok(())
     }
@@ -349,6 +362,8 @@ impl Started {
                         r.topic, r.partition, r.offset, e.message
                     ))
                 })?;
+            self.buffered_records += batch.num_rows() as u64;
+            self.buffered_bytes += batch.get_array_memory_size() as u64;
             writer.write(batch).await.map_err(connect_err)?;
         }
         Ok(())
@@ -438,12 +453,26 @@ async fn create_table(
 }
 
 impl Started {
+    /// Whether this task holds more than its configured buffer limits.
+    fn buffer_full(&self) -> bool {
+        self.config
+            .max_buffered_records
+            .is_some_and(|n| self.buffered_records >= n)
+            || self
+                .config
+                .max_buffered_bytes
+                .is_some_and(|n| self.buffered_bytes >= n)
+    }
+
     /// Drops every open writer and its files, and forgets the offsets they held.
     async fn abandon(&mut self) {
         for (_, writer) in std::mem::take(&mut self.writers) {
             writer.abandon().await;
         }
         self.source_offsets.clear();
+        self.buffered_records = 0;
+        self.buffered_bytes = 0;
+        self.early_commit_requested = false;
     }
 
     /// Answers a `StartCommit`: the files of every open writer, then the assignment, with the
@@ -510,6 +539,9 @@ impl Started {
         let metadata = self.context.group_metadata();
         let sent = self.channel.send(&events, &offsets, metadata.as_ref());
         self.source_offsets.clear();
+        self.buffered_records = 0;
+        self.buffered_bytes = 0;
+        self.early_commit_requested = false;
         if let Err(e) = sent {
             warn!(commit_id = %commit_id, error = %e, "answering the commit failed; dropping this cycle's files and rewinding");
             for (io, f) in written {

@@ -147,6 +147,8 @@ struct Coordinator {
     state: CommitState,
     last_start: Instant,
     consecutive_failures: u32,
+    /// Commit ids started or adopted lately, so a `StartCommit` read back is not adopted.
+    recent_commits: Vec<Uuid>,
 }
 
 async fn run(
@@ -179,6 +181,7 @@ async fn run(
         state: CommitState::default(),
         last_start: Instant::now(),
         consecutive_failures: 0,
+        recent_commits: Vec::new(),
     };
     loop {
         if *shutdown.borrow() {
@@ -283,9 +286,36 @@ impl Coordinator {
                 commit_id,
                 assignments,
             } => self.state.data_complete(commit_id, &assignments),
+            Payload::StartCommit { commit_id } => self.adopt(commit_id, event.timestamp_micros)?,
             _ => {}
         }
         Ok(())
+    }
+
+    /// A `StartCommit` this coordinator did not send: a task asked for an early commit because
+    /// it holds more than its buffer limit (`floe.commit.max-buffered-*`). An idle coordinator
+    /// makes it the current cycle; old ones (replayed history) are ignored.
+    fn adopt(&mut self, commit_id: Uuid, sent_micros: i64) -> Result<(), SinkError> {
+        if self.state.current().is_some() || self.recent_commits.contains(&commit_id) {
+            return Ok(());
+        }
+        let age = chrono::Utc::now().timestamp_micros() - sent_micros;
+        if age > self.config.commit_timeout.as_micros() as i64 {
+            return Ok(());
+        }
+        let expected = self.expected_partitions()?;
+        self.last_start = Instant::now();
+        self.state.start(commit_id, expected, self.last_start);
+        self.remember(commit_id);
+        info!(commit_id = %commit_id, "commit requested by a task whose buffer is full");
+        Ok(())
+    }
+
+    fn remember(&mut self, commit_id: Uuid) {
+        if self.recent_commits.len() >= 64 {
+            self.recent_commits.remove(0);
+        }
+        self.recent_commits.push(commit_id);
     }
 
     async fn step(&mut self) -> Result<(), SinkError> {
@@ -403,6 +433,7 @@ impl Coordinator {
 
     fn start_commit(&mut self) -> Result<(), SinkError> {
         let id = Uuid::new_v4();
+        self.remember(id);
         let expected = self.expected_partitions()?;
         self.last_start = Instant::now();
         self.state.start(id, expected, self.last_start);

@@ -123,6 +123,19 @@ impl WorkerChannel {
         result
     }
 
+    /// Asks the coordinator for an early commit: a `StartCommit` every task answers.
+    pub fn request_commit(&mut self, connect_group: &str) -> Result<(), SinkError> {
+        let event = Event {
+            id: Uuid::new_v4(),
+            timestamp_micros: chrono::Utc::now().timestamp_micros(),
+            group_id: connect_group.to_string(),
+            payload: Payload::StartCommit {
+                commit_id: Uuid::new_v4(),
+            },
+        };
+        self.send(&[event], &BTreeMap::new(), None)
+    }
+
     fn try_send(
         &mut self,
         events: &[Event],
