@@ -263,3 +263,38 @@ def test_buffer_limit_triggers_an_early_commit(tmp_path):
     finally:
         worker.stop()
         delete_topics(topic)
+
+
+def test_cooperative_rebalances_lose_and_duplicate_nothing(tmp_path):
+    """Item 7: three tasks over six partitions with cooperative-sticky assignment; tasks are
+    restarted one at a time while records stream in, so partitions move between live tasks."""
+    topic, name, table = unique("coop"), unique("sink"), f"db_{unique('ns')}.events"
+    total = 6_000
+    create_topic(topic, partitions=6)
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    config = connector_config(topic, table, catalog_cfg, **{
+        "tasks.max": "3",
+        "iceberg.control.commit.timeout-ms": "5000",
+        "consumer.override.partition.assignment.strategy": "org.apache.kafka.clients.consumer.CooperativeStickyAssignor",
+    })
+    worker = Worker(tmp_path, FAST_FAILOVER)
+    producer = KeyedProducer(topic, total, batch=100, pause=0.05)
+    try:
+        worker.start(connector_file(tmp_path, name, config))
+        worker.wait_running(name, tasks=3)
+        producer.start()
+        for task in (1, 2, 0, 1):
+            time.sleep(2.5)
+            assert worker.post(f"/connectors/{name}/tasks/{task}/restart").status_code == 204
+        producer.join(300)
+        assert producer.error is None, producer.error
+        catalog = pyiceberg_catalog(catalog_cfg)
+        wait_for(lambda: len(read_rows(catalog, table)) >= total, 180, f"{total} rows")
+        time.sleep(3)
+        assert_exactly(read_rows(catalog, table), total)
+        assert 'protocol="Cooperative"' in worker.log()
+        worker.wait_running(name, tasks=3)
+    finally:
+        producer.stopped.set()
+        worker.stop()
+        delete_topics(topic)

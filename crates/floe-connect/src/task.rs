@@ -85,9 +85,16 @@ impl TaskConsumerContext {
 impl ClientContext for TaskConsumerContext {}
 
 impl ConsumerContext for TaskConsumerContext {
-    fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
-            self.push(RebalanceEvent::Revoked(partitions(tpl)));
+            let revoked = partitions(tpl);
+            let protocol = match c.rebalance_protocol() {
+                rdkafka::consumer::RebalanceProtocol::Cooperative => "Cooperative",
+                rdkafka::consumer::RebalanceProtocol::Eager => "Eager",
+                rdkafka::consumer::RebalanceProtocol::None => "None",
+            };
+            debug!(protocol, ?revoked, "rebalance: partitions revoked");
+            self.push(RebalanceEvent::Revoked(revoked));
         }
     }
 
