@@ -2,7 +2,7 @@
 //! Registry, mapped to Connect schemas and values as Confluent's `AvroData` does.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use apache_avro::schema::{Name, ResolvedSchema};
 use apache_avro::types::Value as AvroValue;
@@ -10,7 +10,7 @@ use apache_avro::Schema as Avro;
 use floe_data::decimal::unscaled_from_be_bytes;
 use floe_data::{logical, Field, Schema, SchemaRef, SchemaType, Value};
 
-use crate::registry::{split_frame, RegistryClient, SchemaSource};
+use crate::registry::{split_frame, ParsedSchemas, RegistryClient, SchemaSource};
 use crate::{ConfigError, ConvertError, Converter, SchemaAndValue};
 
 pub(crate) const CLASS: &str = "io.confluent.connect.avro.AvroConverter";
@@ -23,8 +23,7 @@ struct Parsed {
 
 /// The Avro converter.
 pub struct AvroConverter {
-    source: Arc<dyn SchemaSource>,
-    parsed: Mutex<HashMap<u32, Arc<Parsed>>>,
+    schemas: ParsedSchemas<Parsed>,
 }
 
 impl AvroConverter {
@@ -38,42 +37,29 @@ impl AvroConverter {
     /// A converter reading schemas from `source`.
     pub fn with_source(source: Arc<dyn SchemaSource>) -> AvroConverter {
         AvroConverter {
-            source,
-            parsed: Mutex::new(HashMap::new()),
+            schemas: ParsedSchemas::new(source, "AVRO"),
         }
     }
 
     fn parsed(&self, id: u32) -> Result<Arc<Parsed>, ConvertError> {
-        if let Some(p) = self.parsed.lock().ok().and_then(|m| m.get(&id).cloned()) {
-            return Ok(p);
-        }
-        let registered = self.source.schema_by_id(id).map_err(|e| {
-            ConvertError::Data(format!("Error retrieving Avro schema for id {id}: {e}"))
-        })?;
-        if !registered.schema_type.eq_ignore_ascii_case("AVRO") {
-            return Err(ConvertError::Data(format!(
-                "Schema {id} is a {} schema, not Avro",
-                registered.schema_type
-            )));
-        }
-        let avro = Avro::parse_str(&registered.schema)
-            .map_err(|e| ConvertError::Data(format!("Invalid Avro schema {id}: {e}")))?;
-        let names: HashMap<Name, Avro> = ResolvedSchema::try_from(&avro)
-            .map_err(|e| ConvertError::Data(format!("Invalid Avro schema {id}: {e}")))?
-            .get_names()
-            .iter()
-            .map(|(n, s)| (n.clone(), (*s).clone()))
-            .collect();
-        let connect = Arc::new(to_connect_schema(&avro, &names, false, 0)?);
-        let parsed = Arc::new(Parsed {
-            avro,
-            names,
-            connect,
-        });
-        if let Ok(mut m) = self.parsed.lock() {
-            m.insert(id, parsed.clone());
-        }
-        Ok(parsed)
+        self.schemas.get(id, |text| {
+            let invalid = |e: apache_avro::Error| {
+                ConvertError::Data(format!("Invalid Avro schema {id}: {e}"))
+            };
+            let avro = Avro::parse_str(text).map_err(invalid)?;
+            let names: HashMap<Name, Avro> = ResolvedSchema::try_from(&avro)
+                .map_err(invalid)?
+                .get_names()
+                .iter()
+                .map(|(n, s)| (n.clone(), (*s).clone()))
+                .collect();
+            let connect = Arc::new(to_connect_schema(&avro, &names, false, 0)?);
+            Ok(Parsed {
+                avro,
+                names,
+                connect,
+            })
+        })
     }
 }
 

@@ -1,22 +1,21 @@
 //! `io.confluent.connect.json.JsonSchemaConverter`: Confluent-framed JSON with a JSON Schema
 //! from a Schema Registry, mapped to Connect schemas as Confluent's `JsonSchemaData` does.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use floe_data::{Field, Schema, SchemaRef, SchemaType};
 use serde_json::Value as Json;
 
 use crate::json::convert;
-use crate::registry::{split_frame, RegistryClient, SchemaSource};
+use crate::registry::{split_frame, ParsedSchemas, RegistryClient, SchemaSource};
 use crate::{ConfigError, ConvertError, Converter, SchemaAndValue};
 
 pub(crate) const CLASS: &str = "io.confluent.connect.json.JsonSchemaConverter";
 
 /// The JSON Schema converter.
 pub struct JsonSchemaConverter {
-    source: Arc<dyn SchemaSource>,
-    parsed: Mutex<HashMap<u32, SchemaRef>>,
+    schemas: ParsedSchemas<SchemaRef>,
 }
 
 impl JsonSchemaConverter {
@@ -30,31 +29,17 @@ impl JsonSchemaConverter {
     /// A converter reading schemas from `source`.
     pub fn with_source(source: Arc<dyn SchemaSource>) -> JsonSchemaConverter {
         JsonSchemaConverter {
-            source,
-            parsed: Mutex::new(HashMap::new()),
+            schemas: ParsedSchemas::new(source, "JSON"),
         }
     }
 
     fn schema(&self, id: u32) -> Result<SchemaRef, ConvertError> {
-        if let Some(s) = self.parsed.lock().ok().and_then(|m| m.get(&id).cloned()) {
-            return Ok(s);
-        }
-        let registered = self.source.schema_by_id(id).map_err(|e| {
-            ConvertError::Data(format!("Error retrieving JSON schema for id {id}: {e}"))
+        let parsed = self.schemas.get(id, |text| {
+            let doc: Json = serde_json::from_str(text)
+                .map_err(|e| ConvertError::Data(format!("Invalid JSON schema {id}: {e}")))?;
+            Ok(Arc::new(to_connect(&doc, &doc, false, 0)?))
         })?;
-        if !registered.schema_type.eq_ignore_ascii_case("JSON") {
-            return Err(ConvertError::Data(format!(
-                "Schema {id} is a {} schema, not JSON",
-                registered.schema_type
-            )));
-        }
-        let doc: Json = serde_json::from_str(&registered.schema)
-            .map_err(|e| ConvertError::Data(format!("Invalid JSON schema {id}: {e}")))?;
-        let schema = Arc::new(to_connect(&doc, &doc, false, 0)?);
-        if let Ok(mut m) = self.parsed.lock() {
-            m.insert(id, schema.clone());
-        }
-        Ok(schema)
+        Ok(parsed.as_ref().clone())
     }
 }
 

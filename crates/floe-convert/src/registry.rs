@@ -171,6 +171,66 @@ impl SchemaSource for RegistryClient {
     }
 }
 
+/// Schemas of one format fetched by id and parsed once: what every registry-backed converter
+/// keeps (`T` is the converter's parsed form).
+pub struct ParsedSchemas<T> {
+    source: Arc<dyn SchemaSource>,
+    /// The registry's `schemaType` this converter reads (`AVRO`, `JSON`, `PROTOBUF`).
+    schema_type: &'static str,
+    parsed: Mutex<HashMap<u32, Arc<T>>>,
+}
+
+impl<T> ParsedSchemas<T> {
+    /// Schemas of `schema_type` from `source`.
+    pub fn new(source: Arc<dyn SchemaSource>, schema_type: &'static str) -> ParsedSchemas<T> {
+        ParsedSchemas {
+            source,
+            schema_type,
+            parsed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The parsed schema `id`, fetched and parsed with `parse` the first time.
+    pub fn get(
+        &self,
+        id: u32,
+        parse: impl FnOnce(&str) -> Result<T, crate::ConvertError>,
+    ) -> Result<Arc<T>, crate::ConvertError> {
+        use crate::ConvertError;
+        if let Some(p) = self.parsed.lock().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(p);
+        }
+        let registered = self.source.schema_by_id(id).map_err(|e| {
+            ConvertError::Data(format!(
+                "Error retrieving {} schema for id {id}: {e}",
+                self.display()
+            ))
+        })?;
+        if !registered
+            .schema_type
+            .eq_ignore_ascii_case(self.schema_type)
+        {
+            return Err(ConvertError::Data(format!(
+                "Schema {id} is a {} schema, not {}",
+                registered.schema_type,
+                self.display()
+            )));
+        }
+        let parsed = Arc::new(parse(&registered.schema)?);
+        if let Ok(mut m) = self.parsed.lock() {
+            m.insert(id, parsed.clone());
+        }
+        Ok(parsed)
+    }
+
+    fn display(&self) -> &'static str {
+        match self.schema_type {
+            "AVRO" => "Avro",
+            other => other,
+        }
+    }
+}
+
 /// Splits Confluent framing: magic byte 0, 4-byte big-endian schema id, payload.
 pub fn split_frame(bytes: &[u8]) -> Result<(u32, &[u8]), String> {
     match bytes {
