@@ -149,6 +149,8 @@ struct Coordinator {
     consecutive_failures: u32,
     /// Commit ids started or adopted lately, so a `StartCommit` read back is not adopted.
     recent_commits: Vec<Uuid>,
+    /// The producer's last transaction could not be aborted; it is replaced before the next.
+    producer_broken: bool,
 }
 
 async fn run(
@@ -182,6 +184,7 @@ async fn run(
         last_start: Instant::now(),
         consecutive_failures: 0,
         recent_commits: Vec::new(),
+        producer_broken: false,
     };
     loop {
         if *shutdown.borrow() {
@@ -357,6 +360,21 @@ impl Coordinator {
             .map(crate::events::encode)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| SinkError::Config(format!("encoding a control event: {e}")))?;
+        if self.producer_broken {
+            // A transaction could not even be aborted (the broker was away): start a fresh
+            // producer with the same id, which aborts the old transaction and fences the old
+            // instance. If the broker is still away, try again next cycle.
+            match transactional_producer(&self.config.kafka_props, &self.config.transactional_id) {
+                Ok(p) => {
+                    self.producer = p;
+                    self.producer_broken = false;
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot recreate the coordinator producer yet");
+                    return Ok(false);
+                }
+            }
+        }
         match self.try_send(&encoded, coord_offsets) {
             Ok(()) => Ok(true),
             Err(e) if is_fatal(&e) => Err(SinkError::Config(format!(
@@ -372,6 +390,7 @@ impl Coordinator {
                             "coordinator producer failed: {abort}"
                         )));
                     }
+                    self.producer_broken = true;
                 }
                 Ok(false)
             }
