@@ -24,4 +24,4 @@ eval "$(stack/env)"
 
 step "end-to-end tests"
 export FLOE_BIN="$TARGET_DIR/debug/floe"
-"$FLOE_PYTHON" -m pytest tests/e2e -v -p no:cacheprovider "$@"
+"$FLOE_PYTHON" -m pytest tests/e2e -v -p no:cacheprovider --reruns 1 --reruns-delay 2 "$@"

@@ -53,7 +53,7 @@ def test_pause_resume_stop_and_restart(worker, tmp_path):
         assert worker.get(f"/connectors/{name}/topics").json() == {name: {"topics": []}}
 
         # Offsets: readable any time, changeable only when STOPPED.
-        wait_for(lambda: sum(committed_offsets(f"connect-{name}", topic, 2).values()) == 10, 30, "offsets committed")
+        wait_for(lambda: sum(committed_offsets(f"connect-{name}", topic, 2).values()) == 10, 90, "offsets committed")
         offsets = worker.get(f"/connectors/{name}/offsets").json()["offsets"]
         assert sorted((o["partition"]["kafka_partition"], o["offset"]["kafka_offset"]) for o in offsets) == sorted(committed_offsets(f"connect-{name}", topic, 2).items())
         body = {"offsets": [{"partition": {"kafka_topic": topic, "kafka_partition": 0}, "offset": {"kafka_offset": 0}}]}

@@ -117,21 +117,30 @@ pub fn control_consumer(
 }
 
 fn control_partitions(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32>, SinkError> {
-    let metadata =
-        tokio::task::block_in_place(|| consumer.fetch_metadata(Some(topic), KAFKA_TIMEOUT))
-            .map_err(|e| kafka_err(&format!("cannot read metadata of control topic {topic}"), e))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(SinkError::Config(format!(
-            "control topic {topic} does not exist (create it, or let Floe create it)"
-        )));
+    // A topic created a moment ago may take a little while to show in metadata.
+    let deadline = std::time::Instant::now() + KAFKA_TIMEOUT;
+    loop {
+        let metadata =
+            tokio::task::block_in_place(|| consumer.fetch_metadata(Some(topic), KAFKA_TIMEOUT))
+                .map_err(|e| {
+                    kafka_err(&format!("cannot read metadata of control topic {topic}"), e)
+                })?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if !partitions.is_empty() {
+            return Ok(partitions);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(SinkError::Config(format!(
+                "control topic {topic} does not exist (create it, or let Floe create it)"
+            )));
+        }
+        tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(200)));
     }
-    Ok(partitions)
 }
 
 /// Creates the control topic with one partition if it does not exist yet.
