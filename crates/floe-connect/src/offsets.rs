@@ -11,7 +11,7 @@ use serde_json::{json, Value as Json};
 
 use crate::kafka_config::client_config;
 use crate::plugin::ConfigMap;
-use crate::worker_config::WorkerConfig;
+use crate::worker_config::{list_value, WorkerConfig};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -43,15 +43,7 @@ pub fn committed(
     let metadata = consumer
         .fetch_metadata(None, TIMEOUT)
         .map_err(|e| format!("cannot read topic metadata: {e}"))?;
-    let topics: Vec<String> = config
-        .get("topics")
-        .map(|t| {
-            t.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
+    let topics = list_value(config, "topics");
     let regex = config
         .get("topics.regex")
         .filter(|r| !r.trim().is_empty())

@@ -33,7 +33,7 @@ use crate::error::TaskError;
 use crate::kafka_config::client_config;
 use crate::plugin::{ConfigMap, Offsets, SinkConnector, SinkTask, TaskContext};
 use crate::status::{State, StatusCell};
-use crate::worker_config::{strip_prefix, WorkerConfig};
+use crate::worker_config::{list_value, strip_prefix, WorkerConfig};
 
 /// Everything needed to run one task.
 pub struct TaskSpec {
@@ -345,15 +345,7 @@ async fn run_task(
 }
 
 fn subscribe(consumer: &TaskConsumer, config: &ConfigMap) -> Result<(), TaskError> {
-    let topics: Vec<String> = config
-        .get("topics")
-        .map(|t| {
-            t.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
+    let topics = list_value(config, "topics");
     let result = if topics.is_empty() {
         let regex = config.get("topics.regex").map(|r| r.trim()).unwrap_or("");
         if regex.is_empty() {

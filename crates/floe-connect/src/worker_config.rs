@@ -91,6 +91,19 @@ impl WorkerConfig {
     }
 }
 
+/// A `LIST` config value (`topics`, `iceberg.tables`): comma-separated, trimmed, no empties.
+pub fn list_value(props: &BTreeMap<String, String>, key: &str) -> Vec<String> {
+    props
+        .get(key)
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Properties under `prefix`, with the prefix removed.
 pub fn strip_prefix(props: &BTreeMap<String, String>, prefix: &str) -> BTreeMap<String, String> {
     props

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use floe_connect::config_def::{ConfigKey, ConfigType, Importance};
-use floe_connect::worker_config::strip_prefix;
+use floe_connect::worker_config::{list_value, strip_prefix};
 use floe_connect::ConfigMap;
 
 /// Parsed sink configuration.
@@ -173,14 +173,7 @@ impl IcebergSinkConfig {
         if let Some((key, e)) = errors.first() {
             return Err(format!("Invalid configuration {key}: {e}"));
         }
-        let tables = non_empty(config, TABLES)
-            .map(|t| {
-                t.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let tables = list_value(config, TABLES);
         let mut route_regex = BTreeMap::new();
         let mut table_partition_by = BTreeMap::new();
         for (key, value) in config {
@@ -273,14 +266,7 @@ impl IcebergSinkConfig {
             default_commit_branch: non_empty(config, "iceberg.tables.default-commit-branch")
                 .map(str::to_string),
             table_commit_branch,
-            topics: non_empty(config, "topics")
-                .map(|t| {
-                    t.split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            topics: list_value(config, "topics"),
             topics_regex,
             max_buffered_records: Some(number(MAX_BUFFERED_RECORDS, 0)?).filter(|n| *n > 0),
             max_buffered_bytes: Some(number(MAX_BUFFERED_BYTES, 0)?).filter(|n| *n > 0),
