@@ -296,12 +296,8 @@ fn route_value(record: &SinkRecord, path: &str) -> Result<Option<String>, String
 }
 
 impl Started {
-    /// The tables a record goes to (Java `SinkWriter` routing).
-    fn route(&self, record: &SinkRecord) -> Result<Vec<String>, TaskError> {
-        let field = match &self.config.route_field {
-            None => return Ok(self.config.tables.clone()),
-            Some(f) => f,
-        };
+    /// The tables a record with a route field goes to (Java `SinkWriter` routing).
+    fn route(&self, record: &SinkRecord, field: &str) -> Result<Vec<String>, TaskError> {
         let value = route_value(record, field)
             .map_err(|e| TaskError::data(format!("{e} (record {})", record.coordinates())))?;
         let Some(value) = value else {
@@ -327,18 +323,52 @@ impl Started {
             .collect())
     }
 
+    /// Remembers the next offset and timestamp of the partition of `record`.
+    fn note_offset(&mut self, record: &SinkRecord) {
+        self.source_offsets.insert(
+            TopicPartition::new(&record.topic, record.partition),
+            (record.offset + 1, record.timestamp),
+        );
+    }
+
     async fn write(&mut self, records: &[SinkRecord]) -> Result<(), TaskError> {
         let mut by_table: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        // Without a route field every record goes to every static table: rows are collected
+        // once, not routed one by one.
+        let mut to_all_tables: Vec<usize> = Vec::new();
+        let route_field = self.config.route_field.clone();
+        // Offsets are noted once per run of records from the same partition (the last one of a
+        // run carries the partition's latest offset), not once per record.
+        let mut run_end: Option<usize> = None;
         for (i, r) in records.iter().enumerate() {
-            self.source_offsets.insert(
-                TopicPartition::new(&r.topic, r.partition),
-                (r.offset + 1, r.timestamp),
-            );
+            if let Some(j) = run_end {
+                let prev = &records[j];
+                if prev.partition != r.partition || prev.topic != r.topic {
+                    self.note_offset(prev);
+                }
+            }
+            run_end = Some(i);
             if r.value.is_null() {
                 continue; // tombstone: consumed, nothing to write
             }
-            for table in self.route(r)? {
-                by_table.entry(table).or_default().push(i);
+            match &route_field {
+                None => to_all_tables.push(i),
+                Some(field) => {
+                    for table in self.route(r, field)? {
+                        by_table.entry(table).or_default().push(i);
+                    }
+                }
+            }
+        }
+        if let Some(j) = run_end {
+            self.note_offset(&records[j]);
+        }
+        if !to_all_tables.is_empty() {
+            for table in &self.config.tables {
+                by_table
+                    .entry(table.clone())
+                    .or_default()
+                    .extend_from_slice(&to_all_tables);
             }
         }
         for (table, rows) in by_table {
