@@ -132,14 +132,20 @@ async fn health(State(h): State<AppState>) -> Response {
     }
 }
 
-/// Reads `expand=` values from a raw query string (the parameter may repeat).
-fn expand_values(query: Option<&str>) -> Vec<String> {
+/// The values of query parameter `name` in a raw query string (a parameter may repeat).
+fn query_values<'a>(query: Option<&'a str>, name: &'a str) -> impl Iterator<Item = &'a str> {
     query
         .unwrap_or("")
         .split('&')
         .filter_map(|kv| kv.split_once('='))
-        .filter(|(k, _)| *k == "expand")
-        .map(|(_, v)| v.to_ascii_lowercase())
+        .filter(move |(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Reads `expand=` values (the parameter may repeat).
+fn expand_values(query: Option<&str>) -> Vec<String> {
+    query_values(query, "expand")
+        .map(str::to_ascii_lowercase)
         .collect()
 }
 
@@ -368,11 +374,7 @@ async fn restart_task(
 }
 
 fn query_flag(query: Option<&str>, name: &str) -> bool {
-    query
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .any(|(k, v)| k == name && v.eq_ignore_ascii_case("true"))
+    query_values(query, name).any(|v| v.eq_ignore_ascii_case("true"))
 }
 
 async fn restart_connector(
@@ -469,11 +471,8 @@ async fn set_logger(
             "Desired 'level' parameter was not specified in request.",
         )
     })?;
-    let cluster = query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .any(|kv| kv.eq_ignore_ascii_case("scope=cluster"));
+    let cluster =
+        query_values(query.as_deref(), "scope").any(|v| v.eq_ignore_ascii_case("cluster"));
     let affected = h.loggers().set(&logger, level).map_err(|e| match e {
         LoggerError::InvalidLevel(l) => RestError::new(404, format!("invalid log level '{l}'.")),
         LoggerError::Apply(m) => RestError::new(500, m),
@@ -501,11 +500,8 @@ const OTHER_PLUGINS: &[(&str, &str)] = &[
 ];
 
 async fn list_plugins(State(h): State<AppState>, RawQuery(query): RawQuery) -> RestResult {
-    let connectors_only = !query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .any(|kv| kv.eq_ignore_ascii_case("connectorsOnly=false"));
+    let connectors_only =
+        !query_values(query.as_deref(), "connectorsOnly").any(|v| v.eq_ignore_ascii_case("false"));
     let mut plugins: Vec<Json> = h
         .plugins()
         .connectors()
