@@ -122,16 +122,21 @@ class Worker:
     def log_path(self) -> Path:
         return self.dir / f"floe-{self.port}-{self.starts}.log"
 
-    def start(self, *connector_files: Path) -> "Worker":
+    start_timeout = 30
+
+    def command(self, props_file: Path, connector_files: tuple[Path, ...]) -> list[str]:
         assert FLOE_BIN.exists(), f"{FLOE_BIN} is missing: build with cargo build"
+        return [str(FLOE_BIN), "standalone", str(props_file), *map(str, connector_files)]
+
+    def start(self, *connector_files: Path) -> "Worker":
         self.starts += 1
-        props_file = self.dir / "worker.properties"
+        props_file = self.dir / f"worker-{self.port}.properties"
         props_file.write_text("".join(f"{k}={v}\n" for k, v in self.props.items()))
         log = open(self.log_path, "wb")
         env = dict(os.environ, FLOE_LOG=os.environ.get("FLOE_LOG", "info,floe_connect=debug"), **self.env)
-        self.proc = subprocess.Popen([str(FLOE_BIN), "standalone", str(props_file), *map(str, connector_files)],
+        self.proc = subprocess.Popen(self.command(props_file, connector_files),
                                      stdout=log, stderr=subprocess.STDOUT, env=env)
-        wait_for(self._healthy, 30, f"worker on {self.url} to be healthy (log {self.log_path})")
+        wait_for(self._healthy, self.start_timeout, f"worker on {self.url} to be healthy (log {self.log_path})")
         return self
 
     def _healthy(self) -> bool:
@@ -182,6 +187,39 @@ class Worker:
 
     def wait_running(self, name: str, tasks: int = 1) -> None:
         wait_for(lambda: self.task_states(name) == ["RUNNING"] * tasks, 30, f"{name} tasks RUNNING (log {self.log_path})")
+
+
+def java_connect_libs() -> tuple[Path, Path]:
+    """The Java Connect runtime's classpath folder and the Iceberg sink's plugin.path folder,
+    resolved from Maven Central by stack/resolve (cached after the first call)."""
+    out = subprocess.run([str(ROOT / "stack" / "resolve"), "java-connect", "iceberg-sink"],
+                         check=True, capture_output=True, text=True).stdout
+    paths = dict(line.split("=", 1) for line in out.split())
+    return Path(paths["java-connect"]), Path(paths["iceberg-sink"])
+
+
+class JavaWorker(Worker):
+    """The Java Kafka Connect standalone worker with the Apache Iceberg sink plugin: the reference
+    Floe is checked against (same broker, same connector JSON, same catalog)."""
+
+    start_timeout = 120
+
+    def __init__(self, tmp: Path, extra: dict[str, str] | None = None, heap: str = "1g"):
+        super().__init__(tmp, extra)
+        self.runtime, plugins = java_connect_libs()
+        self.props.setdefault("plugin.path", str(plugins))
+        self.heap = heap
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / f"java-connect-{self.port}-{self.starts}.log"
+
+    def command(self, props_file: Path, connector_files: tuple[Path, ...]) -> list[str]:
+        java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else "java"
+        return [java, f"-Xmx{self.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={ROOT / 'stack' / 'config' / 'connect-log4j2.xml'}",
+                "-cp", f"{self.runtime}/*", "org.apache.kafka.connect.cli.ConnectStandalone",
+                str(props_file), *map(str, connector_files)]
 
 
 # -------------------------------------------------------------------------------------- catalogs

@@ -1,0 +1,41 @@
+# shellcheck shell=bash
+# Resolving a component's jars from Maven Central into $LIB_DIR/<component>/ (one
+# profile of stack/pom.xml each). Sourced after lib/common.sh, not executed.
+
+REST_LAUNCHER_SRC=$STACK_SRC/rest-catalog/LoopbackRestCatalogServer.java
+REST_LAUNCHER_CLASS=dev.floe.stack.LoopbackRestCatalogServer
+
+# Files that, when newer than a component's lib folder, call for a new resolve.
+resolve_inputs() {
+  echo "$STACK_SRC/pom.xml"
+  if [[ $1 == rest-catalog ]]; then
+    echo "$REST_LAUNCHER_SRC"
+  fi
+}
+
+is_resolved() {
+  local marker=$LIB_DIR/$1/.resolved input
+  [[ -f $marker ]] || return 1
+  for input in $(resolve_inputs "$1"); do
+    [[ $marker -nt $input ]] || return 1
+  done
+}
+
+resolve() {
+  local c=$1 log=$LOG_DIR/resolve-$1.log start=$SECONDS
+  is_resolved "$c" && return
+  say "$c: resolving jars with Maven into $LIB_DIR/$c"
+  rm -rf "${LIB_DIR:?}/$c" "$STACK_DIR/maven-build"
+  if ! mvn -q -B -Dstyle.color=never -f "$STACK_SRC/pom.xml" -P "$c" \
+    -Dstack.dir="$STACK_DIR" package >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    die "$c: Maven resolution failed (log: $log)"
+  fi
+  if [[ $c == rest-catalog ]]; then
+    mkdir -p "$LIB_DIR/$c/classes"
+    javac -nowarn -d "$LIB_DIR/$c/classes" -cp "$LIB_DIR/$c/*" "$REST_LAUNCHER_SRC" >>"$log" 2>&1 ||
+      die "$c: compiling $REST_LAUNCHER_SRC failed (log: $log)"
+  fi
+  touch "$LIB_DIR/$c/.resolved"
+  say "$c: resolved in $((SECONDS - start))s"
+}
