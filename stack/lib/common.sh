@@ -13,6 +13,8 @@ KAFKA_CONTROLLER_PORT=${FLOE_KAFKA_CONTROLLER_PORT:-19093}
 REST_CATALOG_PORT=${FLOE_REST_CATALOG_PORT:-18181}
 REGISTRY_PORT=${FLOE_REGISTRY_PORT:-18080}
 REGISTRY_MANAGEMENT_PORT=${FLOE_REGISTRY_MANAGEMENT_PORT:-18081}
+POSTGRES_PORT=${FLOE_POSTGRES_PORT:-15432}
+POSTGRES_USER=floe
 
 VENV_DIR=$REPO_ROOT/.venv
 VENV_PYTHON=$VENV_DIR/bin/python
@@ -22,7 +24,7 @@ LOG_DIR=$STACK_DIR/logs
 PID_DIR=$STACK_DIR/pids
 REST_WAREHOUSE=$STACK_DIR/rest-warehouse
 
-ALL_COMPONENTS=(kafka rest-catalog apicurio)
+ALL_COMPONENTS=(kafka rest-catalog apicurio postgres)
 
 die() {
   echo "stack: $*" >&2
@@ -55,6 +57,7 @@ component_port() {
     kafka) echo "$KAFKA_PORT" ;;
     rest-catalog) echo "$REST_CATALOG_PORT" ;;
     apicurio) echo "$REGISTRY_PORT" ;;
+    postgres) echo "$POSTGRES_PORT" ;;
   esac
 }
 
@@ -62,8 +65,9 @@ log_file() { echo "$LOG_DIR/$1.log"; }
 pid_file() { echo "$PID_DIR/$1.pid"; }
 
 # Prints the pid of a running component started by stack/up, or fails.
-# The JVM command line carries -Dfloe.stack.component=NAME, so a stale pid
-# file whose number was reused by another process is not mistaken for ours.
+# The command line carries floe.stack.component=NAME (a -D option of the JVMs,
+# PostgreSQL's cluster_name), so a stale pid file whose number was reused by
+# another process is not mistaken for ours.
 running_pid() {
   local pidf pid
   pidf=$(pid_file "$1")
@@ -71,7 +75,7 @@ running_pid() {
   pid=$(<"$pidf")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-Dfloe.stack.component=$1 " || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "floe.stack.component=$1 " || return 1
   echo "$pid"
 }
 
@@ -99,5 +103,9 @@ healthy() {
       ;;
     rest-catalog) http_ok "http://$STACK_HOST:$REST_CATALOG_PORT/v1/config" ;;
     apicurio) http_ok "http://$STACK_HOST:$REGISTRY_PORT/apis/ccompat/v7/subjects" ;;
+    postgres)
+      [[ -x $VENV_PYTHON ]] && port_open "$POSTGRES_PORT" || return 1
+      "$VENV_PYTHON" -c "import psycopg2; psycopg2.connect(host='$STACK_HOST', port=$POSTGRES_PORT, user='$POSTGRES_USER', dbname='postgres', connect_timeout=3).close()" 2>/dev/null
+      ;;
   esac
 }

@@ -31,6 +31,11 @@ resolve() {
     tail -n 30 "$log" >&2
     die "$c: Maven resolution failed (log: $log)"
   fi
+  if [[ $c == postgres ]]; then
+    tar -xJf "$LIB_DIR/$c"/postgres-linux-*.txz -C "$LIB_DIR/$c" >>"$log" 2>&1 ||
+      die "$c: unpacking the PostgreSQL binaries failed (log: $log)"
+    chmod -R a+rX "$LIB_DIR/$c"
+  fi
   if [[ $c == rest-catalog ]]; then
     mkdir -p "$LIB_DIR/$c/classes"
     javac -nowarn -d "$LIB_DIR/$c/classes" -cp "$LIB_DIR/$c/*" "$REST_LAUNCHER_SRC" >>"$log" 2>&1 ||

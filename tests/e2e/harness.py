@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = os.environ.get("FLOE_BOOTSTRAP", "127.0.0.1:19092")
 REST_CATALOG_URI = os.environ.get("FLOE_REST_CATALOG_URI", "http://127.0.0.1:18181")
+POSTGRES_URL = os.environ.get("FLOE_POSTGRES_URL", "postgresql://floe@127.0.0.1:15432/postgres")
 FLOE_BIN = Path(os.environ.get("FLOE_BIN", ROOT / "target" / "debug" / "floe"))
 CONNECTOR_CLASS = "org.apache.iceberg.connect.IcebergSinkConnector"
 
@@ -232,12 +233,30 @@ def sqlite_catalog_config(tmp: Path) -> dict[str, str]:
     }
 
 
+def postgres_catalog_config(tmp: Path) -> dict[str, str]:
+    """The JDBC catalog on the stack's PostgreSQL, as a Java user writes it."""
+    from urllib.parse import urlparse
+
+    u = urlparse(POSTGRES_URL)
+    return {
+        "iceberg.catalog.type": "jdbc",
+        "iceberg.catalog.uri": f"jdbc:postgresql://{u.hostname}:{u.port}{u.path}",
+        "iceberg.catalog.jdbc.user": u.username or "",
+        "iceberg.catalog.warehouse": str(tmp / "warehouse"),
+    }
+
+
 def rest_catalog_config() -> dict[str, str]:
     return {"iceberg.catalog.type": "rest", "iceberg.catalog.uri": REST_CATALOG_URI}
 
 
 def pyiceberg_catalog(config: dict[str, str]):
     """The independent reader for the catalog a connector config names."""
+    if config["iceberg.catalog.uri"].startswith("jdbc:postgresql:"):
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        url = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://", 1)
+        return SqlCatalog("iceberg", uri=url, warehouse=f"file://{config['iceberg.catalog.warehouse']}")
     if config["iceberg.catalog.type"] == "jdbc":
         from pyiceberg.catalog.sql import SqlCatalog
 

@@ -1,4 +1,5 @@
-"""JSON records into Iceberg tables, read back by PyIceberg, on the SQL (SQLite) and REST catalogs."""
+"""JSON records into Iceberg tables, read back by PyIceberg, on the SQL (SQLite, PostgreSQL) and REST
+catalogs."""
 
 import base64
 import datetime
@@ -8,14 +9,16 @@ import json
 import pytest
 
 from harness import (
-    columns, committed_offsets, connector_config, create_topic, delete_topics, produce, pyiceberg_catalog,
-    read_rows, rest_catalog_config, snapshots, sqlite_catalog_config, unique, wait_for,
+    columns, committed_offsets, connector_config, create_topic, delete_topics, postgres_catalog_config, produce,
+    pyiceberg_catalog, read_rows, rest_catalog_config, snapshots, sqlite_catalog_config, unique, wait_for,
 )
 
-CATALOGS = ["sqlite", "rest"]
+CATALOGS = ["sqlite", "postgres", "rest"]
 
 
 def catalog_config(kind, tmp_path):
+    if kind == "postgres":
+        return postgres_catalog_config(tmp_path)
     return sqlite_catalog_config(tmp_path) if kind == "sqlite" else rest_catalog_config()
 
 
@@ -96,4 +99,43 @@ def test_json_with_schemas_gives_typed_columns(tmp_path, kind):
         assert len(snapshots(catalog, table)) >= 1
     finally:
         worker.stop()
+        delete_topics(topic)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "rest"])
+def test_commits_go_to_the_configured_branch(worker, tmp_path, kind):
+    """iceberg.tables.default-commit-branch: snapshots land on the branch, main stays untouched,
+    and the branch's own snapshot summaries carry the control-topic offsets."""
+    topic, name, table = unique("branch"), unique("sink"), f"db_{unique('ns')}.events"
+    create_topic(topic)
+    catalog_cfg = catalog_config(kind, tmp_path)
+    config = connector_config(topic, table, catalog_cfg, **{"iceberg.tables.default-commit-branch": "staging"})
+
+    def branch_rows():
+        t = catalog.load_table(table)
+        head = t.snapshot_by_name("staging")
+        return t.scan(snapshot_id=head.snapshot_id).to_arrow().to_pylist() if head else []
+
+    try:
+        produce(topic, [{"id": i} for i in range(20)])
+        worker.create_connector(name, config)
+        catalog = pyiceberg_catalog(catalog_cfg)
+        wait_for(lambda: len(branch_rows()) == 20, 60, "20 rows on branch staging")
+        first = catalog.load_table(table).snapshot_by_name("staging")
+        produce(topic, [{"id": i} for i in range(20, 30)])
+        rows = wait_for(lambda: (r := branch_rows()) and len(r) == 30 and r, 60, "30 rows on branch staging")
+        assert sorted(r["id"] for r in rows) == list(range(30))
+        t = catalog.load_table(table)
+        assert t.current_snapshot() is None, "main moved"
+        head = t.snapshot_by_name("staging")
+        chain, s = [], head
+        while s is not None:
+            chain.append(s.snapshot_id)
+            s = t.snapshot_by_id(s.parent_snapshot_id) if s.parent_snapshot_id is not None else None
+        assert first.snapshot_id in chain and head.snapshot_id != first.snapshot_id
+        assert sorted(chain) == sorted(x.snapshot_id for x in t.snapshots()), "a snapshot off the branch"
+        summary = head.summary
+        assert summary["total-records"] == "30"
+        assert f"kafka.connect.offsets.control-iceberg.connect-{name}" in summary.additional_properties
+    finally:
         delete_topics(topic)

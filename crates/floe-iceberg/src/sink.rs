@@ -4,7 +4,6 @@
 //! files and commit their source offsets in one Kafka transaction (see `channel`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 
 use crate::events::{Event, Payload, TableReference, TopicPartitionOffset, WireDataFile};
 use async_trait::async_trait;
@@ -16,7 +15,7 @@ use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 use tracing::{debug, info, warn};
 
 use crate::arrow::{records_to_batch, Cell};
-use crate::catalog::load_catalog;
+use crate::catalog::{load_catalog, CatalogHandle};
 use crate::channel::coordinator::{self, CoordinatorConfig, CoordinatorHandle};
 use crate::channel::kafka::{client_props, ensure_control_topic};
 use crate::channel::worker::WorkerChannel;
@@ -88,7 +87,7 @@ pub struct IcebergSinkTask {
 
 struct Started {
     config: IcebergSinkConfig,
-    catalog: Arc<dyn Catalog>,
+    catalog: CatalogHandle,
     context: TaskContext,
     connect_group: String,
     writers: BTreeMap<String, TableWriter>,
@@ -413,7 +412,7 @@ impl Started {
                 .await
                 .map_err(|e| TaskError::connect(format!("Cannot load table {name}: {e}")))?
         } else if self.config.auto_create {
-            create_table(self.catalog.as_ref(), &self.config, name, &ident, first).await?
+            create_table(&*self.catalog, &self.config, name, &ident, first).await?
         } else {
             return Err(TaskError::connect(format!(
                 "Table {name} does not exist and iceberg.tables.auto-create-enabled is false (record {})",

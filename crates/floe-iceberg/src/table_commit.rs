@@ -7,15 +7,26 @@
 //! [`PinnedCatalog`], whose `load_table` answers with the validated table, makes the commit's
 //! requirements (table uuid, branch head) those of the validated state: the catalog refuses it
 //! if anything moved, and the coordinator reloads and revalidates (docs/control-topic.md, I6).
+//!
+//! A commit to a branch other than `main` (`iceberg.tables.default-commit-branch`,
+//! `iceberg.table.<t>.commit-branch`) is the same append computed against the branch: the
+//! pinned table shows the branch head as `main`, so the new snapshot's parent, manifests and
+//! summary totals are the branch's; the commit's `main` ref update and ref requirement are then
+//! renamed to the branch and sent through Floe's committer for the catalog. A branch that does
+//! not exist yet is created by its first commit, with no parent (as Java's `toBranch` does).
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use iceberg::spec::DataFile;
+use iceberg::spec::{DataFile, SnapshotReference, SnapshotRetention, MAIN_BRANCH};
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
-use iceberg::{Catalog, Namespace, NamespaceIdent, TableCommit, TableCreation, TableIdent};
+use iceberg::{
+    Catalog, Namespace, NamespaceIdent, TableCommit, TableCreation, TableIdent, TableRequirement,
+    TableUpdate,
+};
 
+use crate::catalog::{CatalogHandle, Committer};
 use crate::error::SinkError;
 
 /// How a commit attempt ended.
@@ -32,7 +43,7 @@ pub enum CommitOutcome {
 /// Appends `data` to `table` in one snapshot with `properties` in its summary, conditional on
 /// the branch head the caller validated.
 pub async fn append(
-    catalog: &dyn Catalog,
+    catalog: &CatalogHandle,
     table: &Table,
     data: Vec<DataFile>,
     deletes: Vec<DataFile>,
@@ -46,13 +57,15 @@ pub async fn append(
             message: "delete files cannot be committed yet".into(),
         });
     }
-    if branch.is_some_and(|b| b != "main") {
-        return Err(SinkError::Table {
-            table: name,
-            message: "commits to a branch other than main are not supported yet".into(),
-        });
-    }
-    let tx = Transaction::new(table);
+    let branch = branch.filter(|b| *b != MAIN_BRANCH);
+    let base = match branch {
+        Some(b) => branch_as_main(table, b).map_err(|e| SinkError::Table {
+            table: name.clone(),
+            message: format!("cannot prepare the commit to branch {b}: {e}"),
+        })?,
+        None => table.clone(),
+    };
+    let tx = Transaction::new(&base);
     let action = tx
         .fast_append()
         .set_snapshot_properties(properties)
@@ -62,13 +75,17 @@ pub async fn append(
         message: format!("cannot prepare the commit: {e}"),
     })?;
     let pinned = PinnedCatalog {
-        inner: catalog,
-        base: table.clone(),
+        inner: &**catalog,
+        base,
+        branch: branch.map(|b| (b.to_string(), catalog.committer().clone(), table.clone())),
     };
     match tx.commit(&pinned).await {
-        Ok(t) => Ok(CommitOutcome::Committed(
-            t.metadata().current_snapshot_id().unwrap_or(-1),
-        )),
+        Ok(t) => {
+            let head = t.metadata().snapshot_for_ref(branch.unwrap_or(MAIN_BRANCH));
+            Ok(CommitOutcome::Committed(
+                head.map_or(-1, |s| s.snapshot_id()),
+            ))
+        }
         Err(e) if e.retryable() || e.kind() == iceberg::ErrorKind::DataInvalid => {
             Ok(CommitOutcome::Conflict(e.to_string()))
         }
@@ -79,10 +96,72 @@ pub async fn append(
     }
 }
 
-/// A catalog whose `load_table` returns the table state a commit was validated against.
+/// The table as it would be if `branch` were `main`: `main` points at the branch head, or at
+/// nothing when the branch does not exist yet.
+fn branch_as_main(table: &Table, branch: &str) -> iceberg::Result<Table> {
+    let metadata = table.metadata();
+    let location = table.metadata_location_result()?.to_string();
+    let builder = metadata.clone().into_builder(Some(location.clone()));
+    let builder = match metadata.snapshot_for_ref(branch) {
+        Some(head) => builder.set_ref(
+            MAIN_BRANCH,
+            SnapshotReference::new(
+                head.snapshot_id(),
+                SnapshotRetention::branch(None, None, None),
+            ),
+        )?,
+        None => builder.remove_ref(MAIN_BRANCH),
+    };
+    Table::builder()
+        .identifier(table.identifier().clone())
+        .metadata(builder.build()?.metadata)
+        .metadata_location(location)
+        .file_io(table.file_io().clone())
+        .runtime(iceberg::Runtime::try_current()?)
+        .build()
+}
+
+/// Renames the `main` ref in a commit computed by [`branch_as_main`] to `branch`.
+fn retarget(
+    branch: &str,
+    requirements: Vec<TableRequirement>,
+    updates: Vec<TableUpdate>,
+) -> (Vec<TableRequirement>, Vec<TableUpdate>) {
+    let requirements = requirements
+        .into_iter()
+        .map(|r| match r {
+            TableRequirement::RefSnapshotIdMatch { r#ref, snapshot_id } if r#ref == MAIN_BRANCH => {
+                TableRequirement::RefSnapshotIdMatch {
+                    r#ref: branch.to_string(),
+                    snapshot_id,
+                }
+            }
+            other => other,
+        })
+        .collect();
+    let updates = updates
+        .into_iter()
+        .map(|u| match u {
+            TableUpdate::SetSnapshotRef {
+                ref_name,
+                reference,
+            } if ref_name == MAIN_BRANCH => TableUpdate::SetSnapshotRef {
+                ref_name: branch.to_string(),
+                reference,
+            },
+            other => other,
+        })
+        .collect();
+    (requirements, updates)
+}
+
+/// A catalog whose `load_table` returns the table state a commit was validated against, and
+/// which sends a commit meant for a branch through Floe's committer.
 pub struct PinnedCatalog<'a> {
     inner: &'a dyn Catalog,
     base: Table,
+    /// The branch, its catalog's committer and the real (not re-pointed) table.
+    branch: Option<(String, Committer, Table)>,
 }
 
 impl std::fmt::Debug for PinnedCatalog<'_> {
@@ -173,7 +252,14 @@ impl Catalog for PinnedCatalog<'_> {
         self.inner.register_table(table, metadata_location).await
     }
 
-    async fn update_table(&self, commit: TableCommit) -> iceberg::Result<Table> {
-        self.inner.update_table(commit).await
+    async fn update_table(&self, mut commit: TableCommit) -> iceberg::Result<Table> {
+        match &self.branch {
+            None => self.inner.update_table(commit).await,
+            Some((branch, committer, table)) => {
+                let (requirements, updates) =
+                    retarget(branch, commit.take_requirements(), commit.take_updates());
+                committer.commit(table, requirements, updates).await
+            }
+        }
     }
 }

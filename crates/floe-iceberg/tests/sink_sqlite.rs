@@ -74,7 +74,7 @@ async fn writes_and_appends_with_summary_keys() {
         ),
         ("kafka.connect.task-id".to_string(), "ice-0".to_string()),
     ]);
-    let outcome = append(catalog.as_ref(), &table, files, vec![], summary, None)
+    let outcome = append(&catalog, &table, files, vec![], summary, None)
         .await
         .unwrap();
     let CommitOutcome::Committed(snapshot_id) = outcome else {

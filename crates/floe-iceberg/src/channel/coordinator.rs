@@ -14,11 +14,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::catalog::CatalogHandle;
 use crate::events::{Event, Payload, TableReference, WireDataFile};
 use floe_data::TopicPartition;
 use futures::FutureExt;
 use iceberg::table::Table;
-use iceberg::{Catalog, NamespaceIdent, TableIdent};
+use iceberg::{NamespaceIdent, TableIdent};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer};
@@ -111,7 +112,7 @@ impl CoordinatorHandle {
 /// Starts the coordinator.
 pub fn spawn(
     config: CoordinatorConfig,
-    catalog: Arc<dyn Catalog>,
+    catalog: CatalogHandle,
     catalog_name: String,
 ) -> CoordinatorHandle {
     let (shutdown, rx) = watch::channel(false);
@@ -138,7 +139,7 @@ pub fn spawn(
 
 struct Coordinator {
     config: CoordinatorConfig,
-    catalog: Arc<dyn Catalog>,
+    catalog: CatalogHandle,
     catalog_name: String,
     producer: TxnProducer,
     consumer: StreamConsumer,
@@ -155,7 +156,7 @@ struct Coordinator {
 
 async fn run(
     config: CoordinatorConfig,
-    catalog: Arc<dyn Catalog>,
+    catalog: CatalogHandle,
     catalog_name: String,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), SinkError> {
@@ -618,7 +619,7 @@ impl Coordinator {
                 };
             let (data, deletes) = (to_files(data)?, to_files(deletes)?);
             match table_commit::append(
-                self.catalog.as_ref(),
+                &self.catalog,
                 &table,
                 data,
                 deletes,

@@ -1,12 +1,87 @@
 //! Building a catalog from `iceberg.catalog.*`, accepting the Java spellings.
 
+pub mod jdbc;
+pub mod rest_commit;
+
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Deref;
 use std::sync::Arc;
 
-use iceberg::io::LocalFsStorageFactory;
-use iceberg::{Catalog, CatalogBuilder};
+use iceberg::io::{FileIOBuilder, LocalFsStorageFactory};
+use iceberg::table::Table;
+use iceberg::{Catalog, CatalogBuilder, TableRequirement, TableUpdate};
 use iceberg_catalog_rest::RestCatalogBuilder;
-use iceberg_catalog_sql::SqlCatalogBuilder;
+
+use self::jdbc::JdbcCatalog;
+use self::rest_commit::RestCommitter;
+
+/// A loaded catalog, and the way Floe sends it commits it built itself (appends to a branch,
+/// schema updates), which iceberg's `Transaction` cannot express. Dereferences to the catalog.
+#[derive(Clone, Debug)]
+pub struct CatalogHandle {
+    catalog: Arc<dyn Catalog>,
+    committer: Committer,
+}
+
+/// How requirements + updates reach the catalog atomically.
+#[derive(Clone, Debug)]
+pub enum Committer {
+    /// Floe's SQL catalog: metadata file + compare-and-set on its pointer row.
+    Jdbc(Arc<JdbcCatalog>),
+    /// The REST catalog's commit endpoint.
+    Rest(Arc<RestCommitter>),
+}
+
+impl CatalogHandle {
+    /// The committer for this catalog.
+    pub fn committer(&self) -> &Committer {
+        &self.committer
+    }
+
+    /// The catalog as a trait object.
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.catalog
+    }
+}
+
+impl Deref for CatalogHandle {
+    type Target = dyn Catalog;
+
+    fn deref(&self) -> &Self::Target {
+        self.catalog.as_ref()
+    }
+}
+
+impl Committer {
+    /// Commits `updates` to `base`'s table if `requirements` hold against the catalog's current
+    /// state; answers the table as the catalog now holds it.
+    pub async fn commit(
+        &self,
+        base: &Table,
+        requirements: Vec<TableRequirement>,
+        updates: Vec<TableUpdate>,
+    ) -> iceberg::Result<Table> {
+        match self {
+            Committer::Jdbc(catalog) => {
+                catalog
+                    .commit(base.identifier(), requirements, updates)
+                    .await
+            }
+            Committer::Rest(rest) => {
+                let (location, metadata) = rest
+                    .commit(base.identifier(), requirements, updates)
+                    .await?;
+                Table::builder()
+                    .identifier(base.identifier().clone())
+                    .metadata_location(location)
+                    .metadata(metadata)
+                    .file_io(base.file_io().clone())
+                    .runtime(iceberg::Runtime::try_current()?)
+                    .build()
+            }
+        }
+    }
+}
 
 use crate::error::SinkError;
 
@@ -48,19 +123,20 @@ impl CatalogKind {
             "jdbc" | "sql" => {
                 let uri = get("uri").ok_or_else(|| SinkError::Config("The JDBC catalog needs iceberg.catalog.uri (e.g. jdbc:sqlite:/path/catalog.db)".into()))?;
                 Ok(CatalogKind::Sql {
-                    url: sqlx_url(uri)?,
+                    url: sqlx_url(uri, get("jdbc.user"), get("jdbc.password"))?,
                 })
             }
             other => Err(SinkError::Config(format!(
-                "Unsupported catalog type {other}: Floe supports rest and jdbc (SQLite)"
+                "Unsupported catalog type {other}: Floe supports rest and jdbc (SQLite, PostgreSQL)"
             ))),
         }
     }
 }
 
-/// Turns a JDBC URL into a sqlx one: `jdbc:sqlite:/p/c.db` → `sqlite:/p/c.db?mode=rwc`.
-/// A relative path is taken relative to the worker's working directory.
-fn sqlx_url(uri: &str) -> Result<String, SinkError> {
+/// Turns a JDBC URL into a sqlx one: `jdbc:sqlite:/p/c.db` → `sqlite:/p/c.db?mode=rwc` (a
+/// relative path is taken relative to the worker's working directory);
+/// `jdbc:postgresql://h:5432/db` with `jdbc.user` / `jdbc.password` → `postgres://u:p@h:5432/db`.
+fn sqlx_url(uri: &str, user: Option<&str>, password: Option<&str>) -> Result<String, SinkError> {
     let rest = uri.strip_prefix("jdbc:").unwrap_or(uri);
     if let Some(path) = rest.strip_prefix("sqlite:") {
         let path = path.strip_prefix("file:").unwrap_or(path);
@@ -71,9 +147,49 @@ fn sqlx_url(uri: &str) -> Result<String, SinkError> {
         };
         return Ok(format!("sqlite:{}?mode=rwc", absolute(&path).display()));
     }
+    if let Some(target) = rest.strip_prefix("postgresql://") {
+        let (authority_and_db, query) = target.split_once('?').unwrap_or((target, ""));
+        let mut params: Vec<(String, String)> = Vec::new();
+        let (mut url_user, mut url_password) = (None, None);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "user" => url_user = Some(v.to_string()),
+                "password" => url_password = Some(v.to_string()),
+                _ => params.push((k.to_string(), v.to_string())),
+            }
+        }
+        let user = user.map(str::to_string).or(url_user);
+        let password = password.map(str::to_string).or(url_password);
+        let userinfo = match (user, password) {
+            (Some(u), Some(p)) => format!("{}:{}@", percent_encode(&u), percent_encode(&p)),
+            (Some(u), None) => format!("{}@", percent_encode(&u)),
+            _ => String::new(),
+        };
+        let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", query.join("&"))
+        };
+        return Ok(format!("postgres://{userinfo}{authority_and_db}{query}"));
+    }
     Err(SinkError::Config(format!(
-        "Unsupported JDBC catalog URI {uri}: Floe supports jdbc:sqlite:<path>"
+        "Unsupported JDBC catalog URI {uri}: Floe supports jdbc:sqlite:<path> and jdbc:postgresql://<host>/<db>"
     )))
+}
+
+/// Percent-encodes one URL component (user info, path segment, query value).
+pub(crate) fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn absolute(path: &str) -> std::path::PathBuf {
@@ -91,22 +207,28 @@ fn absolute(path: &str) -> std::path::PathBuf {
 pub async fn load_catalog(
     name: &str,
     props: &BTreeMap<String, String>,
-) -> Result<Arc<dyn Catalog>, SinkError> {
+) -> Result<CatalogHandle, SinkError> {
     let kind = CatalogKind::from_props(props)?;
     let storage = Arc::new(LocalFsStorageFactory);
     match kind {
         CatalogKind::Rest => {
-            let props: HashMap<String, String> = props
+            let rest_props: HashMap<String, String> = props
                 .iter()
                 .filter(|(k, _)| !matches!(k.as_str(), "type" | "catalog-impl" | "io-impl"))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             let catalog = RestCatalogBuilder::default()
                 .with_storage_factory(storage)
-                .load(name, props)
+                .load(name, rest_props)
                 .await
                 .map_err(|e| SinkError::Catalog(format!("cannot load REST catalog {name}: {e}")))?;
-            Ok(Arc::new(catalog))
+            let committer = RestCommitter::connect(props)
+                .await
+                .map_err(|e| SinkError::Catalog(format!("cannot load REST catalog {name}: {e}")))?;
+            Ok(CatalogHandle {
+                catalog: Arc::new(catalog),
+                committer: Committer::Rest(Arc::new(committer)),
+            })
         }
         CatalogKind::Sql { url } => {
             let warehouse = props
@@ -130,17 +252,15 @@ pub async fn load_catalog(
                     })?;
                 }
             }
-            let props = HashMap::from([
-                ("uri".to_string(), url.clone()),
-                ("warehouse".to_string(), warehouse),
-                ("sql_bind_style".to_string(), "QMark".to_string()),
-            ]);
-            let catalog = SqlCatalogBuilder::default()
-                .with_storage_factory(storage)
-                .load(name, props)
+            let file_io = FileIOBuilder::new(storage).build();
+            let catalog = JdbcCatalog::open(name, &url, &warehouse, file_io)
                 .await
                 .map_err(|e| SinkError::Catalog(format!("cannot open SQL catalog {name}: {e}")))?;
-            Ok(Arc::new(catalog))
+            let catalog = Arc::new(catalog);
+            Ok(CatalogHandle {
+                catalog: catalog.clone(),
+                committer: Committer::Jdbc(catalog),
+            })
         }
     }
 }
@@ -185,6 +305,18 @@ mod tests {
             .unwrap(),
             CatalogKind::Sql {
                 url: "sqlite:/tmp/c.db?mode=rwc".into()
+            }
+        );
+        assert_eq!(
+            CatalogKind::from_props(&props(&[
+                ("type", "jdbc"),
+                ("uri", "jdbc:postgresql://db:5432/iceberg?sslmode=disable"),
+                ("jdbc.user", "floe"),
+                ("jdbc.password", "p@ss word"),
+            ]))
+            .unwrap(),
+            CatalogKind::Sql {
+                url: "postgres://floe:p%40ss%20word@db:5432/iceberg?sslmode=disable".into()
             }
         );
         assert_eq!(

@@ -1,0 +1,64 @@
+"""Floe takes over a connector the Java Iceberg sink was running: same connector name, same
+control topic, same consumer groups, same table. The table ends with every produced record once."""
+
+import signal
+
+from harness import (
+    JavaWorker, Worker, connector_config, create_topic, delete_topics, produce, pyiceberg_catalog,
+    read_rows, snapshots, sqlite_catalog_config, unique, wait_for,
+)
+
+
+def produce_ids(topic, ids):
+    produce(topic, [{"id": i, "payload": f"value-{i}"} for i in ids], keys=[str(i) for i in ids])
+
+
+def test_floe_continues_a_table_written_by_the_java_sink(tmp_path):
+    topic, control, name = unique("takeover"), unique("control"), unique("sink")
+    table = f"db_{unique('ns')}.events"
+    create_topic(topic, partitions=3)
+    # The Java sink does not create its control topic.
+    create_topic(control, partitions=1)
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    config = connector_config(topic, table, catalog_cfg, **{
+        "tasks.max": "2", "iceberg.control.topic": control,
+        "iceberg.control.commit.interval-ms": "1000",
+    })
+    java = JavaWorker(tmp_path)
+    floe = Worker(tmp_path)
+    try:
+        java.start()
+        java.create_connector(name, config)
+        java.wait_running(name, tasks=2)
+        produce_ids(topic, range(0, 3000))
+        catalog = pyiceberg_catalog(catalog_cfg)
+        wait_for(lambda: len(read_rows(catalog, table)) == 3000, 120, "the Java sink to commit 3000 rows")
+        java_snapshots = snapshots(catalog, table)
+        offsets_key = f"kafka.connect.offsets.{control}.connect-{name}"
+        assert offsets_key in java_snapshots[-1].summary.additional_properties, java_snapshots[-1].summary
+
+        # Records in flight when the Java worker stops are re-read by Floe from the group offsets.
+        produce_ids(topic, range(3000, 4000))
+        java.stop(signal.SIGTERM)
+
+        floe.start()
+        floe.create_connector(name, config)
+        floe.wait_running(name, tasks=2)
+        produce_ids(topic, range(4000, 5000))
+        rows = wait_for(lambda: (r := read_rows(catalog, table)) and len(r) >= 5000 and r, 120,
+                        "Floe to commit the remaining rows")
+        ids = sorted(r["id"] for r in rows)
+        assert ids == list(range(5000)), f"{len(ids)} rows, {len(ids) - len(set(ids))} duplicates"
+
+        floe_snapshots = snapshots(catalog, table)[len(java_snapshots):]
+        assert floe_snapshots, "Floe committed no snapshot"
+        for s in floe_snapshots:
+            props = s.summary.additional_properties
+            assert offsets_key in props and "kafka.connect.commit-id" in props, props
+    finally:
+        try:
+            java.stop(signal.SIGKILL)
+            floe.stop()
+        finally:
+            print(f"--- java log ---\n{java.log()[-15000:]}\n--- floe log ---\n{floe.log()[-15000:]}")
+            delete_topics(topic, control)
