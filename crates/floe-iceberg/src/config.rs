@@ -25,6 +25,7 @@ pub struct IcebergSinkConfig {
     pub write_props: BTreeMap<String, String>,
     pub force_optional: bool,
     pub case_insensitive: bool,
+    pub evolve_schema: bool,
     pub catalog_name: String,
     pub catalog_props: BTreeMap<String, String>,
     pub commit_interval: Duration,
@@ -129,12 +130,6 @@ pub fn validate(config: &ConfigMap) -> Vec<(String, String)> {
     } else if !has_tables && !dynamic {
         errors.push((TABLES.into(), "Must specify table name(s)".into()));
     }
-    if flag(config, EVOLVE) {
-        errors.push((
-            EVOLVE.into(),
-            "Schema evolution is not supported by this version of Floe; set iceberg.tables.evolve-schema-enabled=false".into(),
-        ));
-    }
     for (key, value) in config
         .iter()
         .filter(|(k, _)| k.starts_with("iceberg.table.") && k.ends_with(".route-regex"))
@@ -233,6 +228,7 @@ impl IcebergSinkConfig {
             write_props: strip_prefix(config, "iceberg.tables.write-props."),
             force_optional: flag(config, "iceberg.tables.schema-force-optional"),
             case_insensitive: flag(config, "iceberg.tables.schema-case-insensitive"),
+            evolve_schema: flag(config, EVOLVE),
             catalog_name: non_empty(config, "iceberg.catalog")
                 .unwrap_or("iceberg")
                 .to_string(),

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod schema;
+pub mod schema_update;
 pub mod sink;
 pub mod summary;
 pub mod table_commit;

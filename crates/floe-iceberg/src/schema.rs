@@ -73,6 +73,23 @@ fn struct_fields(s: &ConnectSchema, force_optional: bool, ids: &mut Ids) -> Vec<
         .collect()
 }
 
+/// The Iceberg type of a Connect schema, with nested field ids counted on from `*next`.
+pub(crate) fn connect_type(s: &ConnectSchema, force_optional: bool, next: &mut i32) -> Type {
+    let mut ids = Ids(*next);
+    let t = connect_to_iceberg(s, force_optional, &mut ids);
+    *next = ids.0;
+    t
+}
+
+/// The Iceberg type inferred from a schemaless value (`None`: not inferable, skip the field),
+/// with nested field ids counted on from `*next`.
+pub(crate) fn infer_value_type(value: &Value, next: &mut i32) -> Option<Type> {
+    let mut ids = Ids(*next);
+    let t = infer_type(value, &mut ids);
+    *next = ids.0;
+    t
+}
+
 /// Java `SchemaUtils.toIcebergType`.
 fn connect_to_iceberg(s: &ConnectSchema, force_optional: bool, ids: &mut Ids) -> Type {
     let p = |t| Type::Primitive(t);

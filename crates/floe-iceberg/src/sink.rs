@@ -22,6 +22,7 @@ use crate::channel::worker::WorkerChannel;
 use crate::config::{self, IcebergSinkConfig};
 use crate::error::SinkError;
 use crate::schema::{partition_spec, schema_for_record};
+use crate::schema_update::{self, EvolveOptions};
 use crate::writer::TableWriter;
 
 /// The connector class name.
@@ -91,6 +92,8 @@ struct Started {
     context: TaskContext,
     connect_group: String,
     writers: BTreeMap<String, TableWriter>,
+    /// Files of writers closed before a schema update, announced with the next answer.
+    flushed: Vec<(String, iceberg::table::Table, Vec<DataFile>)>,
     channel: WorkerChannel,
     coordinator: Option<CoordinatorHandle>,
     /// Partitions this task owns; every `DataComplete` lists all of them, idle ones too.
@@ -175,6 +178,7 @@ impl SinkTask for IcebergSinkTask {
             context,
             connect_group,
             writers: BTreeMap::new(),
+            flushed: Vec::new(),
             channel,
             coordinator,
             assigned: BTreeSet::new(),
@@ -372,6 +376,9 @@ impl Started {
         }
         for (table, rows) in by_table {
             self.ensure_writer(&table, &records[rows[0]]).await?;
+            if self.config.evolve_schema {
+                self.evolve(&table, records, &rows).await?;
+            }
             let Some(writer) = self.writers.get_mut(&table) else {
                 continue;
             };
@@ -395,6 +402,59 @@ impl Started {
             self.buffered_bytes += batch.get_array_memory_size() as u64;
             writer.write(batch).await.map_err(connect_err)?;
         }
+        Ok(())
+    }
+
+    /// Evolves the table's schema for what `rows` of `records` carry (added, promoted, relaxed
+    /// columns): the open writer is closed first (its files are announced with the next answer),
+    /// the schema update is committed, and a writer on the new schema takes over.
+    async fn evolve(
+        &mut self,
+        name: &str,
+        records: &[SinkRecord],
+        rows: &[usize],
+    ) -> Result<(), TaskError> {
+        let Some(writer) = self.writers.get(name) else {
+            return Ok(());
+        };
+        let options = EvolveOptions {
+            case_insensitive: self.config.case_insensitive,
+            force_optional: self.config.force_optional,
+        };
+        let schema = writer.table().metadata().current_schema().clone();
+        let mut changes = Vec::new();
+        for i in rows {
+            let r = &records[*i];
+            schema_update::collect_changes(
+                &schema,
+                r.value_schema.as_deref(),
+                &r.value,
+                options,
+                &mut changes,
+            );
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let first = &records[rows[0]];
+        debug!(table = name, changes = changes.len(), record = %first.coordinates(), "records need a schema update");
+        if let Some(writer) = self.writers.remove(name) {
+            let table = writer.table().clone();
+            let files = writer.close().await.map_err(connect_err)?;
+            if !files.is_empty() {
+                self.flushed.push((name.to_string(), table, files));
+            }
+        }
+        let ident = table_ident(name).map_err(connect_err)?;
+        let table = schema_update::evolve(&self.catalog, &ident, &changes, options)
+            .await
+            .map_err(|e| {
+                TaskError::connect(format!("{e} (evolving for record {})", first.coordinates()))
+            })?;
+        let writer = TableWriter::open(name, table, &self.config.write_props)
+            .await
+            .map_err(connect_err)?;
+        self.writers.insert(name.to_string(), writer);
         Ok(())
     }
 
@@ -498,6 +558,11 @@ impl Started {
         for (_, writer) in std::mem::take(&mut self.writers) {
             writer.abandon().await;
         }
+        for (_, table, files) in std::mem::take(&mut self.flushed) {
+            for f in files {
+                let _ = table.file_io().delete(f.file_path()).await;
+            }
+        }
         self.source_offsets.clear();
         self.buffered_records = 0;
         self.buffered_bytes = 0;
@@ -517,9 +582,13 @@ impl Started {
         };
         let mut events = Vec::new();
         let mut written: Vec<(iceberg::io::FileIO, DataFile)> = Vec::new();
+        let mut closed = std::mem::take(&mut self.flushed);
         for (name, writer) in std::mem::take(&mut self.writers) {
             let table = writer.table().clone();
             let files = writer.close().await.map_err(connect_err)?;
+            closed.push((name, table, files));
+        }
+        for (name, table, files) in closed {
             written.extend(files.iter().map(|f| (table.file_io().clone(), f.clone())));
             let spec_id = table.metadata().default_partition_spec_id();
             let wire: Vec<WireDataFile> = files
