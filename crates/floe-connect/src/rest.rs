@@ -488,6 +488,10 @@ async fn set_logger(
 const OTHER_PLUGINS: &[(&str, &str)] = &[
     ("io.confluent.connect.avro.AvroConverter", "converter"),
     ("io.confluent.connect.json.JsonSchemaConverter", "converter"),
+    (
+        "io.confluent.connect.protobuf.ProtobufConverter",
+        "converter",
+    ),
     ("org.apache.kafka.connect.json.JsonConverter", "converter"),
     (
         "org.apache.kafka.connect.storage.StringConverter",

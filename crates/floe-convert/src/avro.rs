@@ -363,6 +363,7 @@ mod tests {
                     id,
                     schema_type: "AVRO".into(),
                     schema: s.clone(),
+                    references: vec![],
                 })
                 .ok_or_else(|| format!("schema id {id} not found"))
         }

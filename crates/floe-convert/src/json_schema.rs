@@ -235,6 +235,7 @@ mod tests {
                 id,
                 schema_type: "JSON".into(),
                 schema: self.0.clone(),
+                references: vec![],
             })
         }
     }

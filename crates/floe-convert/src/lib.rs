@@ -6,6 +6,7 @@
 mod avro;
 mod json;
 mod json_schema;
+mod protobuf;
 pub mod registry;
 mod simple;
 
@@ -17,6 +18,7 @@ use floe_data::{SchemaRef, Value};
 pub use avro::AvroConverter;
 pub use json::JsonConverter;
 pub use json_schema::JsonSchemaConverter;
+pub use protobuf::ProtobufConverter;
 pub use simple::{ByteArrayConverter, StringConverter};
 
 /// A converted key or value: its schema (None when schemaless) and the value.
@@ -73,6 +75,7 @@ pub const CONVERTER_CLASSES: &[&str] = &[
     avro::CLASS,
     json::CLASS,
     json_schema::CLASS,
+    protobuf::CLASS,
     simple::STRING_CLASS,
     simple::BYTE_ARRAY_CLASS,
 ];
@@ -87,6 +90,7 @@ pub fn build_converter(
         json::CLASS => Ok(Arc::new(JsonConverter::configure(props, is_key)?)),
         avro::CLASS => Ok(Arc::new(AvroConverter::configure(props)?)),
         json_schema::CLASS => Ok(Arc::new(JsonSchemaConverter::configure(props)?)),
+        protobuf::CLASS => Ok(Arc::new(ProtobufConverter::configure(props)?)),
         simple::STRING_CLASS => Ok(Arc::new(StringConverter::configure(props)?)),
         simple::BYTE_ARRAY_CLASS => Ok(Arc::new(ByteArrayConverter)),
         other => Err(ConfigError::UnknownClass(other.to_string())),

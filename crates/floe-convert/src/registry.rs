@@ -8,18 +8,35 @@ use std::time::Duration;
 use crate::ConfigError;
 
 /// A registered schema as the registry returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RegisteredSchema {
     pub id: u32,
     /// `AVRO` (the default), `JSON` or `PROTOBUF`.
     pub schema_type: String,
     pub schema: String,
+    /// Other schemas this one imports (Protobuf imports, Avro named types, JSON `$ref`s).
+    pub references: Vec<SchemaReference>,
+}
+
+/// A schema reference: the import `name` and the subject version that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaReference {
+    pub name: String,
+    pub subject: String,
+    pub version: i64,
 }
 
 /// Where schemas come from; the registry client, or a fixed set in tests.
 pub trait SchemaSource: Send + Sync {
     /// The schema with `id`.
     fn schema_by_id(&self, id: u32) -> Result<RegisteredSchema, String>;
+
+    /// The schema registered as `version` of `subject` (for references).
+    fn schema_by_subject(&self, subject: &str, version: i64) -> Result<RegisteredSchema, String> {
+        Err(format!(
+            "cannot resolve the reference to {subject} version {version}: no registry"
+        ))
+    }
 }
 
 /// Registry settings from converter properties (`schema.registry.url`, `basic.auth.*`,
@@ -108,46 +125,85 @@ impl RegistryClient {
         })
     }
 
-    async fn fetch(&self, id: u32) -> Result<RegisteredSchema, String> {
+    /// GETs `path` from the first registry URL that answers; `what` names it in errors.
+    async fn get_json(&self, path: &str, what: &str) -> Result<serde_json::Value, String> {
         let mut last = String::new();
         for url in &self.urls {
-            let mut req = self.http.get(format!("{url}/schemas/ids/{id}"));
+            let mut req = self.http.get(format!("{url}{path}"));
             if let Some(a) = &self.auth {
                 req = req.header(reqwest::header::AUTHORIZATION, a);
             }
             match req.send().await {
                 Ok(resp) if resp.status().is_success() => {
-                    let body: serde_json::Value = resp
+                    return resp
                         .json()
                         .await
-                        .map_err(|e| format!("schema {id} from {url}: {e}"))?;
-                    let schema = body.get("schema").and_then(|s| s.as_str()).ok_or_else(|| {
-                        format!("schema {id} from {url}: no \"schema\" in the answer")
-                    })?;
-                    let schema_type = body
-                        .get("schemaType")
-                        .and_then(|s| s.as_str())
-                        .unwrap_or("AVRO")
-                        .to_string();
-                    return Ok(RegisteredSchema {
-                        id,
-                        schema_type,
-                        schema: schema.to_string(),
-                    });
+                        .map_err(|e| format!("{what} from {url}: {e}"));
                 }
                 Ok(resp) if resp.status() == reqwest::StatusCode::NOT_FOUND => {
-                    return Err(format!("schema id {id} not found in the registry at {url}"));
+                    return Err(format!("{what} not found in the registry at {url}"));
                 }
                 Ok(resp) => {
-                    last = format!(
-                        "registry at {url} answered {} for schema {id}",
-                        resp.status()
-                    )
+                    last = format!("registry at {url} answered {} for {what}", resp.status())
                 }
                 Err(e) => last = format!("registry at {url} unreachable: {e}"),
             }
         }
         Err(last)
+    }
+
+    async fn fetch(&self, path: String, id: u32, what: String) -> Result<RegisteredSchema, String> {
+        let body = self.get_json(&path, &what).await?;
+        let schema = body
+            .get("schema")
+            .and_then(|s| s.as_str())
+            .ok_or_else(|| format!("{what}: no \"schema\" in the answer"))?;
+        let schema_type = body
+            .get("schemaType")
+            .and_then(|s| s.as_str())
+            .unwrap_or("AVRO")
+            .to_string();
+        let references = body
+            .get("references")
+            .and_then(|r| r.as_array())
+            .map(|refs| {
+                refs.iter()
+                    .filter_map(|r| {
+                        Some(SchemaReference {
+                            name: r.get("name")?.as_str()?.to_string(),
+                            subject: r.get("subject")?.as_str()?.to_string(),
+                            version: r.get("version")?.as_i64()?,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let id = body
+            .get("id")
+            .and_then(|i| i.as_u64())
+            .and_then(|i| u32::try_from(i).ok())
+            .unwrap_or(id);
+        Ok(RegisteredSchema {
+            id,
+            schema_type,
+            schema: schema.to_string(),
+            references,
+        })
+    }
+
+    /// Runs a registry call from sync converter code (inside or outside a runtime).
+    fn block_on<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, String>>,
+    ) -> Result<T, String> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => tokio::task::block_in_place(|| handle.block_on(fut)),
+            Err(_) => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?
+                .block_on(fut),
+        }
     }
 }
 
@@ -156,18 +212,17 @@ impl SchemaSource for RegistryClient {
         if let Some(s) = self.cache.lock().ok().and_then(|c| c.get(&id).cloned()) {
             return Ok(s);
         }
-        let fetched = match tokio::runtime::Handle::try_current() {
-            Ok(handle) => tokio::task::block_in_place(|| handle.block_on(self.fetch(id))),
-            Err(_) => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?
-                .block_on(self.fetch(id)),
-        }?;
+        let fetched =
+            self.block_on(self.fetch(format!("/schemas/ids/{id}"), id, format!("schema id {id}")))?;
         if let Ok(mut c) = self.cache.lock() {
             c.insert(id, fetched.clone());
         }
         Ok(fetched)
+    }
+
+    fn schema_by_subject(&self, subject: &str, version: i64) -> Result<RegisteredSchema, String> {
+        let path = format!("/subjects/{}/versions/{version}", encode_path(subject));
+        self.block_on(self.fetch(path, 0, format!("subject {subject} version {version}")))
     }
 }
 
@@ -196,6 +251,16 @@ impl<T> ParsedSchemas<T> {
         id: u32,
         parse: impl FnOnce(&str) -> Result<T, crate::ConvertError>,
     ) -> Result<Arc<T>, crate::ConvertError> {
+        self.get_registered(id, |registered, _| parse(&registered.schema))
+    }
+
+    /// Like [`ParsedSchemas::get`], for formats whose schemas need the whole registry answer
+    /// (references) and the source to resolve them.
+    pub fn get_registered(
+        &self,
+        id: u32,
+        parse: impl FnOnce(&RegisteredSchema, &dyn SchemaSource) -> Result<T, crate::ConvertError>,
+    ) -> Result<Arc<T>, crate::ConvertError> {
         use crate::ConvertError;
         if let Some(p) = self.parsed.lock().ok().and_then(|m| m.get(&id).cloned()) {
             return Ok(p);
@@ -216,7 +281,7 @@ impl<T> ParsedSchemas<T> {
                 self.display()
             )));
         }
-        let parsed = Arc::new(parse(&registered.schema)?);
+        let parsed = Arc::new(parse(&registered, self.source.as_ref())?);
         if let Ok(mut m) = self.parsed.lock() {
             m.insert(id, parsed.clone());
         }
@@ -229,6 +294,18 @@ impl<T> ParsedSchemas<T> {
             other => other,
         }
     }
+}
+
+fn encode_path(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Splits Confluent framing: magic byte 0, 4-byte big-endian schema id, payload.
