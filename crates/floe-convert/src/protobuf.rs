@@ -370,7 +370,7 @@ fn field_value(m: &DynamicMessage, f: &FieldDescriptor) -> Value {
             .iter()
             .map(|(k, v)| (map_key(k), scalar(v, &value_kind)))
             .collect();
-        out.sort_by(|a, b| a.0.to_string().cmp(&b.0.to_string()));
+        out.sort_by_key(|e| e.0.to_string());
         return Value::Map(out);
     }
     scalar(&v, &f.kind())
