@@ -51,8 +51,10 @@ def test_connector_lifecycle(worker, tmp_path):
 
         status = worker.get(f"/connectors/{name}/status").json()
         assert status["name"] == name and status["type"] == "sink"
-        assert status["connector"] == {"state": "RUNNING", "worker_id": f"127.0.0.1:{worker.port}"}
-        assert status["tasks"] == [{"id": 0, "state": "RUNNING", "worker_id": f"127.0.0.1:{worker.port}"}]
+        version = worker.get("/connector-plugins").json()[0]["version"]
+        assert status["connector"] == {"state": "RUNNING", "worker_id": f"127.0.0.1:{worker.port}", "version": version}
+        assert status["tasks"] == [{"id": 0, "state": "RUNNING", "worker_id": f"127.0.0.1:{worker.port}",
+                                    "version": version}]
 
         assert worker.get(f"/connectors/{name}/config").json() == {**config, "name": name}
         tasks = worker.get(f"/connectors/{name}/tasks").json()

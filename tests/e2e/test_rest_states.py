@@ -28,7 +28,8 @@ def test_pause_resume_stop_and_restart(worker, tmp_path):
         wait_for(lambda: len(read_rows(catalog, table)) == 10, 60, "10 rows after resume")
 
         r = worker.get(f"/connectors/{name}/tasks/1/status")
-        assert r.json() == {"id": 1, "state": "RUNNING", "worker_id": f"127.0.0.1:{worker.port}"}
+        version = worker.get("/connector-plugins").json()[0]["version"]
+        assert r.json() == {"id": 1, "state": "RUNNING", "worker_id": f"127.0.0.1:{worker.port}", "version": version}
         r = worker.get(f"/connectors/{name}/tasks/7/status")
         assert r.status_code == 404
         assert r.json()["message"] == f"No status found for task {name}-7"
@@ -109,7 +110,7 @@ def test_plugin_endpoints(worker):
     assert types["org.apache.kafka.connect.json.JsonConverter"] == "converter"
     keys = worker.get("/connector-plugins/IcebergSinkConnector/config").json()
     names = [k["name"] for k in keys]
-    assert names[:3] == ["name", "connector.class", "tasks.max"]
+    assert names[:4] == ["name", "connector.class", "connector.plugin.version", "tasks.max"]
     assert "iceberg.tables" in names
     r = worker.get("/connector-plugins/Nope/config")
     assert r.status_code == 404

@@ -47,8 +47,10 @@ pub enum Importance {
 pub struct ConfigKey {
     pub name: &'static str,
     pub config_type: ConfigType,
-    /// None: required, no default.
+    /// The default value; None with `required` false is Java's `null` default.
     pub default: Option<&'static str>,
+    /// No default at all (`ConfigDef.NO_DEFAULT_VALUE`): the key must be set.
+    pub required: bool,
     pub importance: Importance,
     pub documentation: &'static str,
     pub group: Option<&'static str>,
@@ -68,6 +70,7 @@ impl ConfigKey {
             name,
             config_type,
             default: Some(default),
+            required: false,
             importance,
             documentation,
             group: None,
@@ -86,6 +89,26 @@ impl ConfigKey {
             name,
             config_type,
             default: None,
+            required: true,
+            importance,
+            documentation,
+            group: None,
+            display_name: name,
+        }
+    }
+
+    /// An optional key whose default is `null` (unset).
+    pub const fn nullable(
+        name: &'static str,
+        config_type: ConfigType,
+        importance: Importance,
+        documentation: &'static str,
+    ) -> ConfigKey {
+        ConfigKey {
+            name,
+            config_type,
+            default: None,
+            required: false,
             importance,
             documentation,
             group: None,
@@ -113,16 +136,24 @@ impl ConfigKey {
         }
     }
 
-    /// The `ConfigKeyInfo` of this key at position `order`.
-    pub fn info_at(&self, order: usize) -> ConfigKeyInfo {
-        self.info(order)
+    /// The `ConfigKeyInfo`s of `keys`, each numbered within its group as Java does (`-1` for
+    /// keys without a group).
+    pub fn infos<'a>(keys: impl IntoIterator<Item = &'a ConfigKey>) -> Vec<ConfigKeyInfo> {
+        let mut counters: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        keys.into_iter()
+            .map(|k| {
+                let n = counters.entry(k.group.unwrap_or("")).or_insert(0);
+                *n += 1;
+                k.info(*n)
+            })
+            .collect()
     }
 
     fn info(&self, order: usize) -> ConfigKeyInfo {
         ConfigKeyInfo {
             name: self.name,
             config_type: self.config_type.name(),
-            required: self.default.is_none(),
+            required: self.required,
             default_value: self.default,
             importance: match self.importance {
                 Importance::High => "HIGH",
@@ -131,7 +162,11 @@ impl ConfigKey {
             },
             documentation: self.documentation,
             group: self.group,
-            order: order as i32,
+            order: if self.group.is_some() {
+                order as i32
+            } else {
+                -1
+            },
             width: "NONE",
             display_name: self.display_name,
             dependents: Vec::new(),
@@ -150,6 +185,7 @@ pub struct ConfigKeyInfo {
     pub importance: &'static str,
     pub documentation: &'static str,
     pub group: Option<&'static str>,
+    #[serde(rename = "order_in_group")]
     pub order: i32,
     pub width: &'static str,
     pub display_name: &'static str,
@@ -178,21 +214,25 @@ pub fn framework_keys() -> Vec<ConfigKey> {
     vec![
         common(ConfigKey::required("name", String, High, "Globally unique name to use for this connector."), "Connector name"),
         common(ConfigKey::required("connector.class", String, High, "Name or alias of the class for this connector. Must be a subclass of org.apache.kafka.connect.connector.Connector."), "Connector class"),
+        common(ConfigKey::optional("connector.plugin.version", String, "", Medium, "Version of the connector."), "Connector version"),
         common(ConfigKey::optional("tasks.max", Int, "1", High, "Maximum number of tasks to use for this connector."), "Tasks max"),
         common(ConfigKey::optional("tasks.max.enforce", Boolean, "true", Low, "(Deprecated) Whether to enforce that the tasks.max property is respected by the connector."), "Enforce tasks max"),
         common(ConfigKey::optional("key.converter", Class, "", Low, "Converter class used to convert between Kafka Connect format and the serialized form that is written to Kafka."), "Key converter class"),
+        common(ConfigKey::optional("key.converter.plugin.version", String, "", Low, "Version of the key converter."), "Key converter version"),
         common(ConfigKey::optional("value.converter", Class, "", Low, "Converter class used to convert between Kafka Connect format and the serialized form that is written to Kafka."), "Value converter class"),
+        common(ConfigKey::optional("value.converter.plugin.version", String, "", Low, "Version of the value converter."), "Value converter version"),
         common(ConfigKey::optional("header.converter", Class, "", Low, "HeaderConverter class used to convert between Kafka Connect format and the serialized form that is written to Kafka."), "Header converter class"),
-        common(ConfigKey::optional("config.action.reload", String, "restart", Low, "The action that Connect should take on the connector when changes in external configuration providers result in a change in the connector's configuration properties."), "Reload Action"),
-        common(ConfigKey::optional("topics", List, "", High, "List of topics to consume, separated by commas"), "Topics"),
-        common(ConfigKey::optional("topics.regex", String, "", High, "Regular expression giving topics to consume."), "Topics regex"),
+        common(ConfigKey::optional("header.converter.plugin.version", String, "", Low, "Version of the header converter."), "Header converter version"),
         ConfigKey { group: Some(TRANSFORMS), display_name: "Transforms", ..ConfigKey::optional("transforms", List, "", Low, "Aliases for the transformations to be applied to records.") },
         ConfigKey { group: Some(PREDICATES), display_name: "Predicates", ..ConfigKey::optional("predicates", List, "", Low, "Aliases for the predicates used by transformations.") },
+        common(ConfigKey::optional("config.action.reload", String, "restart", Low, "The action that Connect should take on the connector when changes in external configuration providers result in a change in the connector's configuration properties."), "Reload Action"),
         errors(ConfigKey::optional("errors.retry.timeout", Long, "0", Medium, "The maximum duration in milliseconds that a failed operation will be reattempted."), "Retry Timeout for Errors"),
         errors(ConfigKey::optional("errors.retry.delay.max.ms", Long, "60000", Medium, "The maximum duration in milliseconds between consecutive retry attempts."), "Maximum Delay Between Retries for Errors"),
         errors(ConfigKey::optional("errors.tolerance", String, "none", Medium, "Behavior for tolerating errors during connector operation. 'none' is the default value and signals that any error will result in an immediate connector task failure; 'all' changes the behavior to skip over problematic records."), "Error Tolerance"),
         errors(ConfigKey::optional("errors.log.enable", Boolean, "false", Medium, "If true, write each error and the details of the failed operation and problematic record to the Connect application log."), "Log Errors"),
         errors(ConfigKey::optional("errors.log.include.messages", Boolean, "false", Medium, "Whether to include in the log the Connect record that resulted in a failure."), "Log Error Details"),
+        common(ConfigKey::optional("topics", List, "", High, "List of topics to consume, separated by commas"), "Topics"),
+        common(ConfigKey::optional("topics.regex", String, "", High, "Regular expression giving topics to consume."), "Topics regex"),
         errors(ConfigKey::optional("errors.deadletterqueue.topic.name", String, "", Medium, "The name of the topic to be used as the dead letter queue (DLQ) for messages that result in an error when processed by this sink connector, or its transformations or converters."), "Dead Letter Queue Topic Name"),
         errors(ConfigKey::optional("errors.deadletterqueue.topic.replication.factor", Int, "3", Medium, "Replication factor used to create the dead letter queue topic when it doesn't already exist."), "Dead Letter Queue Topic Replication Factor"),
         errors(ConfigKey::optional("errors.deadletterqueue.context.headers.enable", Boolean, "false", Medium, "If true, add headers containing error context to the messages written to the dead letter queue."), "Enable Error Context Headers"),
@@ -230,17 +270,18 @@ impl Validation {
 
     /// The `ConfigInfos` JSON of the REST API.
     pub fn to_json(&self) -> Json {
+        let infos = ConfigKey::infos(self.results.iter().map(|r| &r.key));
         let configs: Vec<Json> = self
             .results
             .iter()
-            .enumerate()
-            .map(|(i, r)| {
+            .zip(infos)
+            .map(|(r, info)| {
                 json!({
-                    "definition": r.key.info(i + 1),
+                    "definition": info,
                     "value": {
                         "name": r.key.name,
                         "value": r.value,
-                        "recommended_values": [],
+                        "recommended_values": recommended(r.key.name),
                         "errors": r.errors,
                         "visible": true,
                     }
@@ -270,6 +311,21 @@ impl Validation {
     }
 }
 
+/// Recommended values the Java worker lists: the converters this worker has, for converter keys.
+fn recommended(key: &str) -> Vec<&'static str> {
+    match key {
+        "key.converter" | "value.converter" | "header.converter" => {
+            let mut v: Vec<&'static str> = floe_convert::CONVERTER_CLASSES.to_vec();
+            if key == "header.converter" {
+                v.push("org.apache.kafka.connect.storage.SimpleHeaderConverter");
+            }
+            v.sort_unstable();
+            v
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Validates a sink connector config: framework keys, then the plugin's.
 pub fn validate(
     connector: &dyn SinkConnector,
@@ -286,7 +342,7 @@ pub fn validate(
         let value = config.get(key.name).cloned();
         let mut errors = Vec::new();
         match value.as_deref() {
-            None | Some("") if key.default.is_none() => errors.push(format!(
+            None | Some("") if key.required => errors.push(format!(
                 "Missing required configuration \"{}\" which has no default value.",
                 key.name
             )),
@@ -299,6 +355,8 @@ pub fn validate(
                 .filter(|(k, _)| k == key.name)
                 .map(|(_, e)| e.clone()),
         );
+        // Like Java's ConfigValue, an unset key shows its default.
+        let value = value.or_else(|| key.default.map(str::to_string));
         results.push(KeyResult { key, value, errors });
     }
     add_framework_errors(&mut results, config, plugins);

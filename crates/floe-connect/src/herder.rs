@@ -187,9 +187,10 @@ impl Herder {
                 .iter()
                 .map(|p| {
                     format!(
-                        "PluginDesc{{klass=class {}, name='{}', version='{}', type=sink}}",
+                        "PluginDesc{{klass=class {}, name='{}', version='{}', encodedVersion={}, type=sink, typeName='sink', location='classpath'}}",
                         p.class_name(),
                         p.class_name(),
+                        p.version(),
                         p.version()
                     )
                 })
@@ -508,7 +509,7 @@ impl Herder {
         };
         Ok(json!({
             "name": name,
-            "connector": {"state": state, "worker_id": worker_id},
+            "connector": {"state": state, "worker_id": worker_id, "version": entry.plugin.version()},
             "tasks": tasks,
             "type": "sink",
         }))
@@ -631,7 +632,7 @@ impl Herder {
 
 fn task_state(entry: &ConnectorEntry, i: usize, worker_id: &str) -> Json {
     let s = entry.tasks[i].status.get();
-    let mut o = json!({"id": i, "state": s.state, "worker_id": worker_id});
+    let mut o = json!({"id": i, "state": s.state, "worker_id": worker_id, "version": entry.plugin.version()});
     if let Some(trace) = s.trace.filter(|t| !t.is_empty()) {
         o["trace"] = Json::String(trace);
     }

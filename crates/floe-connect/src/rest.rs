@@ -10,7 +10,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use serde_json::{json, Map, Value as Json};
 
-use crate::config_def::framework_keys;
+use crate::config_def::{framework_keys, ConfigKey};
 use crate::herder::{Herder, HerderError, RestartRequest, TargetState};
 use crate::loggers::LoggerError;
 use crate::plugin::ConfigMap;
@@ -438,11 +438,13 @@ async fn plugin_config(State(h): State<AppState>, Path(plugin): Path<String>) ->
         .plugins()
         .find(&plugin)
         .ok_or_else(|| RestError::new(404, format!("Unknown plugin {plugin}.")))?;
-    let keys: Vec<Json> = framework_keys()
+    let all: Vec<_> = framework_keys()
         .into_iter()
         .chain(connector.config_keys())
-        .enumerate()
-        .map(|(i, k)| json!(k.info_at(i + 1)))
+        .collect();
+    let keys: Vec<Json> = ConfigKey::infos(&all)
+        .into_iter()
+        .map(|i| json!(i))
         .collect();
     ok(Json::Array(keys))
 }
@@ -553,7 +555,14 @@ async fn validate_config(
             config.insert("connector.class".into(), plugin.clone());
         }
     }
-    let validation = h.validate_config(&config)?;
+    // Java answers an unknown plugin here with a 500 wrapping the BadRequestException.
+    let validation = h.validate_config(&config).map_err(|e| match e {
+        HerderError::BadRequest(m) if m.starts_with("Failed to find any class") => RestError::new(
+            500,
+            format!("org.apache.kafka.connect.runtime.rest.errors.BadRequestException: {m}"),
+        ),
+        other => other.into(),
+    })?;
     ok(validation.to_json())
 }
 
