@@ -283,7 +283,10 @@ def run_sink(system: str, case: Case, topic: str, encode: Encoder, n: int, paylo
     catalog_cfg = sqlite_catalog_config(workdir)
     table = f"bench.{case.name.replace('-', '_')}_{system}"
     name = unique(f"bench-{system}")
-    config = connector_config(topic, table, catalog_cfg, **{
+    # The latency stream goes to a topic of this run's own, so no sink reads another's.
+    steady_topic = unique(f"bench-steady-{system}")
+    create_topic(steady_topic, case.partitions)
+    config = connector_config(f"{topic},{steady_topic}", table, catalog_cfg, **{
         "tasks.max": str(case.tasks), "iceberg.control.commit.interval-ms": str(args.commit_interval_ms),
         "iceberg.control.topic": f"control-{name}",
     })
@@ -303,7 +306,7 @@ def run_sink(system: str, case: Case, topic: str, encode: Encoder, n: int, paylo
         if rate == 0.0:
             rate = n / drain
             notes.append("fewer than 3 commits during the drain: rate is records / drain time")
-        sent = steady(topic, encode, n, args.steady_rate, args.steady_seconds)
+        sent = steady(steady_topic, encode, n, args.steady_rate, args.steady_seconds)
         wait_for(lambda: total_records(catalog, table) >= n + sent, args.timeout,
                  f"{system}: {n + sent} committed records")
         peak_rss = status_kb(pid, "VmHWM") / 1024
@@ -315,7 +318,7 @@ def run_sink(system: str, case: Case, topic: str, encode: Encoder, n: int, paylo
                       int(summary["total-data-files"]), int(summary["total-files-size"]), ready, notes)
     finally:
         worker.stop()
-        delete_topics(f"control-{name}")
+        delete_topics(f"control-{name}", steady_topic)
 
 
 # ------------------------------------------------------------------------------------ reporting
@@ -374,7 +377,7 @@ def main() -> None:
     ap.add_argument("--debug", action="store_true", help="use the debug build (bench/run)")
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of: {', '.join(CASES)}")
     ap.add_argument("--systems", default="ceiling,floe,java")
-    ap.add_argument("--records", type=int, default=300_000)
+    ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--commit-interval-ms", type=int, default=2000)
     ap.add_argument("--steady-rate", type=int, default=2000, help="records/s of the latency stream")
     ap.add_argument("--steady-seconds", type=float, default=15)

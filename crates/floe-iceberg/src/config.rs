@@ -22,6 +22,8 @@ pub struct IcebergSinkConfig {
     pub auto_create_props: BTreeMap<String, String>,
     pub default_partition_by: Option<String>,
     pub table_partition_by: BTreeMap<String, String>,
+    pub default_id_columns: Option<String>,
+    pub table_id_columns: BTreeMap<String, String>,
     pub write_props: BTreeMap<String, String>,
     pub force_optional: bool,
     pub case_insensitive: bool,
@@ -172,6 +174,7 @@ impl IcebergSinkConfig {
         let tables = list_value(config, TABLES);
         let mut route_regex = BTreeMap::new();
         let mut table_partition_by = BTreeMap::new();
+        let mut table_id_columns = BTreeMap::new();
         for (key, value) in config {
             let Some(rest) = key.strip_prefix("iceberg.table.") else {
                 continue;
@@ -182,6 +185,8 @@ impl IcebergSinkConfig {
                 route_regex.insert(table.to_string(), re);
             } else if let Some(table) = rest.strip_suffix(".partition-by") {
                 table_partition_by.insert(table.to_string(), value.clone());
+            } else if let Some(table) = rest.strip_suffix(".id-columns") {
+                table_id_columns.insert(table.to_string(), value.clone());
             }
         }
         let number = |key: &str, default: u64| -> Result<u64, String> {
@@ -226,6 +231,9 @@ impl IcebergSinkConfig {
             default_partition_by: non_empty(config, "iceberg.tables.default-partition-by")
                 .map(str::to_string),
             table_partition_by,
+            default_id_columns: non_empty(config, "iceberg.tables.default-id-columns")
+                .map(str::to_string),
+            table_id_columns,
             write_props: strip_prefix(config, "iceberg.tables.write-props."),
             force_optional: flag(config, "iceberg.tables.schema-force-optional"),
             case_insensitive: flag(config, "iceberg.tables.schema-case-insensitive"),
@@ -268,6 +276,21 @@ impl IcebergSinkConfig {
             max_buffered_records: Some(number(MAX_BUFFERED_RECORDS, 0)?).filter(|n| *n > 0),
             max_buffered_bytes: Some(number(MAX_BUFFERED_BYTES, 0)?).filter(|n| *n > 0),
         })
+    }
+
+    /// The identifier columns for auto-creating `table` (`iceberg.table.<t>.id-columns`, else
+    /// `iceberg.tables.default-id-columns`).
+    pub fn id_columns(&self, table: &str) -> Vec<String> {
+        self.table_id_columns
+            .get(table)
+            .or(self.default_id_columns.as_ref())
+            .map(|v| {
+                v.split(',')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The partition spec text for auto-creating `table`.

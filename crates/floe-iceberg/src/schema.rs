@@ -274,6 +274,50 @@ fn parse_term(entry: &str) -> Result<PartitionTerm, SinkError> {
     Ok(PartitionTerm { column, transform })
 }
 
+/// `schema` with `columns` (top-level names) as its identifier fields, made required as
+/// Iceberg demands of identifier fields. An unknown column, or one that is not a primitive, is
+/// an error.
+pub fn with_identifier_fields(schema: Schema, columns: &[String]) -> Result<Schema, SinkError> {
+    if columns.is_empty() {
+        return Ok(schema);
+    }
+    let mut ids = Vec::with_capacity(columns.len());
+    for c in columns {
+        let field = schema.field_by_name(c).ok_or_else(|| {
+            SinkError::Config(format!(
+                "Invalid id-columns: column {c} not found in the table schema"
+            ))
+        })?;
+        if !field.field_type.is_primitive() {
+            return Err(SinkError::Config(format!(
+                "Invalid id-columns: column {c} is a {}, identifier fields must be primitive",
+                field.field_type
+            )));
+        }
+        ids.push(field.id);
+    }
+    let fields: Vec<NestedFieldRef> = schema
+        .as_struct()
+        .fields()
+        .iter()
+        .map(|f| {
+            if ids.contains(&f.id) && !f.required {
+                let mut required = f.as_ref().clone();
+                required.required = true;
+                Arc::new(required)
+            } else {
+                f.clone()
+            }
+        })
+        .collect();
+    Schema::builder()
+        .with_schema_id(schema.schema_id())
+        .with_fields(fields)
+        .with_identifier_field_ids(ids)
+        .build()
+        .map_err(|e| SinkError::Config(format!("Invalid id-columns: {e}")))
+}
+
 /// Builds the partition spec for a new table; an unknown column is an error, never a silent
 /// unpartitioned table.
 pub fn partition_spec(schema: &Schema, text: &str) -> Result<UnboundPartitionSpec, SinkError> {

@@ -21,7 +21,7 @@ use crate::channel::kafka::{client_props, ensure_control_topic};
 use crate::channel::worker::WorkerChannel;
 use crate::config::{self, IcebergSinkConfig};
 use crate::error::SinkError;
-use crate::schema::{partition_spec, schema_for_record};
+use crate::schema::{partition_spec, schema_for_record, with_identifier_fields};
 use crate::schema_update::{self, EvolveOptions};
 use crate::writer::TableWriter;
 
@@ -506,6 +506,8 @@ async fn create_table(
             first.coordinates()
         ))
     })?;
+    let schema = with_identifier_fields(schema, &config.id_columns(name))
+        .map_err(|e| TaskError::connect(format!("Cannot create table {name}: {e}")))?;
     let namespace: &NamespaceIdent = ident.namespace();
     let ns_exists = catalog.namespace_exists(namespace).await.unwrap_or(false);
     if !ns_exists {
