@@ -191,6 +191,14 @@ def health_ready_seconds(make_worker) -> float:
         proc.wait(60)
 
 
+class ProfiledWorker(Worker):
+    """Floe under `perf record` (call graphs); `perf report -i <dir>/perf.data` reads it."""
+
+    def command(self, props_file, connector_files):
+        return ["perf", "record", "-F", "499", "-g", "-o", str(self.dir / "perf.data"), "--",
+                *super().command(props_file, connector_files)]
+
+
 # ------------------------------------------------------------------------------------ measuring
 
 @dataclass
@@ -272,7 +280,10 @@ def run_sink(system: str, case: Case, topic: str, encode: Encoder, n: int, paylo
              args, workdir: Path) -> Result:
     workdir.mkdir(parents=True, exist_ok=True)
     props = {"consumer.max.poll.records": "500", **encode.worker_props()}
-    if system == "floe":
+    if system == "floe" and args.profile:
+        def make():
+            return ProfiledWorker(workdir, props)
+    elif system == "floe":
         def make():
             return Worker(workdir, props)
     else:
@@ -384,6 +395,8 @@ def main() -> None:
     ap.add_argument("--java-heap", default="2g", help="-Xmx of the Java worker (connect-distributed.sh: 2G)")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--profile", action="store_true",
+                    help="run Floe under perf record (figures of that run are not comparable)")
     args = ap.parse_args()
     if args.smoke:
         args.records, args.steady_seconds, args.steady_rate, args.cases = 5000, 3, 500, "json-1p-1t"

@@ -91,3 +91,68 @@ def test_tolerated_errors_go_to_the_dead_letter_queue_with_context(worker, tmp_p
         assert worker.task_states(name) == ["RUNNING"]
     finally:
         delete_topics(topic, dlq)
+
+
+def dlq_messages(dlq, count):
+    from confluent_kafka import Consumer
+
+    from harness import BOOTSTRAP
+
+    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": unique("dlqreader"), "auto.offset.reset": "earliest"})
+    c.subscribe([dlq])
+    got = []
+    try:
+        def more():
+            m = c.poll(1.0)
+            if m is not None and m.error() is None:
+                got.append(m)
+            return len(got) >= count
+        wait_for(more, 60, f"{count} DLQ records")
+    finally:
+        c.close()
+    return got
+
+
+def test_records_the_sink_cannot_write_go_to_the_dead_letter_queue(worker, tmp_path):
+    """errors.tolerance=all covers what fails inside the sink too (stage TASK_PUT): a value that
+    does not fit its column, a record for a table that does not exist (auto-create off), a
+    record whose route field is missing. The good records are written; nothing is dropped."""
+    topic, name, dlq = unique("dlq"), unique("sink"), unique("dlq_topic")
+    ns = f"db_{unique('ns')}"
+    create_topic(topic)
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    catalog = pyiceberg_catalog(catalog_cfg)
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import LongType, NestedField, StringType
+
+    catalog.create_namespace(ns)
+    catalog.create_table(f"{ns}.orders", Schema(NestedField(1, "id", LongType(), required=False),
+                                                NestedField(2, "kind", StringType(), required=False)))
+    try:
+        orders, refunds = f"{ns}.orders", f"{ns}.refunds"
+        produce(topic, [{"id": 1, "kind": orders}, {"id": "abc", "kind": orders}, {"id": 3, "kind": refunds},
+                        {"id": 4}, {"id": 5, "kind": orders}], keys=["k1", "k2", "k3", "k4", "k5"])
+        config = connector_config(topic, "", catalog_cfg, **{
+            "iceberg.tables.dynamic-enabled": "true", "iceberg.tables.route-field": "kind",
+            "iceberg.tables.auto-create-enabled": "false",
+            "errors.tolerance": "all", "errors.deadletterqueue.topic.name": dlq,
+            "errors.deadletterqueue.topic.replication.factor": "1",
+            "errors.deadletterqueue.context.headers.enable": "true",
+        })
+        del config["iceberg.tables"]
+        worker.create_connector(name, config)
+        msgs = dlq_messages(dlq, 3)
+        by_key = {m.key(): {k: v.decode() for k, v in m.headers()} for m in msgs}
+        assert set(by_key) == {b"k2", b"k3", b"k4"}
+        for headers in by_key.values():
+            assert headers["__connect.errors.stage"] == "TASK_PUT"
+            assert headers["__connect.errors.class.name"] == "org.apache.iceberg.connect.IcebergSinkTask"
+        assert "cannot convert string value 'abc' to long" in by_key[b"k2"]["__connect.errors.exception.message"]
+        assert "does not exist" in by_key[b"k3"]["__connect.errors.exception.message"]
+        assert "Route field kind is missing" in by_key[b"k4"]["__connect.errors.exception.message"]
+        rows = wait_for(lambda: (r := read_rows(catalog, orders)) and len(r) == 2 and r, 60, "the good rows")
+        assert sorted(r["id"] for r in rows) == [1, 5]
+        wait_for(lambda: committed_offsets(f"connect-{name}", topic) == {0: 5}, 30, "offsets past every record")
+        assert worker.task_states(name) == ["RUNNING"]
+    finally:
+        delete_topics(topic, dlq)

@@ -109,3 +109,47 @@ def test_schemaless_json_evolves_nested_and_concurrently(tmp_path):
     finally:
         worker.stop()
         delete_topics(topic)
+
+
+def test_json_schema_versions_evolve_the_table(tmp_path):
+    from registry import json_frame
+
+    topic, name, table = unique("evolve"), unique("sink"), f"db_{unique('ns')}.people"
+    create_topic(topic)
+    v1 = {"type": "object", "title": "shop.Person", "properties": {
+        "id": {"type": "integer"},
+        "qty": {"type": "integer", "connect.type": "int32"},
+    }, "required": ["id", "qty"]}
+    v2 = {"type": "object", "title": "shop.Person", "properties": {
+        "id": {"type": "integer"},
+        "qty": {"type": "integer"},  # int32 -> int64
+        "address": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }, "required": ["id", "qty"]}
+    subject = f"{topic}-value"
+    id1 = register(subject, v1, schema_type="JSON")
+    id2 = register(subject, v2, schema_type="JSON")
+    worker = Worker(tmp_path, {
+        "value.converter": "io.confluent.connect.json.JsonSchemaConverter",
+        "value.converter.schema.registry.url": REGISTRY_URL,
+    }).start()
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    try:
+        produce(topic, [json_frame(id1, {"id": i, "qty": i}) for i in range(3)])
+        worker.create_connector(name, connector_config(topic, table, catalog_cfg, **{
+            "iceberg.tables.evolve-schema-enabled": "true"}))
+        catalog = pyiceberg_catalog(catalog_cfg)
+        wait_for(lambda: len(read_rows(catalog, table)) == 3, 60, "3 rows")
+        produce(topic, [json_frame(id2, {"id": 3, "qty": 5_000_000_000, "address": {"city": "Oslo"}}),
+                        json_frame(id1, {"id": 4, "qty": 4})])
+        rows = wait_for(lambda: (r := read_rows(catalog, table)) and len(r) == 5 and r, 60, "5 rows")
+        assert columns(catalog, table) == [
+            ("id", "long", True), ("qty", "long", True), ("address", "struct<city: required string>", False),
+        ]
+        assert sorted(rows, key=lambda r: r["id"]) == [
+            {"id": 0, "qty": 0, "address": None}, {"id": 1, "qty": 1, "address": None},
+            {"id": 2, "qty": 2, "address": None}, {"id": 3, "qty": 5_000_000_000, "address": {"city": "Oslo"}},
+            {"id": 4, "qty": 4, "address": None},
+        ]
+    finally:
+        worker.stop()
+        delete_topics(topic)

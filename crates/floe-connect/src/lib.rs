@@ -5,6 +5,7 @@
 pub mod config_def;
 pub mod config_provider;
 pub mod dead_letter;
+pub mod errant;
 pub mod error;
 pub mod herder;
 pub mod kafka_config;

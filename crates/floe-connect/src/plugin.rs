@@ -56,6 +56,7 @@ pub struct TaskContext {
     commit_requested: Arc<AtomicBool>,
     rewind_requested: Arc<AtomicBool>,
     group_metadata: Option<GroupMetadataSource>,
+    errant: Option<Arc<crate::errant::ErrantRecords>>,
 }
 
 impl std::fmt::Debug for TaskContext {
@@ -84,6 +85,28 @@ impl TaskContext {
             commit_requested: Arc::new(AtomicBool::new(false)),
             rewind_requested: Arc::new(AtomicBool::new(false)),
             group_metadata: None,
+            errant: None,
+        }
+    }
+
+    /// Lets the task report records it cannot write (`errors.tolerance`, the DLQ).
+    pub fn with_errant_records(mut self, errant: Arc<crate::errant::ErrantRecords>) -> TaskContext {
+        self.errant = Some(errant);
+        self
+    }
+
+    /// Reports a record of the current batch the task cannot write, and why (Java's
+    /// `ErrantRecordReporter`). `Ok`: the record went to the dead-letter queue or was skipped
+    /// under `errors.tolerance=all`, and the task goes on without it; `Err`: the task must fail.
+    pub async fn report_errant(
+        &self,
+        record: &floe_data::SinkRecord,
+        task_class: &'static str,
+        message: String,
+    ) -> Result<(), TaskError> {
+        match &self.errant {
+            Some(errant) => errant.report(record, task_class, message).await,
+            None => Err(TaskError::data(message)),
         }
     }
 

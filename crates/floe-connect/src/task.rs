@@ -29,6 +29,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config_provider::ConfigProviders;
 use crate::dead_letter::{DeadLetterQueue, Failure};
+use crate::errant::ErrantRecords;
 use crate::error::TaskError;
 use crate::kafka_config::client_config;
 use crate::plugin::{ConfigMap, Offsets, SinkConnector, SinkTask, TaskContext};
@@ -200,11 +201,10 @@ struct Loop<'a> {
     task: Box<dyn SinkTask>,
     context: TaskContext,
     converters: Converters,
-    tolerate_errors: bool,
     consumed: Offsets,
     reset_to_latest: bool,
     seen_topics: BTreeSet<String>,
-    dead_letters: Option<DeadLetterQueue>,
+    errant: Arc<ErrantRecords>,
 }
 
 /// The outcome of converting one message.
@@ -253,6 +253,18 @@ async fn run_task(
     );
     subscribe(&consumer, &spec.config)?;
 
+    let dead_letters =
+        DeadLetterQueue::open(&spec.worker, &spec.config, &spec.connector, spec.task_id).await?;
+    let tolerate_errors = spec
+        .config
+        .get("errors.tolerance")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("all"));
+    let errant = Arc::new(ErrantRecords::new(
+        tolerate_errors,
+        dead_letters,
+        &spec.connector,
+        spec.task_id,
+    ));
     let mut task = spec.plugin.create_task();
     let metadata_consumer = Arc::downgrade(&consumer);
     let task_context = TaskContext::new(
@@ -263,18 +275,13 @@ async fn run_task(
     )
     .with_group_metadata(Arc::new(move || {
         metadata_consumer.upgrade().and_then(|c| c.group_metadata())
-    }));
+    }))
+    .with_errant_records(errant.clone());
     task.start(&spec.config, task_context.clone()).await?;
     status.set(State::Running);
     let mut paused = false;
     info!(connector = %spec.connector, task = spec.task_id, group = %group, "task started");
 
-    let dead_letters =
-        DeadLetterQueue::open(&spec.worker, &spec.config, &spec.connector, spec.task_id).await?;
-    let tolerate_errors = spec
-        .config
-        .get("errors.tolerance")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("all"));
     let mut state = Loop {
         spec,
         consumer,
@@ -282,11 +289,10 @@ async fn run_task(
         task,
         context: task_context,
         converters,
-        tolerate_errors,
         consumed: Offsets::new(),
         reset_to_latest,
         seen_topics: BTreeSet::new(),
-        dead_letters,
+        errant,
     };
     let flush_interval = spec.worker.offset_flush_interval;
     let mut next_flush = Instant::now() + flush_interval;
@@ -410,6 +416,7 @@ impl Loop<'_> {
     async fn poll_batch(&mut self, wait: Duration, max: usize) -> Result<(), TaskError> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut batch: Vec<SinkRecord> = Vec::new();
+        self.errant.new_batch();
         while batch.len() < max {
             let received = tokio::time::timeout_at(deadline, self.consumer.recv()).await;
             let record = match received {
@@ -419,6 +426,9 @@ impl Loop<'_> {
                     break;
                 }
                 Ok(Ok(msg)) => {
+                    if self.errant.keeps_originals() {
+                        self.errant.keep(msg.detach());
+                    }
                     if !self.seen_topics.contains(msg.topic()) {
                         self.seen_topics.insert(msg.topic().to_string());
                         if let Ok(mut topics) = self.spec.active_topics.lock() {
@@ -439,14 +449,7 @@ impl Loop<'_> {
                     batch.push(rec);
                 }
                 Converted::Failed(tp, next, failure) => {
-                    handle_failure(
-                        self.dead_letters.as_ref(),
-                        self.tolerate_errors,
-                        &self.spec.connector,
-                        self.spec.task_id,
-                        failure,
-                    )
-                    .await?;
+                    self.errant.handle(failure).await?;
                     self.consumed.insert(tp, next);
                 }
             }
@@ -543,48 +546,6 @@ impl Loop<'_> {
             ),
         }
     }
-}
-
-/// A record that failed conversion: fail the task (`errors.tolerance=none`), or send it to the
-/// dead-letter queue when one is configured and go on.
-async fn handle_failure(
-    dead_letters: Option<&DeadLetterQueue>,
-    tolerate_errors: bool,
-    connector: &str,
-    task_id: u32,
-    failure: Failure,
-) -> Result<(), TaskError> {
-    let r = &failure.record;
-    let detail = format!(
-        "Error in stage {} ({}) for record: topic {}, partition {}, offset {}: {}",
-        failure.stage,
-        failure.class,
-        r.topic(),
-        r.partition(),
-        r.offset(),
-        failure.message
-    );
-    if !tolerate_errors {
-        return Err(TaskError::connect(format!(
-                "Tolerance exceeded in error handler\nCaused by: org.apache.kafka.connect.errors.DataException: {detail}"
-            )));
-    }
-    match dead_letters {
-        Some(dlq) => {
-            dlq.report(&failure).await?;
-            warn!(
-                connector,
-                task = task_id,
-                "record sent to the dead letter queue: {detail}"
-            );
-        }
-        None => warn!(
-            connector,
-            task = task_id,
-            "record skipped (errors.tolerance=all, no dead letter queue): {detail}"
-        ),
-    }
-    Ok(())
 }
 
 impl Loop<'_> {

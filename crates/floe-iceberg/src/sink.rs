@@ -105,6 +105,10 @@ struct Started {
     buffered_records: u64,
     buffered_bytes: u64,
     early_commit_requested: bool,
+    /// The last commit this task answered, and whether partitions assigned since need it
+    /// answered again.
+    last_answered: Option<uuid::Uuid>,
+    reanswer: bool,
 }
 
 fn connect_err(e: SinkError) -> TaskError {
@@ -179,6 +183,8 @@ impl SinkTask for IcebergSinkTask {
             connect_group,
             writers: BTreeMap::new(),
             flushed: Vec::new(),
+            last_answered: None,
+            reanswer: false,
             channel,
             coordinator,
             assigned: BTreeSet::new(),
@@ -192,7 +198,13 @@ impl SinkTask for IcebergSinkTask {
 
     async fn open(&mut self, partitions: &[TopicPartition]) -> Result<(), TaskError> {
         let s = self.started()?;
+        let before = s.assigned.len();
         s.assigned.extend(partitions.iter().cloned());
+        // Partitions that arrive after this task answered the current cycle would leave it
+        // waiting for its timeout: answer that cycle again, for them (I8).
+        if s.assigned.len() > before && s.last_answered.is_some() {
+            s.reanswer = true;
+        }
         Ok(())
     }
 
@@ -207,9 +219,18 @@ impl SinkTask for IcebergSinkTask {
         if !records.is_empty() {
             s.write(&records).await?;
         }
+        let mut answered = false;
         for commit_id in s.channel.start_commits().map_err(connect_err)? {
             s.answer(commit_id).await?;
+            answered = true;
         }
+        if s.reanswer && !answered {
+            if let Some(commit_id) = s.last_answered {
+                debug!(commit_id = %commit_id, "partitions assigned after answering; answering again");
+                s.answer(commit_id).await?;
+            }
+        }
+        s.reanswer = false;
         if s.buffer_full() && !s.early_commit_requested {
             s.early_commit_requested = true;
             if let Err(e) = s.channel.request_commit(&s.connect_group) {
@@ -299,15 +320,16 @@ fn route_value(record: &SinkRecord, path: &str) -> Result<Option<String>, String
 }
 
 impl Started {
-    /// The tables a record with a route field goes to (Java `SinkWriter` routing).
-    fn route(&self, record: &SinkRecord, field: &str) -> Result<Vec<String>, TaskError> {
+    /// The tables a record with a route field goes to (Java `SinkWriter` routing); `Err` says
+    /// why the record cannot be routed.
+    fn route(&self, record: &SinkRecord, field: &str) -> Result<Vec<String>, String> {
         let value = route_value(record, field)
-            .map_err(|e| TaskError::data(format!("{e} (record {})", record.coordinates())))?;
+            .map_err(|e| format!("{e} (record {})", record.coordinates()))?;
         let Some(value) = value else {
-            return Err(TaskError::data(format!(
+            return Err(format!(
                 "Route field {field} is missing or null in record {}; the record cannot be routed",
                 record.coordinates()
-            )));
+            ));
         };
         if self.config.dynamic_enabled {
             return Ok(vec![value.to_lowercase()]);
@@ -356,11 +378,14 @@ impl Started {
             }
             match &route_field {
                 None => to_all_tables.push(i),
-                Some(field) => {
-                    for table in self.route(r, field)? {
-                        by_table.entry(table).or_default().push(i);
+                Some(field) => match self.route(r, field) {
+                    Ok(tables) => {
+                        for table in tables {
+                            by_table.entry(table).or_default().push(i);
+                        }
                     }
-                }
+                    Err(message) => self.context.report_errant(r, TASK_CLASS, message).await?,
+                },
             }
         }
         if let Some(j) = run_end {
@@ -374,30 +399,60 @@ impl Started {
                     .extend_from_slice(&to_all_tables);
             }
         }
-        for (table, rows) in by_table {
-            self.ensure_writer(&table, &records[rows[0]]).await?;
+        for (table, mut rows) in by_table {
+            if !self.ensure_writer(&table, &records[rows[0]]).await? {
+                for i in rows {
+                    let r = &records[i];
+                    let message = format!(
+                        "Table {table} does not exist and iceberg.tables.auto-create-enabled is false (record {})",
+                        r.coordinates()
+                    );
+                    self.context.report_errant(r, TASK_CLASS, message).await?;
+                }
+                continue;
+            }
             if self.config.evolve_schema {
                 self.evolve(&table, records, &rows).await?;
             }
-            let Some(writer) = self.writers.get_mut(&table) else {
+            let Some(writer) = self.writers.get(&table) else {
                 continue;
             };
             let table_schema = writer.table().metadata().current_schema().clone();
-            let cells: Vec<Cell<'_>> = rows
-                .iter()
-                .map(|i| Cell {
-                    schema: records[*i].value_schema.as_deref(),
-                    value: &records[*i].value,
-                })
-                .collect();
-            let batch = records_to_batch(&table_schema, writer.arrow_schema(), &cells, self.config.case_insensitive)
-                .map_err(|e| {
-                    let r = &records[rows[e.row]];
-                    TaskError::data(format!(
-                        "An error occurred converting record, topic: {}, partition: {}, offset: {}, table: {table}: {}",
-                        r.topic, r.partition, r.offset, e.message
-                    ))
-                })?;
+            let arrow_schema = writer.arrow_schema().clone();
+            // A record that does not fit its columns is reported (the task fails, or it goes to
+            // the dead-letter queue under errors.tolerance=all) and the rest are converted again.
+            let batch = loop {
+                let cells: Vec<Cell<'_>> = rows
+                    .iter()
+                    .map(|i| Cell {
+                        schema: records[*i].value_schema.as_deref(),
+                        value: &records[*i].value,
+                    })
+                    .collect();
+                match records_to_batch(
+                    &table_schema,
+                    &arrow_schema,
+                    &cells,
+                    self.config.case_insensitive,
+                ) {
+                    Ok(batch) => break Some(batch),
+                    Err(e) => {
+                        let r = &records[rows[e.row]];
+                        let message = format!(
+                            "An error occurred converting record, topic: {}, partition: {}, offset: {}, table: {table}: {}",
+                            r.topic, r.partition, r.offset, e.message
+                        );
+                        self.context.report_errant(r, TASK_CLASS, message).await?;
+                        rows.remove(e.row);
+                        if rows.is_empty() {
+                            break None;
+                        }
+                    }
+                }
+            };
+            let (Some(batch), Some(writer)) = (batch, self.writers.get_mut(&table)) else {
+                continue;
+            };
             self.buffered_records += batch.num_rows() as u64;
             self.buffered_bytes += batch.get_array_memory_size() as u64;
             writer.write(batch).await.map_err(connect_err)?;
@@ -458,9 +513,11 @@ impl Started {
         Ok(())
     }
 
-    async fn ensure_writer(&mut self, name: &str, first: &SinkRecord) -> Result<(), TaskError> {
+    /// Opens the writer of table `name`, creating the table from `first` when auto-create is
+    /// on; `false` when the table does not exist and may not be created.
+    async fn ensure_writer(&mut self, name: &str, first: &SinkRecord) -> Result<bool, TaskError> {
         if self.writers.contains_key(name) {
-            return Ok(());
+            return Ok(true);
         }
         let ident = table_ident(name).map_err(connect_err)?;
         let exists = self.catalog.table_exists(&ident).await.map_err(|e| {
@@ -474,16 +531,13 @@ impl Started {
         } else if self.config.auto_create {
             create_table(&*self.catalog, &self.config, name, &ident, first).await?
         } else {
-            return Err(TaskError::connect(format!(
-                "Table {name} does not exist and iceberg.tables.auto-create-enabled is false (record {})",
-                first.coordinates()
-            )));
+            return Ok(false);
         };
         let writer = TableWriter::open(name, table, &self.config.write_props)
             .await
             .map_err(connect_err)?;
         self.writers.insert(name.to_string(), writer);
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -575,6 +629,7 @@ impl Started {
     /// source offsets, in one transaction (I1). On failure the files are dropped and the worker
     /// rewinds, so the records are read again for a later cycle.
     async fn answer(&mut self, commit_id: uuid::Uuid) -> Result<(), TaskError> {
+        self.last_answered = Some(commit_id);
         let now = chrono::Utc::now().timestamp_micros();
         let event = |payload| Event {
             id: uuid::Uuid::new_v4(),

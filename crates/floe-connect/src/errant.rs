@@ -1,0 +1,141 @@
+//! Records a task cannot take (`errors.tolerance`, KIP-610's `ErrantRecordReporter`): records
+//! that failed conversion in the worker, and records the task itself reports while it puts them
+//! (a value that does not fit its column, a table that does not exist, a route that cannot be
+//! read). With `errors.tolerance=none` the task fails naming the record; with `all` the record
+//! goes to the dead-letter queue when one is configured (its original bytes, headers and the
+//! `__connect.errors.*` context), or is logged and skipped. Either way its offset counts as
+//! consumed only after the DLQ acknowledged it, so nothing is lost silently.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use floe_data::SinkRecord;
+use rdkafka::message::{Message, OwnedMessage};
+use tracing::warn;
+
+use crate::dead_letter::{DeadLetterQueue, Failure};
+use crate::error::TaskError;
+
+/// The errant-record policy of one task, and the original messages of the batch being put.
+pub struct ErrantRecords {
+    tolerate: bool,
+    dead_letters: Option<DeadLetterQueue>,
+    connector: String,
+    task_id: u32,
+    /// Original messages of the current batch by (topic, partition, offset); kept only when
+    /// there is a DLQ to send them to.
+    batch: Mutex<HashMap<(String, i32, i64), OwnedMessage>>,
+}
+
+impl ErrantRecords {
+    pub fn new(
+        tolerate: bool,
+        dead_letters: Option<DeadLetterQueue>,
+        connector: &str,
+        task_id: u32,
+    ) -> ErrantRecords {
+        ErrantRecords {
+            tolerate,
+            dead_letters,
+            connector: connector.to_string(),
+            task_id,
+            batch: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether the original messages of a batch must be kept for the DLQ.
+    pub fn keeps_originals(&self) -> bool {
+        self.tolerate && self.dead_letters.is_some()
+    }
+
+    /// Keeps the original of a message handed to the task in the current batch.
+    pub fn keep(&self, message: OwnedMessage) {
+        if let Ok(mut batch) = self.batch.lock() {
+            batch.insert(
+                (
+                    message.topic().to_string(),
+                    message.partition(),
+                    message.offset(),
+                ),
+                message,
+            );
+        }
+    }
+
+    /// Forgets the previous batch's originals.
+    pub fn new_batch(&self) {
+        if let Ok(mut batch) = self.batch.lock() {
+            batch.clear();
+        }
+    }
+
+    /// A record that failed: fail the task (`errors.tolerance=none`), or send it to the
+    /// dead-letter queue when one is configured, else log and skip it.
+    pub async fn handle(&self, failure: Failure) -> Result<(), TaskError> {
+        let r = &failure.record;
+        let detail = format!(
+            "Error in stage {} ({}) for record: topic {}, partition {}, offset {}: {}",
+            failure.stage,
+            failure.class,
+            r.topic(),
+            r.partition(),
+            r.offset(),
+            failure.message
+        );
+        if !self.tolerate {
+            return Err(TaskError::connect(format!(
+                "Tolerance exceeded in error handler\nCaused by: org.apache.kafka.connect.errors.DataException: {detail}"
+            )));
+        }
+        match &self.dead_letters {
+            Some(dlq) => {
+                dlq.report(&failure).await?;
+                warn!(connector = %self.connector, task = self.task_id, "record sent to the dead letter queue: {detail}");
+            }
+            None => warn!(
+                connector = %self.connector,
+                task = self.task_id,
+                "record skipped (errors.tolerance=all, no dead letter queue): {detail}"
+            ),
+        }
+        Ok(())
+    }
+
+    /// A record of the current batch the task cannot write (stage `TASK_PUT`, as Java's
+    /// reporter): `Err` (the task fails) unless errors are tolerated.
+    pub async fn report(
+        &self,
+        record: &SinkRecord,
+        task_class: &'static str,
+        message: String,
+    ) -> Result<(), TaskError> {
+        if !self.tolerate {
+            return Err(TaskError::data(message));
+        }
+        let original =
+            self.batch.lock().ok().and_then(|mut b| {
+                b.remove(&(record.topic.clone(), record.partition, record.offset))
+            });
+        match original {
+            Some(original) => {
+                self.handle(Failure {
+                    stage: "TASK_PUT",
+                    class: task_class,
+                    exception_class: "org.apache.kafka.connect.errors.DataException",
+                    message,
+                    record: original,
+                })
+                .await
+            }
+            None => {
+                warn!(
+                    connector = %self.connector,
+                    task = self.task_id,
+                    "record skipped (errors.tolerance=all, no dead letter queue): topic {}, partition {}, offset {}: {message}",
+                    record.topic, record.partition, record.offset
+                );
+                Ok(())
+            }
+        }
+    }
+}
