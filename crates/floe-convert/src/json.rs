@@ -70,14 +70,19 @@ impl Converter for JsonConverter {
         let Some(bytes) = bytes else {
             return Ok(SchemaAndValue::null());
         };
-        let json: Json = serde_json::from_slice(bytes)
-            .map_err(|e| ConvertError::Serialization(e.to_string()))?;
         if !self.schemas_enabled {
+            // Straight from the bytes into Connect values: no intermediate JSON tree.
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            let value = serde::de::DeserializeSeed::deserialize(Schemaless, &mut de)
+                .and_then(|v| de.end().map(|()| v))
+                .map_err(|e| ConvertError::Serialization(e.to_string()))?;
             return Ok(SchemaAndValue {
                 schema: None,
-                value: schemaless(json),
+                value,
             });
         }
+        let json: Json = serde_json::from_slice(bytes)
+            .map_err(|e| ConvertError::Serialization(e.to_string()))?;
         let Json::Object(mut envelope) = json else {
             return Err(ConvertError::Data(ENVELOPE_ERROR.into()));
         };
@@ -109,6 +114,79 @@ impl Converter for JsonConverter {
 }
 
 /// Schemaless JSON: objects become string-keyed maps, integral numbers int64, others float64.
+/// Schemaless JSON read straight into Connect values, as Java's JsonConverter reads it:
+/// integral numbers are INT64 (beyond i64, an exact decimal), others FLOAT64; objects keep their
+/// key order and, for a repeated key, the last value at the first key's place (as Jackson does).
+struct Schemaless;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Schemaless {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Schemaless {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Boolean(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int64(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(match i64::try_from(v) {
+            Ok(i) => Value::Int64(i),
+            // Beyond i64: Java reads a BigInteger; keep it exact as a decimal.
+            Err(_) => Value::Decimal {
+                unscaled: i128::from(v),
+                scale: 0,
+            },
+        })
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float64(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(v) = seq.next_element_seed(Schemaless)? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries: Vec<(Value, Value)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(Schemaless)?;
+            match entries
+                .iter_mut()
+                .find(|(k, _)| matches!(k, Value::String(s) if *s == key))
+            {
+                Some(slot) => slot.1 = value,
+                None => entries.push((Value::String(key), value)),
+            }
+        }
+        Ok(Value::Map(entries))
+    }
+}
+
 fn schemaless(json: Json) -> Value {
     match json {
         Json::Null => Value::Null,
@@ -404,6 +482,38 @@ mod tests {
 
     fn conv(enabled: bool, text: &str) -> Result<SchemaAndValue, ConvertError> {
         JsonConverter::new(enabled).to_connect("t", Some(text.as_bytes()))
+    }
+
+    #[test]
+    fn schemaless_edge_cases_match_jackson() {
+        let sv = conv(
+            false,
+            r#"{"a":1,"b":2,"a":3,"big":18446744073709551615,"neg":-5,"e":1e2}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            sv.value,
+            Value::Map(vec![
+                (Value::String("a".into()), Value::Int64(3)),
+                (Value::String("b".into()), Value::Int64(2)),
+                (
+                    Value::String("big".into()),
+                    Value::Decimal {
+                        unscaled: 18446744073709551615,
+                        scale: 0
+                    }
+                ),
+                (Value::String("neg".into()), Value::Int64(-5)),
+                (Value::String("e".into()), Value::Float64(100.0)),
+            ])
+        );
+        assert_eq!(conv(false, "[]").unwrap().value, Value::Array(vec![]));
+        assert_eq!(
+            conv(false, r#""x""#).unwrap().value,
+            Value::String("x".into())
+        );
+        assert!(conv(false, r#"{"a":1} trailing"#).is_err());
+        assert!(conv(false, r#"{"a":"#).is_err());
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub fn control_consumer(
     p.insert("enable.auto.commit".into(), "false".into());
     p.insert("isolation.level".into(), "read_committed".into());
     p.insert("enable.partition.eof".into(), "false".into());
+    // Control events are few and every hop of a cycle waits on them: a short fetch wait keeps
+    // a transaction's events from sitting in the broker's fetch purgatory (unless set).
+    p.entry("fetch.wait.max.ms".into())
+        .or_insert_with(|| "100".into());
     let consumer: StreamConsumer = client_config(&p)
         .create()
         .map_err(|e| kafka_err("cannot create the control-topic consumer", e))?;
