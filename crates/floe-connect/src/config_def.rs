@@ -66,16 +66,14 @@ impl ConfigKey {
         importance: Importance,
         documentation: &'static str,
     ) -> ConfigKey {
-        ConfigKey {
+        ConfigKey::new(
             name,
             config_type,
-            default: Some(default),
-            required: false,
+            Some(default),
+            false,
             importance,
             documentation,
-            group: None,
-            display_name: name,
-        }
+        )
     }
 
     /// A key without a default.
@@ -85,16 +83,7 @@ impl ConfigKey {
         importance: Importance,
         documentation: &'static str,
     ) -> ConfigKey {
-        ConfigKey {
-            name,
-            config_type,
-            default: None,
-            required: true,
-            importance,
-            documentation,
-            group: None,
-            display_name: name,
-        }
+        ConfigKey::new(name, config_type, None, true, importance, documentation)
     }
 
     /// An optional key whose default is `null` (unset).
@@ -104,11 +93,22 @@ impl ConfigKey {
         importance: Importance,
         documentation: &'static str,
     ) -> ConfigKey {
+        ConfigKey::new(name, config_type, None, false, importance, documentation)
+    }
+
+    const fn new(
+        name: &'static str,
+        config_type: ConfigType,
+        default: Option<&'static str>,
+        required: bool,
+        importance: Importance,
+        documentation: &'static str,
+    ) -> ConfigKey {
         ConfigKey {
             name,
             config_type,
-            default: None,
-            required: false,
+            default,
+            required,
             importance,
             documentation,
             group: None,

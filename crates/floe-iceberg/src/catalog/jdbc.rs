@@ -286,6 +286,24 @@ impl JdbcCatalog {
         self.table_from(ident.clone(), new_location, metadata)
     }
 
+    /// The pointer row of a new table, in the database's layout.
+    async fn insert_table(&self, table: &TableIdent, location: &str) -> Result<u64> {
+        let query = match self.layout {
+            Layout::V1 => {
+                "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, \
+                 metadata_location, previous_metadata_location, iceberg_type) \
+                 VALUES (?, ?, ?, ?, NULL, 'TABLE')"
+            }
+            Layout::V0 => {
+                "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, \
+                 metadata_location, previous_metadata_location) VALUES (?, ?, ?, ?, NULL)"
+            }
+        };
+        let ns = namespace_key(table.namespace());
+        self.execute(query, &[&self.name, &ns, table.name(), location])
+            .await
+    }
+
     async fn namespace_rows(&self, ns: &NamespaceIdent) -> Result<HashMap<String, String>> {
         let rows = self
             .fetch(
@@ -553,27 +571,7 @@ impl Catalog for JdbcCatalog {
         let location = MetadataLocation::new_with_metadata(&table_location, &metadata);
         metadata.write_to(&self.file_io, &location).await?;
         let location = location.to_string();
-        let ns = namespace_key(namespace);
-        let inserted = match self.layout {
-            Layout::V1 => {
-                self.execute(
-                    "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, \
-                     metadata_location, previous_metadata_location, iceberg_type) \
-                     VALUES (?, ?, ?, ?, NULL, 'TABLE')",
-                    &[&self.name, &ns, ident.name(), &location],
-                )
-                .await
-            }
-            Layout::V0 => {
-                self.execute(
-                    "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, \
-                     metadata_location, previous_metadata_location) VALUES (?, ?, ?, ?, NULL)",
-                    &[&self.name, &ns, ident.name(), &location],
-                )
-                .await
-            }
-        };
-        if let Err(e) = inserted {
+        if let Err(e) = self.insert_table(&ident, &location).await {
             // Another writer created the same table first.
             if self.metadata_location(&ident).await?.is_some() {
                 return Err(Error::new(
@@ -666,26 +664,7 @@ impl Catalog for JdbcCatalog {
             ));
         }
         let metadata = TableMetadata::read_from(&self.file_io, &metadata_location).await?;
-        let ns = namespace_key(table.namespace());
-        match self.layout {
-            Layout::V1 => {
-                self.execute(
-                    "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, \
-                     metadata_location, previous_metadata_location, iceberg_type) \
-                     VALUES (?, ?, ?, ?, NULL, 'TABLE')",
-                    &[&self.name, &ns, table.name(), &metadata_location],
-                )
-                .await?
-            }
-            Layout::V0 => {
-                self.execute(
-                    "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, \
-                     metadata_location, previous_metadata_location) VALUES (?, ?, ?, ?, NULL)",
-                    &[&self.name, &ns, table.name(), &metadata_location],
-                )
-                .await?
-            }
-        };
+        self.insert_table(table, &metadata_location).await?;
         self.table_from(table.clone(), metadata_location, metadata)
     }
 
