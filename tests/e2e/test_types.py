@@ -115,3 +115,36 @@ def test_invalid_partition_spec_fails_the_task(worker, tmp_path):
         assert "nope" in status["tasks"][0]["trace"]
     finally:
         delete_topics(topic)
+
+
+def test_name_mapping_maps_record_fields_to_columns(worker, tmp_path):
+    """A table with schema.name-mapping.default: record fields are found by the mapped names."""
+    import json
+
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import LongType, NestedField, StringType, StructType
+
+    topic, name, ns = unique("mapping"), unique("sink"), f"db_{unique('ns')}"
+    table = f"{ns}.mapped"
+    create_topic(topic)
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    catalog = pyiceberg_catalog(catalog_cfg)
+    catalog.create_namespace(ns)
+    mapping = [{"field-id": 1, "names": ["id", "record_id"]},
+               {"field-id": 2, "names": ["info"], "fields": [{"field-id": 3, "names": ["label", "Label"]}]}]
+    catalog.create_table(table, Schema(
+        NestedField(1, "id", LongType(), required=False),
+        NestedField(2, "details", StructType(NestedField(3, "title", StringType(), required=False)), required=False),
+    ), properties={"schema.name-mapping.default": json.dumps(mapping)})
+    try:
+        produce(topic, [{"record_id": 1, "info": {"Label": "a"}}, {"id": 2, "details": {"title": "ignored"}}])
+        worker.create_connector(name, connector_config(topic, table, catalog_cfg, **{
+            "iceberg.tables.auto-create-enabled": "false"}))
+        rows = wait_for(lambda: (r := read_rows(catalog, table)) and len(r) == 2 and r, 60, "2 rows")
+        assert sorted(rows, key=lambda r: r["id"]) == [
+            {"id": 1, "details": {"title": "a"}},
+            # "details" is not a mapped name of field 2: the record's value is not read
+            {"id": 2, "details": None},
+        ]
+    finally:
+        delete_topics(topic)

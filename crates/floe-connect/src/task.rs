@@ -188,12 +188,6 @@ fn consumer_props(spec: &TaskSpec, group: &str) -> BTreeMap<String, String> {
         ),
         ("enable.auto.commit".to_string(), "false".to_string()),
         ("auto.offset.reset".to_string(), "earliest".to_string()),
-        // librdkafka prefetches up to 64 MiB per consumer by default; 16 MiB keeps a busy
-        // task fed and a worker with many tasks small (consumer.* overrides it).
-        (
-            "queued.max.messages.kbytes".to_string(),
-            "16384".to_string(),
-        ),
     ]);
     props.extend(spec.worker.with_prefix("consumer."));
     props.extend(strip_prefix(&spec.config, "consumer.override."));

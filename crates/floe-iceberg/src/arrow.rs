@@ -16,7 +16,7 @@ use base64::Engine;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use floe_data::decimal::{parse_decimal, rescale};
 use floe_data::{Schema as ConnectSchema, Value};
-use iceberg::spec::{NestedFieldRef, PrimitiveType, Schema, Type};
+use iceberg::spec::{NestedField, NestedFieldRef, PrimitiveType, Schema, Type};
 
 /// A value that cannot go into its column. `row` indexes the batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +39,7 @@ pub fn records_to_batch(
     schema: &Schema,
     arrow_schema: &ArrowSchemaRef,
     rows: &[Cell<'_>],
-    case_insensitive: bool,
+    lookup: &Lookup,
 ) -> Result<RecordBatch, RowError> {
     let mut columns = Vec::with_capacity(arrow_schema.fields().len());
     for (field, arrow_field) in schema
@@ -50,17 +50,14 @@ pub fn records_to_batch(
     {
         let mut cells = Vec::with_capacity(rows.len());
         for (row, cell) in rows.iter().enumerate() {
-            cells.push(
-                child(*cell, &field.name, case_insensitive)
-                    .map_err(|message| RowError { row, message })?,
-            );
+            cells.push(child(*cell, field, lookup).map_err(|message| RowError { row, message })?);
         }
         columns.push(build(
             field,
             arrow_field.data_type(),
             &cells,
             &field.name,
-            case_insensitive,
+            lookup,
         )?);
     }
     RecordBatch::try_new(arrow_schema.clone(), columns).map_err(|e| RowError {
@@ -69,23 +66,99 @@ pub fn records_to_batch(
     })
 }
 
-fn names_match(a: &str, b: &str, case_insensitive: bool) -> bool {
-    if case_insensitive {
-        a.eq_ignore_ascii_case(b)
-    } else {
-        a == b
+/// How record fields are matched to columns (Java `RecordConverter`): by the table's name
+/// mapping (`schema.name-mapping.default`) when it has one — every name listed for a column's
+/// field id, or the column name for unmapped columns, compared exactly — otherwise by the column
+/// name, case-insensitively with `iceberg.tables.schema-case-insensitive`.
+#[derive(Debug, Clone, Default)]
+pub struct Lookup {
+    pub case_insensitive: bool,
+    /// Field id → the record field names that map to it; None without a name mapping.
+    pub names: Option<std::collections::HashMap<i32, Vec<String>>>,
+}
+
+impl Lookup {
+    /// Matching by column name.
+    pub fn by_name(case_insensitive: bool) -> Lookup {
+        Lookup {
+            case_insensitive,
+            names: None,
+        }
+    }
+
+    /// The lookup for a table with these properties; an unreadable name mapping is an error.
+    pub fn for_table(
+        properties: &std::collections::HashMap<String, String>,
+        case_insensitive: bool,
+    ) -> Result<Lookup, String> {
+        let Some(text) = properties.get("schema.name-mapping.default") else {
+            return Ok(Lookup::by_name(case_insensitive));
+        };
+        let json: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| format!("invalid schema.name-mapping.default: {e}"))?;
+        let mut names = std::collections::HashMap::new();
+        collect_mapping(&json, &mut names)?;
+        Ok(Lookup {
+            case_insensitive,
+            names: Some(names),
+        })
+    }
+
+    fn matches(&self, field: &NestedField, candidate: &str) -> bool {
+        match &self.names {
+            Some(names) => match names.get(&field.id) {
+                Some(mapped) => mapped.iter().any(|n| n == candidate),
+                None => field.name == candidate,
+            },
+            None if self.case_insensitive => field.name.eq_ignore_ascii_case(candidate),
+            None => field.name == candidate,
+        }
     }
 }
 
-/// The value of field `name` inside a struct or map cell; None when absent or null.
-fn child<'a>(cell: Cell<'a>, name: &str, ci: bool) -> Result<Option<Cell<'a>>, String> {
+fn collect_mapping(
+    json: &serde_json::Value,
+    out: &mut std::collections::HashMap<i32, Vec<String>>,
+) -> Result<(), String> {
+    let entries = json
+        .as_array()
+        .ok_or("invalid schema.name-mapping.default: expected an array of fields")?;
+    for e in entries {
+        let names: Vec<String> = e
+            .get("names")
+            .and_then(|n| n.as_array())
+            .map(|n| {
+                n.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(id) = e.get("field-id").and_then(|i| i.as_i64()) {
+            let id = i32::try_from(id)
+                .map_err(|_| format!("invalid field-id {id} in the name mapping"))?;
+            out.insert(id, names);
+        }
+        if let Some(fields) = e.get("fields").filter(|f| !f.is_null()) {
+            collect_mapping(fields, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The value of column `field` inside a struct or map cell; None when absent or null.
+fn child<'a>(
+    cell: Cell<'a>,
+    field: &NestedField,
+    lookup: &Lookup,
+) -> Result<Option<Cell<'a>>, String> {
+    let name = &field.name;
     let found = match cell.value {
         Value::Struct(values) => {
             let schema = cell.schema.ok_or("a struct value has no schema")?;
             schema
                 .fields
                 .iter()
-                .position(|f| names_match(&f.name, name, ci))
+                .position(|f| lookup.matches(field, &f.name))
                 .and_then(|i| {
                     values.get(i).map(|v| Cell {
                         schema: Some(&schema.fields[i].schema),
@@ -95,7 +168,7 @@ fn child<'a>(cell: Cell<'a>, name: &str, ci: bool) -> Result<Option<Cell<'a>>, S
         }
         Value::Map(entries) => entries
             .iter()
-            .find(|(k, _)| k.as_str().is_some_and(|k| names_match(k, name, ci)))
+            .find(|(k, _)| k.as_str().is_some_and(|k| lookup.matches(field, k)))
             .map(|(_, v)| Cell {
                 schema: cell.schema.and_then(|s| s.values.as_deref()),
                 value: v,
@@ -134,7 +207,7 @@ fn build(
     dt: &DataType,
     cells: &Cells<'_>,
     path: &str,
-    ci: bool,
+    ci: &Lookup,
 ) -> Result<ArrayRef, RowError> {
     if field.required {
         if let Some(row) = cells.iter().position(Option::is_none) {
@@ -165,7 +238,7 @@ fn build_type(
     dt: &DataType,
     cells: &Cells<'_>,
     path: &str,
-    ci: bool,
+    ci: &Lookup,
 ) -> Result<ArrayRef, RowError> {
     match ty {
         Type::Primitive(p) => build_primitive(p, dt, cells, path),
@@ -178,7 +251,7 @@ fn build_type(
                 let mut sub = Vec::with_capacity(cells.len());
                 for (row, c) in cells.iter().enumerate() {
                     sub.push(match c {
-                        Some(c) => child(*c, &f.name, ci).map_err(|m| err(row, path, m))?,
+                        Some(c) => child(*c, f, ci).map_err(|m| err(row, path, m))?,
                         None => None,
                     });
                 }
@@ -700,7 +773,7 @@ mod tests {
                 value: &r2,
             },
         ];
-        let batch = records_to_batch(&schema, &arrow, &rows, false).unwrap();
+        let batch = records_to_batch(&schema, &arrow, &rows, &Lookup::by_name(false)).unwrap();
         assert_eq!(batch.num_rows(), 2);
         let ids = batch
             .column(0)
@@ -746,7 +819,7 @@ mod tests {
                 schema: Some(&cs),
                 value: &v,
             }],
-            false,
+            &Lookup::by_name(false),
         )
         .unwrap();
         let ids = batch
@@ -777,7 +850,7 @@ mod tests {
                     value: &bad,
                 },
             ],
-            false,
+            &Lookup::by_name(false),
         )
         .unwrap_err();
         assert_eq!(
@@ -794,7 +867,7 @@ mod tests {
                 schema: None,
                 value: &missing,
             }],
-            false,
+            &Lookup::by_name(false),
         )
         .unwrap_err();
         assert_eq!(

@@ -14,7 +14,7 @@ use iceberg::spec::{DataFile, FormatVersion};
 use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 use tracing::{debug, info, warn};
 
-use crate::arrow::{records_to_batch, Cell};
+use crate::arrow::{records_to_batch, Cell, Lookup};
 use crate::catalog::{load_catalog, CatalogHandle};
 use crate::channel::coordinator::{self, CoordinatorConfig, CoordinatorHandle};
 use crate::channel::kafka::{client_props, ensure_control_topic};
@@ -419,6 +419,11 @@ impl Started {
             };
             let table_schema = writer.table().metadata().current_schema().clone();
             let arrow_schema = writer.arrow_schema().clone();
+            let lookup = Lookup::for_table(
+                writer.table().metadata().properties(),
+                self.config.case_insensitive,
+            )
+            .map_err(|e| TaskError::connect(format!("Table {table}: {e}")))?;
             // A record that does not fit its columns is reported (the task fails, or it goes to
             // the dead-letter queue under errors.tolerance=all) and the rest are converted again.
             let batch = loop {
@@ -429,12 +434,7 @@ impl Started {
                         value: &records[*i].value,
                     })
                     .collect();
-                match records_to_batch(
-                    &table_schema,
-                    &arrow_schema,
-                    &cells,
-                    self.config.case_insensitive,
-                ) {
+                match records_to_batch(&table_schema, &arrow_schema, &cells, &lookup) {
                     Ok(batch) => break Some(batch),
                     Err(e) => {
                         let r = &records[rows[e.row]];

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use arrow_array::{Array, Int64Array, StringArray};
 use floe_data::Value;
-use floe_iceberg::arrow::{records_to_batch, Cell};
+use floe_iceberg::arrow::{records_to_batch, Cell, Lookup};
 use floe_iceberg::catalog::load_catalog;
 use floe_iceberg::schema::schema_for_record;
 use floe_iceberg::table_commit::{append, CommitOutcome};
@@ -60,7 +60,7 @@ async fn writes_and_appends_with_summary_keys() {
         table.metadata().current_schema(),
         writer.arrow_schema(),
         &cells,
-        false,
+        &Lookup::by_name(false),
     )
     .unwrap();
     writer.write(batch).await.unwrap();
