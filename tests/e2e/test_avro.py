@@ -100,3 +100,27 @@ def test_json_schema_records_become_typed_rows(tmp_path):
     finally:
         worker.stop()
         delete_topics(topic)
+
+
+def test_registry_unreachable_fails_the_task_naming_the_record(tmp_path):
+    from harness import free_port
+
+    topic, name, table = unique("avro"), unique("sink"), f"db_{unique('ns')}.orders"
+    create_topic(topic)
+    dead_registry = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    worker = Worker(tmp_path).start()
+    try:
+        produce(topic, [b"\x00\x00\x00\x00\x01\x02"])
+        config = connector_config(topic, table, sqlite_catalog_config(tmp_path), **{
+            "value.converter": "io.confluent.connect.avro.AvroConverter",
+            "value.converter.schema.registry.url": dead_registry,
+        })
+        worker.create_connector(name, config)
+        status = wait_for(lambda: (s := worker.get(f"/connectors/{name}/status").json())["tasks"][0]["state"] == "FAILED" and s,
+                          60, "the task to fail")
+        trace = status["tasks"][0]["trace"]
+        assert f"topic {topic}, partition 0, offset 0" in trace
+        assert f"Error retrieving Avro schema for id 1: registry at {dead_registry} unreachable" in trace
+    finally:
+        worker.stop()
+        delete_topics(topic)
