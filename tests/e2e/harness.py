@@ -186,6 +186,13 @@ class Worker:
     def task_states(self, name: str) -> list[str]:
         return [t["state"] for t in self.get(f"/connectors/{name}/status").json()["tasks"]]
 
+    def failed_task_trace(self, name: str, task: int = 0, timeout: float = 60) -> str:
+        """Waits for task `task` of `name` to fail and returns its trace."""
+        def failed():
+            t = self.get(f"/connectors/{name}/status").json()["tasks"][task]
+            return t["state"] == "FAILED" and t["trace"]
+        return wait_for(failed, timeout, f"task {task} of {name} to fail (log {self.log_path})")
+
     def wait_running(self, name: str, tasks: int = 1) -> None:
         wait_for(lambda: self.task_states(name) == ["RUNNING"] * tasks, 30, f"{name} tasks RUNNING (log {self.log_path})")
 

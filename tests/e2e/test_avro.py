@@ -61,9 +61,7 @@ def test_unknown_schema_id_fails_the_task_naming_the_record(worker, tmp_path):
             "value.converter.schema.registry.url": REGISTRY_URL,
         })
         worker.create_connector(name, config)
-        status = wait_for(lambda: (s := worker.get(f"/connectors/{name}/status").json())["tasks"][0]["state"] == "FAILED" and s,
-                          60, "the task to fail")
-        trace = status["tasks"][0]["trace"]
+        trace = worker.failed_task_trace(name)
         assert f"topic {topic}, partition 0, offset 0" in trace
         assert "Error retrieving Avro schema for id 2147483392" in trace
     finally:
@@ -116,9 +114,7 @@ def test_registry_unreachable_fails_the_task_naming_the_record(tmp_path):
             "value.converter.schema.registry.url": dead_registry,
         })
         worker.create_connector(name, config)
-        status = wait_for(lambda: (s := worker.get(f"/connectors/{name}/status").json())["tasks"][0]["state"] == "FAILED" and s,
-                          60, "the task to fail")
-        trace = status["tasks"][0]["trace"]
+        trace = worker.failed_task_trace(name)
         assert f"topic {topic}, partition 0, offset 0" in trace
         assert f"Error retrieving Avro schema for id 1: registry at {dead_registry} unreachable" in trace
     finally:

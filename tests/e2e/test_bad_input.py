@@ -18,14 +18,11 @@ def test_malformed_json_fails_the_task_and_commits_nothing_past_it(worker, tmp_p
         wait_for(lambda: committed_offsets(f"connect-{name}", topic) == {0: 3}, 30, "offset 3 committed")
 
         produce(topic, ['{"id": 3', {"id": 4}, {"id": 5}])
-        status = wait_for(
-            lambda: (s := worker.get(f"/connectors/{name}/status").json())["tasks"][0]["state"] == "FAILED" and s,
-            60, "the task to fail")
-        trace = status["tasks"][0]["trace"]
+        trace = worker.failed_task_trace(name)
         assert f"topic {topic}, partition 0, offset 3" in trace
         assert "Converting byte[] to Kafka Connect data failed due to serialization error" in trace
         assert trace.startswith("org.apache.kafka.connect.errors.ConnectException: Tolerance exceeded in error handler")
-        assert status["connector"]["state"] == "RUNNING"
+        assert worker.get(f"/connectors/{name}/status").json()["connector"]["state"] == "RUNNING"
 
         assert sorted(r["id"] for r in read_rows(catalog, table)) == [0, 1, 2]
         assert committed_offsets(f"connect-{name}", topic) == {0: 3}
@@ -40,10 +37,7 @@ def test_value_that_does_not_fit_its_column_names_record_and_column(worker, tmp_
     try:
         produce(topic, [{"id": 1}, {"id": "abc"}])
         worker.create_connector(name, connector_config(topic, table, catalog_cfg))
-        status = wait_for(
-            lambda: (s := worker.get(f"/connectors/{name}/status").json())["tasks"][0]["state"] == "FAILED" and s,
-            60, "the task to fail")
-        trace = status["tasks"][0]["trace"]
+        trace = worker.failed_task_trace(name)
         assert f"topic: {topic}, partition: 0, offset: 1" in trace
         assert "column id: cannot convert string value 'abc' to long" in trace
         assert read_rows(pyiceberg_catalog(catalog_cfg), table) == []

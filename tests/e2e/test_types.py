@@ -110,9 +110,7 @@ def test_invalid_partition_spec_fails_the_task(worker, tmp_path):
         produce(topic, [{"id": 1}])
         worker.create_connector(name, connector_config(topic, table, sqlite_catalog_config(tmp_path), **{
             "iceberg.tables.default-partition-by": "bucket(nope, 4)"}))
-        status = wait_for(lambda: (s := worker.get(f"/connectors/{name}/status").json())["tasks"][0]["state"] == "FAILED"
-                          and s, 60, "the task to fail")
-        assert "nope" in status["tasks"][0]["trace"]
+        assert "nope" in worker.failed_task_trace(name)
     finally:
         delete_topics(topic)
 
