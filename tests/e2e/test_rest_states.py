@@ -44,6 +44,8 @@ def test_pause_resume_stop_and_restart(worker, tmp_path):
         body = r.json()
         assert body["connector"]["state"] == "RESTARTING"
         assert [t["state"] for t in body["tasks"]] == ["RESTARTING", "RESTARTING"]
+        # The restart above completes asynchronously; the next answer describes a settled connector.
+        worker.wait_running(name, tasks=2)
         r = worker.post(f"/connectors/{name}/restart?includeTasks=true&onlyFailed=true")
         assert r.status_code == 202
         assert r.json()["connector"]["state"] == "RUNNING"
