@@ -119,6 +119,9 @@ impl Converter for JsonConverter {
 /// key order and, for a repeated key, the last value at the first key's place (as Jackson does).
 struct Schemaless;
 
+/// Objects up to this many keys find repeated keys by scanning.
+const SCAN_LIMIT: usize = 16;
+
 impl<'de> serde::de::DeserializeSeed<'de> for Schemaless {
     type Value = Value;
 
@@ -173,43 +176,46 @@ impl<'de> serde::de::Visitor<'de> for Schemaless {
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut entries: Vec<(Value, Value)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        // Repeated keys are looked up by a scan while the object is small, by an index once it
+        // is wide, so neither case costs more than it must.
+        let mut index: Option<std::collections::HashMap<String, usize>> = None;
         while let Some(key) = map.next_key::<String>()? {
             let value = map.next_value_seed(Schemaless)?;
-            match entries
-                .iter_mut()
-                .find(|(k, _)| matches!(k, Value::String(s) if *s == key))
-            {
-                Some(slot) => slot.1 = value,
-                None => entries.push((Value::String(key), value)),
+            let found = match &index {
+                Some(ix) => ix.get(&key).copied(),
+                None => entries
+                    .iter()
+                    .position(|(k, _)| matches!(k, Value::String(s) if *s == key)),
+            };
+            match found {
+                Some(i) => entries[i].1 = value,
+                None => {
+                    if let Some(ix) = &mut index {
+                        ix.insert(key.clone(), entries.len());
+                    }
+                    entries.push((Value::String(key), value));
+                    if index.is_none() && entries.len() > SCAN_LIMIT {
+                        index = Some(
+                            entries
+                                .iter()
+                                .enumerate()
+                                .filter_map(|(i, (k, _))| k.as_str().map(|k| (k.to_string(), i)))
+                                .collect(),
+                        );
+                    }
+                }
             }
         }
         Ok(Value::Map(entries))
     }
 }
 
+/// A parsed schemaless JSON value (the envelope's payload when its schema is null) as Connect data,
+/// by the same rules as bytes read directly.
 fn schemaless(json: Json) -> Value {
-    match json {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Boolean(b),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int64(i),
-            None => match n.as_u64() {
-                // Beyond i64: Java reads a BigInteger; keep it exact as a decimal.
-                Some(u) => Value::Decimal {
-                    unscaled: i128::from(u),
-                    scale: 0,
-                },
-                None => Value::Float64(n.as_f64().unwrap_or(f64::NAN)),
-            },
-        },
-        Json::String(s) => Value::String(s),
-        Json::Array(items) => Value::Array(items.into_iter().map(schemaless).collect()),
-        Json::Object(map) => Value::Map(
-            map.into_iter()
-                .map(|(k, v)| (Value::String(k), schemaless(v)))
-                .collect(),
-        ),
-    }
+    use serde::de::DeserializeSeed;
+    // A parsed tree always deserializes: every JSON value is accepted.
+    Schemaless.deserialize(json).unwrap_or(Value::Null)
 }
 
 fn data_err(msg: impl Into<String>) -> ConvertError {
@@ -507,6 +513,14 @@ mod tests {
                 (Value::String("e".into()), Value::Float64(100.0)),
             ])
         );
+        let wide: Vec<String> = (0..40).map(|i| format!("\"k{i}\":{i}")).collect();
+        let text = format!("{{{},\"k3\":-3,\"k39\":-39}}", wide.join(","));
+        let Value::Map(entries) = conv(false, &text).unwrap().value else {
+            panic!("not a map")
+        };
+        assert_eq!(entries.len(), 40);
+        assert_eq!(entries[3].1, Value::Int64(-3));
+        assert_eq!(entries[39].1, Value::Int64(-39));
         assert_eq!(conv(false, "[]").unwrap().value, Value::Array(vec![]));
         assert_eq!(
             conv(false, r#""x""#).unwrap().value,

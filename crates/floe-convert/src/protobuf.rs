@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use floe_data::{logical, Field, Schema, SchemaRef, SchemaType, Value};
 use prost_reflect::{
     DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor,
-    ReflectMessage, Value as ProtoValue,
+    OneofDescriptor, ReflectMessage, Value as ProtoValue,
 };
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
@@ -211,32 +211,34 @@ impl ProtoSchema {
 /// branch is declared.
 enum Slot {
     Field(FieldDescriptor),
-    OneOf(String, Vec<FieldDescriptor>),
+    OneOf(OneofDescriptor),
 }
 
 fn slots(desc: &MessageDescriptor) -> Vec<Slot> {
     let mut out: Vec<Slot> = Vec::new();
-    let mut seen_oneofs: Vec<String> = Vec::new();
     for f in desc.fields() {
         match f.containing_oneof().filter(|o| !o.is_synthetic()) {
             None => out.push(Slot::Field(f)),
             Some(o) => {
-                if seen_oneofs.iter().any(|n| n == o.name()) {
-                    continue;
+                let seen = out
+                    .iter()
+                    .any(|s| matches!(s, Slot::OneOf(x) if x.name() == o.name()));
+                if !seen {
+                    out.push(Slot::OneOf(o));
                 }
-                seen_oneofs.push(o.name().to_string());
-                let index = desc
-                    .oneofs()
-                    .position(|x| x.name() == o.name())
-                    .unwrap_or(0);
-                out.push(Slot::OneOf(
-                    format!("{}_{index}", o.name()),
-                    o.fields().collect(),
-                ));
             }
         }
     }
     out
+}
+
+/// Confluent's field name for a oneof: `<name>_<index among the message's oneofs>`.
+fn oneof_field_name(desc: &MessageDescriptor, o: &OneofDescriptor) -> String {
+    let index = desc
+        .oneofs()
+        .position(|x| x.name() == o.name())
+        .unwrap_or(0);
+    format!("{}_{index}", o.name())
 }
 
 fn message_schema(desc: &MessageDescriptor, depth: usize) -> Result<Schema, ConvertError> {
@@ -259,16 +261,17 @@ fn message_schema(desc: &MessageDescriptor, depth: usize) -> Result<Schema, Conv
             Slot::Field(f) => s
                 .fields
                 .push(Field::new(f.name(), field_schema(&f, depth)?)),
-            Slot::OneOf(name, branches) => {
+            Slot::OneOf(o) => {
                 let mut union = Schema::new(SchemaType::Struct)
                     .named("io.confluent.connect.protobuf.Union")
                     .optional();
-                for b in branches {
+                for b in o.fields() {
                     union
                         .fields
                         .push(Field::new(b.name(), field_schema(&b, depth)?));
                 }
-                s.fields.push(Field::new(&name, union));
+                s.fields
+                    .push(Field::new(&oneof_field_name(desc, &o), union));
             }
         }
     }
@@ -370,7 +373,7 @@ fn field_value(m: &DynamicMessage, f: &FieldDescriptor) -> Value {
             .iter()
             .map(|(k, v)| (map_key(k), scalar(v, &value_kind)))
             .collect();
-        out.sort_by_key(|e| e.0.to_string());
+        out.sort_by_cached_key(|e| e.0.to_string());
         return Value::Map(out);
     }
     scalar(&v, &f.kind())
@@ -401,14 +404,13 @@ fn message_value(m: &DynamicMessage) -> Value {
     for slot in slots(&desc) {
         match slot {
             Slot::Field(f) => values.push(field_value(m, &f)),
-            Slot::OneOf(_, branches) => {
-                if branches.iter().any(|b| m.has_field(b)) {
+            Slot::OneOf(o) => {
+                if o.fields().any(|b| m.has_field(&b)) {
                     values.push(Value::Struct(
-                        branches
-                            .iter()
+                        o.fields()
                             .map(|b| {
-                                if m.has_field(b) {
-                                    field_value(m, b)
+                                if m.has_field(&b) {
+                                    field_value(m, &b)
                                 } else {
                                     Value::Null
                                 }

@@ -478,8 +478,17 @@ impl Started {
         };
         let schema = writer.table().metadata().current_schema().clone();
         let mut changes = Vec::new();
+        // A record with a Connect schema asks only what its schema asks: records sharing one
+        // schema (a converter's cached schema) are walked once.
+        let mut walked: Vec<&floe_data::Schema> = Vec::new();
         for i in rows {
             let r = &records[*i];
+            if let Some(s) = r.value_schema.as_deref() {
+                if walked.iter().any(|w| std::ptr::eq(*w, s)) {
+                    continue;
+                }
+                walked.push(s);
+            }
             schema_update::collect_changes(
                 &schema,
                 r.value_schema.as_deref(),

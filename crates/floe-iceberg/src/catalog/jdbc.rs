@@ -329,18 +329,11 @@ impl JdbcCatalog {
 
     async fn all_namespaces(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for (query, args) in [
-            (
-                "SELECT DISTINCT namespace FROM iceberg_namespace_properties WHERE catalog_name = ?",
-                [&self.name],
-            ),
-            (
-                "SELECT DISTINCT table_namespace FROM iceberg_tables WHERE catalog_name = ?",
-                [&self.name],
-            ),
+        for query in [
+            "SELECT DISTINCT namespace FROM iceberg_namespace_properties WHERE catalog_name = ?",
+            "SELECT DISTINCT table_namespace FROM iceberg_tables WHERE catalog_name = ?",
         ] {
-            let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-            for row in self.fetch(query, &args).await? {
+            for row in self.fetch(query, &[&self.name]).await? {
                 let ns: String = row.try_get(0).map_err(|e| sql_error("namespace name", e))?;
                 if !out.contains(&ns) {
                     out.push(ns);

@@ -37,11 +37,6 @@ impl CatalogHandle {
     pub fn committer(&self) -> &Committer {
         &self.committer
     }
-
-    /// The catalog as a trait object.
-    pub fn catalog(&self) -> &Arc<dyn Catalog> {
-        &self.catalog
-    }
 }
 
 impl Deref for CatalogHandle {
