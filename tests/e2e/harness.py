@@ -197,6 +197,56 @@ class Worker:
         wait_for(lambda: self.task_states(name) == ["RUNNING"] * tasks, 30, f"{name} tasks RUNNING (log {self.log_path})")
 
 
+class DistributedWorker(Worker):
+    """A `floe distributed` worker of the cluster `group` (internal topics named after it)."""
+
+    start_timeout = 60
+
+    def __init__(self, tmp: Path, group: str, extra: dict[str, str] | None = None):
+        super().__init__(tmp, {
+            "group.id": group,
+            "config.storage.topic": f"{group}-configs",
+            "status.storage.topic": f"{group}-status",
+            "offset.storage.topic": f"{group}-offsets",
+            "config.storage.replication.factor": "-1",
+            "status.storage.replication.factor": "-1",
+            "offset.storage.replication.factor": "-1",
+            "offset.storage.partitions": "1",
+            "session.timeout.ms": "6000",
+            "heartbeat.interval.ms": "500",
+            "scheduled.rebalance.max.delay.ms": "3000",
+            **(extra or {}),
+        })
+        self.props.pop("offset.storage.file.filename", None)
+        self.id = f"127.0.0.1:{self.port}"
+
+    def command(self, props_file: Path, connector_files: tuple[Path, ...]) -> list[str]:
+        assert FLOE_BIN.exists(), f"{FLOE_BIN} is missing: build with cargo build"
+        return [str(FLOE_BIN), "distributed", str(props_file)]
+
+
+def read_compacted(topic: str, timeout: float = 30) -> dict[str, Any]:
+    """The latest value (parsed JSON, None for a tombstone) per key of `topic`."""
+    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": unique("reader"), "enable.auto.commit": False,
+                  "enable.partition.eof": True})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        c.assign([TopicPartition(topic, p, 0) for p in parts])
+        done, out, deadline = set(), {}, time.time() + timeout
+        while len(done) < len(parts) and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == -191:  # _PARTITION_EOF
+                    done.add(m.partition())
+                continue
+            out[m.key().decode()] = json.loads(m.value()) if m.value() is not None else None
+        return out
+    finally:
+        c.close()
+
+
 def java_connect_libs() -> tuple[Path, Path]:
     """The Java Connect runtime's classpath folder and the Iceberg sink's plugin.path folder,
     resolved from Maven Central by stack/resolve (cached after the first call)."""

@@ -31,6 +31,8 @@ pub enum HerderError {
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -42,6 +44,7 @@ impl HerderError {
             HerderError::AlreadyExists(_) => 409,
             HerderError::BadRequest(_) => 400,
             HerderError::Forbidden(_) => 403,
+            HerderError::Conflict(_) => 409,
             HerderError::Internal(_) => 500,
         }
     }
@@ -66,7 +69,7 @@ impl TargetState {
         }
     }
 
-    fn command(self) -> TaskCommand {
+    pub(crate) fn command(self) -> TaskCommand {
         match self {
             TargetState::Started => TaskCommand::Run,
             TargetState::Paused => TaskCommand::Pause,
@@ -102,7 +105,7 @@ pub struct Herder {
 }
 
 /// Which instances `POST /connectors/{name}/restart` restarts.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RestartRequest {
     pub include_tasks: bool,
     pub only_failed: bool,
@@ -170,50 +173,17 @@ impl Herder {
     }
 
     fn find_plugin(&self, config: &ConfigMap) -> Result<Arc<dyn SinkConnector>, HerderError> {
-        let class = config
-            .get("connector.class")
-            .map(|c| c.trim())
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| {
-                HerderError::BadRequest(format!(
-                    "Connector config {} contains no connector type",
-                    java_map(config)
-                ))
-            })?;
-        self.plugins.find(class).ok_or_else(|| {
-            let available: Vec<String> = self
-                .plugins
-                .connectors()
-                .iter()
-                .map(|p| {
-                    format!(
-                        "PluginDesc{{klass=class {}, name='{}', version='{}', encodedVersion={}, type=sink, typeName='sink', location='classpath'}}",
-                        p.class_name(),
-                        p.class_name(),
-                        p.version(),
-                        p.version()
-                    )
-                })
-                .collect();
-            HerderError::BadRequest(format!(
-                "Failed to find any class that implements Connector and which name matches {class}, available connectors are: {}",
-                available.join(", ")
-            ))
-        })
+        find_plugin(&self.plugins, config)
     }
 
     /// Validates a config against the plugin named in it, with config-provider placeholders
     /// resolved (as Java does).
     pub fn validate_config(&self, config: &ConfigMap) -> Result<Validation, HerderError> {
-        let plugin = self.find_plugin(config)?;
-        let resolved = self.resolve(config)?;
-        Ok(validate(plugin.as_ref(), &resolved, &self.plugins))
+        validate_with(&self.worker, &self.plugins, config)
     }
 
     fn resolve(&self, config: &ConfigMap) -> Result<ConfigMap, HerderError> {
-        ConfigProviders::from_worker(&self.worker.props)
-            .and_then(|p| p.resolve(config))
-            .map_err(HerderError::BadRequest)
+        resolve(&self.worker, config)
     }
 
     /// Creates or (when `allow_replace`) replaces a connector. Returns its info and whether
@@ -276,32 +246,13 @@ impl Herder {
             entry.task_configs.clear();
             return;
         }
-        entry.task_configs = self.task_configs(entry.plugin.as_ref(), &entry.config);
+        entry.task_configs = generate_task_configs(entry.plugin.as_ref(), &entry.config);
         entry.tasks = entry
             .task_configs
             .iter()
             .enumerate()
             .map(|(i, tc)| self.start_task(name, i as u32, tc.clone(), entry))
             .collect();
-    }
-
-    fn task_configs(&self, plugin: &dyn SinkConnector, config: &ConfigMap) -> Vec<ConfigMap> {
-        let max_tasks = config
-            .get("tasks.max")
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .unwrap_or(1)
-            .max(1);
-        let mut configs = plugin.task_configs(config, max_tasks);
-        configs.truncate(max_tasks);
-        for tc in &mut configs {
-            tc.insert("task.class".into(), plugin.task_class().into());
-            for key in ["topics", "topics.regex"] {
-                if let Some(v) = config.get(key) {
-                    tc.insert(key.into(), v.clone());
-                }
-            }
-        }
-        configs
     }
 
     fn start_task(
@@ -588,46 +539,154 @@ impl Herder {
     /// `GET /connectors/{name}/offsets`: the committed offsets of the connector's group.
     pub async fn get_offsets(&self, name: &str) -> Result<Json, HerderError> {
         let (group, config, _) = self.offsets_target(name).await?;
-        let worker = self.worker.clone();
-        let offsets =
-            tokio::task::spawn_blocking(move || offsets::committed(&worker, &group, &config))
-                .await
-                .map_err(|e| HerderError::Internal(e.to_string()))?
-                .map_err(HerderError::Internal)?;
-        Ok(offsets::to_json(&offsets))
+        read_offsets(&self.worker, group, config).await
     }
 
     /// `PATCH /connectors/{name}/offsets`.
     pub async fn alter_offsets(&self, name: &str, body: &Json) -> Result<Json, HerderError> {
         let (group, _, stopped) = self.offsets_target(name).await?;
-        if !stopped {
-            return Err(HerderError::BadRequest(format!(
-                "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{name}/stop' endpoint"
-            )));
-        }
-        let changes: Vec<PartitionOffset> =
-            offsets::parse_request(body).map_err(HerderError::BadRequest)?;
-        let worker = self.worker.clone();
-        tokio::task::spawn_blocking(move || offsets::alter(&worker, &group, &changes))
-            .await
-            .map_err(|e| HerderError::Internal(e.to_string()))?
-            .map_err(HerderError::Internal)?;
-        Ok(json!({"message": "The offsets for this connector have been altered successfully"}))
+        alter_offsets(&self.worker, name, group, stopped, body).await
     }
 
     /// `DELETE /connectors/{name}/offsets`.
     pub async fn reset_offsets(&self, name: &str) -> Result<Json, HerderError> {
         let (group, _, stopped) = self.offsets_target(name).await?;
-        if !stopped {
-            return Err(HerderError::BadRequest(format!(
-                "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{name}/stop' endpoint"
-            )));
-        }
-        offsets::delete_group(&self.worker, &group)
-            .await
-            .map_err(HerderError::Internal)?;
-        Ok(json!({"message": "The offsets for this connector have been reset successfully"}))
+        reset_offsets(&self.worker, name, group, stopped).await
     }
+}
+
+/// The plugin a connector config names in `connector.class`.
+pub(crate) fn find_plugin(
+    plugins: &Plugins,
+    config: &ConfigMap,
+) -> Result<Arc<dyn SinkConnector>, HerderError> {
+    let class = config
+        .get("connector.class")
+        .map(|c| c.trim())
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            HerderError::BadRequest(format!(
+                "Connector config {} contains no connector type",
+                java_map(config)
+            ))
+        })?;
+    plugins.find(class).ok_or_else(|| {
+        let available: Vec<String> = plugins
+            .connectors()
+            .iter()
+            .map(|p| {
+                format!(
+                    "PluginDesc{{klass=class {}, name='{}', version='{}', encodedVersion={}, type=sink, typeName='sink', location='classpath'}}",
+                    p.class_name(),
+                    p.class_name(),
+                    p.version(),
+                    p.version()
+                )
+            })
+            .collect();
+        HerderError::BadRequest(format!(
+            "Failed to find any class that implements Connector and which name matches {class}, available connectors are: {}",
+            available.join(", ")
+        ))
+    })
+}
+
+/// Resolves config-provider placeholders.
+pub(crate) fn resolve(worker: &WorkerConfig, config: &ConfigMap) -> Result<ConfigMap, HerderError> {
+    ConfigProviders::from_worker(&worker.props)
+        .and_then(|p| p.resolve(config))
+        .map_err(HerderError::BadRequest)
+}
+
+/// Validates a config against its plugin, placeholders resolved.
+pub(crate) fn validate_with(
+    worker: &WorkerConfig,
+    plugins: &Plugins,
+    config: &ConfigMap,
+) -> Result<Validation, HerderError> {
+    let plugin = find_plugin(plugins, config)?;
+    let resolved = resolve(worker, config)?;
+    Ok(validate(plugin.as_ref(), &resolved, plugins))
+}
+
+fn not_stopped(name: &str) -> HerderError {
+    HerderError::BadRequest(format!(
+        "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{name}/stop' endpoint"
+    ))
+}
+
+/// The committed offsets of a sink connector's consumer group.
+pub(crate) async fn read_offsets(
+    worker: &Arc<WorkerConfig>,
+    group: String,
+    config: ConfigMap,
+) -> Result<Json, HerderError> {
+    let worker = worker.clone();
+    let offsets = tokio::task::spawn_blocking(move || offsets::committed(&worker, &group, &config))
+        .await
+        .map_err(|e| HerderError::Internal(e.to_string()))?
+        .map_err(HerderError::Internal)?;
+    Ok(offsets::to_json(&offsets))
+}
+
+/// Alters a stopped sink connector's group offsets.
+pub(crate) async fn alter_offsets(
+    worker: &Arc<WorkerConfig>,
+    name: &str,
+    group: String,
+    stopped: bool,
+    body: &Json,
+) -> Result<Json, HerderError> {
+    if !stopped {
+        return Err(not_stopped(name));
+    }
+    let changes: Vec<PartitionOffset> =
+        offsets::parse_request(body).map_err(HerderError::BadRequest)?;
+    let worker = worker.clone();
+    tokio::task::spawn_blocking(move || offsets::alter(&worker, &group, &changes))
+        .await
+        .map_err(|e| HerderError::Internal(e.to_string()))?
+        .map_err(HerderError::Internal)?;
+    Ok(json!({"message": "The offsets for this connector have been altered successfully"}))
+}
+
+/// Resets a stopped sink connector's group offsets (deletes the group).
+pub(crate) async fn reset_offsets(
+    worker: &Arc<WorkerConfig>,
+    name: &str,
+    group: String,
+    stopped: bool,
+) -> Result<Json, HerderError> {
+    if !stopped {
+        return Err(not_stopped(name));
+    }
+    offsets::delete_group(worker, &group)
+        .await
+        .map_err(HerderError::Internal)?;
+    Ok(json!({"message": "The offsets for this connector have been reset successfully"}))
+}
+
+/// The task configs of a connector: the plugin's, each with `task.class` and the topics.
+pub(crate) fn generate_task_configs(
+    plugin: &dyn SinkConnector,
+    config: &ConfigMap,
+) -> Vec<ConfigMap> {
+    let max_tasks = config
+        .get("tasks.max")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let mut configs = plugin.task_configs(config, max_tasks);
+    configs.truncate(max_tasks);
+    for tc in &mut configs {
+        tc.insert("task.class".into(), plugin.task_class().into());
+        for key in ["topics", "topics.regex"] {
+            if let Some(v) = config.get(key) {
+                tc.insert(key.into(), v.clone());
+            }
+        }
+    }
+    configs
 }
 
 fn task_state(entry: &ConnectorEntry, i: usize, worker_id: &str) -> Json {
@@ -639,7 +698,7 @@ fn task_state(entry: &ConnectorEntry, i: usize, worker_id: &str) -> Json {
     o
 }
 
-fn not_found(name: &str) -> HerderError {
+pub(crate) fn not_found(name: &str) -> HerderError {
     HerderError::NotFound(format!("Connector {name} not found"))
 }
 
@@ -651,7 +710,7 @@ fn connector_info(name: &str, entry: &ConnectorEntry) -> Json {
 }
 
 /// Java's `Map.toString()` form, used in a few error messages.
-fn java_map(map: &ConfigMap) -> String {
+pub(crate) fn java_map(map: &ConfigMap) -> String {
     let inner: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!("{{{}}}", inner.join(", "))
 }

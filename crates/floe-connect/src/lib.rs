@@ -2,9 +2,11 @@
 //! and the sink task loop. It knows nothing about Iceberg: connectors plug in through
 //! [`plugin::SinkConnector`] and [`plugin::SinkTask`].
 
+pub mod api;
 pub mod config_def;
 pub mod config_provider;
 pub mod dead_letter;
+pub mod distributed;
 pub mod errant;
 pub mod error;
 pub mod herder;
@@ -18,6 +20,7 @@ pub mod status;
 pub mod task;
 pub mod worker_config;
 
+pub use api::ConnectApi;
 pub use error::{ConfigError, TaskError};
 pub use herder::Herder;
 pub use plugin::{ConfigMap, Offsets, Plugins, SinkConnector, SinkTask, TaskContext};

@@ -33,6 +33,11 @@ pub trait SinkConnector: Send + Sync {
     fn validate(&self, config: &ConfigMap) -> Vec<(String, String)>;
     /// Splits the connector config into at most `max_tasks` task configs.
     fn task_configs(&self, config: &ConfigMap, max_tasks: usize) -> Vec<ConfigMap>;
+    /// Task config keys whose values change every time task configs are generated (a fresh
+    /// id, say): ignored when deciding whether a connector's task configs are current.
+    fn generated_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// The task class name recorded as `task.class` in task configs.
     fn task_class(&self) -> &'static str;
     /// A new, unstarted task.

@@ -4,21 +4,22 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use serde_json::{json, Map, Value as Json};
 
+use crate::api::{ConnectApi, Route};
 use crate::config_def::{framework_keys, ConfigKey};
-use crate::herder::{Herder, HerderError, RestartRequest, TargetState};
+use crate::herder::{HerderError, RestartRequest, TargetState};
 use crate::loggers::LoggerError;
 use crate::plugin::ConfigMap;
 
 /// The Kafka Connect REST API version this worker answers as.
 pub const CONNECT_API_VERSION: &str = "4.3.1";
 
-type AppState = Arc<Herder>;
+type AppState = Arc<dyn ConnectApi>;
 
 /// An error answer: `{"error_code": N, "message": "…"}`.
 #[derive(Debug)]
@@ -56,7 +57,7 @@ fn ok(body: Json) -> RestResult {
 }
 
 /// Builds the router.
-pub fn router(herder: Arc<Herder>) -> Router {
+pub fn router(herder: Arc<dyn ConnectApi>) -> Router {
     Router::new()
         .route("/", get(server_info))
         .route("/health", get(health))
@@ -105,7 +106,92 @@ pub fn router(herder: Arc<Herder>) -> Router {
         .method_not_allowed_fallback(|| async {
             RestError::new(405, "HTTP 405 Method Not Allowed")
         })
+        .layer(axum::middleware::from_fn_with_state(
+            herder.clone(),
+            forward_to_leader,
+        ))
         .with_state(herder)
+}
+
+/// Whether a request changes connectors, and so is handled by the leader of a cluster. Task
+/// restarts go to the worker running the task instead (the herder routes them).
+fn changes_connectors(method: &Method, path: &str) -> bool {
+    path.starts_with("/connectors")
+        && !path.contains("/tasks/")
+        && matches!(
+            *method,
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        )
+}
+
+/// Sends a request that changes connectors to the leader when this worker is not the leader
+/// (as a Java worker forwards to the leader's URL). A forwarded request carries
+/// `forward=false` so it is never forwarded twice.
+async fn forward_to_leader(
+    State(h): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let query = request.uri().query().map(str::to_string);
+    if !changes_connectors(request.method(), request.uri().path())
+        || query_values(query.as_deref(), "forward").any(|v| v.eq_ignore_ascii_case("false"))
+    {
+        return next.run(request).await;
+    }
+    let leader = match h.route() {
+        Route::Here => return next.run(request).await,
+        Route::NoLeader => {
+            return RestError::new(
+                409,
+                "Cannot complete request momentarily due to no known leader URL, likely because a rebalance is underway.",
+            )
+            .into_response()
+        }
+        Route::Leader(url) => url,
+    };
+    match proxy(&leader, request, query).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn proxy(
+    leader: &str,
+    request: axum::extract::Request,
+    query: Option<String>,
+) -> Result<Response, RestError> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(reqwest::Client::new);
+    let url = format!(
+        "{}{}?{}forward=false",
+        leader.trim_end_matches('/'),
+        request.uri().path(),
+        query.map(|q| format!("{q}&")).unwrap_or_default()
+    );
+    let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes())
+        .map_err(|e| RestError::new(500, e.to_string()))?;
+    let body = axum::body::to_bytes(request.into_body(), 16 * 1024 * 1024)
+        .await
+        .map_err(|e| RestError::new(400, format!("cannot read the request body: {e}")))?;
+    let failed = |e: reqwest::Error| {
+        RestError::new(500, format!("Error trying to forward REST request: {e}"))
+    };
+    let answer = client
+        .request(method, &url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .map_err(failed)?;
+    let status =
+        StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = answer.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+    let bytes = answer.bytes().await.map_err(failed)?;
+    let mut response = (status, bytes.to_vec()).into_response();
+    if let Some(ct) = content_type.and_then(|c| HeaderValue::from_bytes(c.as_bytes()).ok()) {
+        response.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    Ok(response)
 }
 
 async fn server_info(State(h): State<AppState>) -> RestResult {
@@ -235,7 +321,7 @@ fn created(name: &str, info: Json) -> Response {
     resp
 }
 
-fn encode_segment(s: &str) -> String {
+pub(crate) fn encode_segment(s: &str) -> String {
     const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'.')
@@ -362,10 +448,19 @@ async fn get_task_status(
 async fn restart_task(
     State(h): State<AppState>,
     Path((name, task)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
 ) -> RestResult {
     let id: usize = task
         .parse()
         .map_err(|_| RestError::new(404, "HTTP 404 Not Found"))?;
+    let forwarded =
+        query_values(query.as_deref(), "forward").any(|v| v.eq_ignore_ascii_case("false"));
+    if forwarded && !h.runs_task(&name, id).await {
+        return Err(RestError::new(
+            409,
+            "Cannot complete request because of a conflicting operation (e.g. worker rebalance)",
+        ));
+    }
     h.restart_task(&name, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -477,7 +572,7 @@ async fn set_logger(
         LoggerError::Apply(m) => RestError::new(500, m),
     })?;
     if cluster {
-        // A standalone worker is the whole cluster.
+        h.set_cluster_logger(&logger, level).await?;
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     ok(json!(affected))

@@ -71,6 +71,10 @@ impl SinkConnector for IcebergSinkConnector {
             .collect()
     }
 
+    fn generated_keys(&self) -> &'static [&'static str] {
+        &["iceberg.coordinator.transactional.suffix"]
+    }
+
     fn task_class(&self) -> &'static str {
         TASK_CLASS
     }

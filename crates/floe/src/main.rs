@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! floe standalone <worker.properties> [connector.json|connector.properties …]
+//! floe distributed <worker.properties>
 //! ```
 
 use std::collections::BTreeMap;
@@ -10,16 +11,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use floe_connect::distributed::DistributedHerder;
 use floe_connect::loggers::{ApplyFilter, Loggers};
 use floe_connect::plugin::{ConfigMap, Plugins};
 use floe_connect::properties::parse_properties;
-use floe_connect::{rest, Herder, WorkerConfig};
+use floe_connect::{rest, ConnectApi, Herder, WorkerConfig};
 use floe_iceberg::IcebergSinkConnector;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use tracing::{error, info};
 
-const USAGE: &str = "usage: floe standalone <worker.properties> [connector.json|connector.properties ...]\n\nEnvironment: CONNECT_* variables override worker properties (Confluent image convention);\nFLOE_LOG sets the log filter (default info), FLOE_LOG_FORMAT=json logs JSON lines.";
+const USAGE: &str = "usage: floe standalone <worker.properties> [connector.json|connector.properties ...]\n       floe distributed <worker.properties>\n\nEnvironment: CONNECT_* variables override worker properties (Confluent image convention);\nFLOE_LOG sets the log filter (default info), FLOE_LOG_FORMAT=json logs JSON lines.";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,6 +35,17 @@ fn main() -> Result<()> {
             runtime.block_on(standalone(
                 PathBuf::from(&args[1]),
                 args[2..].iter().map(PathBuf::from).collect(),
+                Loggers::new(&root, Some(apply)),
+            ))
+        }
+        Some("distributed") if args.len() == 2 => {
+            let (root, apply) = init_logging();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(distributed(
+                PathBuf::from(&args[1]),
                 Loggers::new(&root, Some(apply)),
             ))
         }
@@ -104,20 +117,12 @@ async fn standalone(
     plugins.register(Arc::new(IcebergSinkConnector));
     let herder = Arc::new(Herder::new(worker.clone(), plugins).with_loggers(loggers));
 
-    let addr = format!(
-        "{}:{}",
-        if worker.listen_host.is_empty() {
-            "0.0.0.0"
-        } else {
-            &worker.listen_host
-        },
-        worker.listen_port
-    );
+    let addr = listen_addr(&worker);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     info!(listen = %addr, worker_id = %worker.worker_id, "REST API listening");
-    let app = rest::router(herder.clone());
+    let app = rest::router(herder.clone() as Arc<dyn ConnectApi>);
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
@@ -151,6 +156,55 @@ async fn standalone(
     herder.shutdown().await;
     info!("worker stopped");
     Ok(())
+}
+
+async fn distributed(worker_file: PathBuf, loggers: Loggers) -> Result<()> {
+    let worker = Arc::new(
+        WorkerConfig::load(&worker_file, std::env::vars())
+            .with_context(|| format!("invalid worker config {}", worker_file.display()))?,
+    );
+    let mut plugins = Plugins::default();
+    plugins.register(Arc::new(IcebergSinkConnector));
+    let addr = listen_addr(&worker);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let herder = DistributedHerder::start(worker.clone(), plugins, loggers)
+        .await
+        .context("cannot start the distributed worker")?;
+    info!(listen = %addr, worker_id = %worker.worker_id, "REST API listening");
+    let app = rest::router(herder.clone() as Arc<dyn ConnectApi>);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+    let cluster_herder = herder.clone();
+    let bootstrap = worker.bootstrap_servers.clone();
+    tokio::task::spawn_blocking(move || {
+        cluster_herder.set_cluster_id(fetch_cluster_id(&bootstrap))
+    });
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => error!(error = %e, "REST server failed"),
+        Err(e) => error!(error = %e, "REST server task failed"),
+    }
+    info!("handing over connectors and leaving the cluster");
+    herder.shutdown().await;
+    info!("worker stopped");
+    Ok(())
+}
+
+fn listen_addr(worker: &WorkerConfig) -> String {
+    format!(
+        "{}:{}",
+        if worker.listen_host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &worker.listen_host
+        },
+        worker.listen_port
+    )
 }
 
 async fn shutdown_signal() {
