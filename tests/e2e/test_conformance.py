@@ -101,6 +101,9 @@ def run_sequence(rec: Recorder, name: str, config: dict[str, str]) -> None:
              {"offsets": [{"partition": {"kafka_topic": config["topics"], "kafka_partition": 0},
                            "offset": {"kafka_offset": 1}}]})
     rec.call("offsets altered", "GET", f"/connectors/{name}/offsets")
+    rec.call("reset one partition", "PATCH", f"/connectors/{name}/offsets",
+             {"offsets": [{"partition": {"kafka_topic": config["topics"], "kafka_partition": 0}, "offset": None}]})
+    rec.call("offsets after partition reset", "GET", f"/connectors/{name}/offsets")
     rec.call("reset offsets", "DELETE", f"/connectors/{name}/offsets")
     rec.call("topics", "GET", f"/connectors/{name}/topics")
     rec.call("delete", "DELETE", f"/connectors/{name}")

@@ -73,6 +73,13 @@ def test_pause_resume_stop_and_restart(worker, tmp_path):
         assert r.status_code == 200, r.text
         assert r.json() == {"message": "The offsets for this connector have been altered successfully"}
         assert committed_offsets(f"connect-{name}", topic, 2)[0] == 0
+        # "offset": null deletes one partition's committed offset.
+        reset_one = {"offsets": [{"partition": {"kafka_topic": topic, "kafka_partition": 1}, "offset": None}]}
+        r = worker.patch(f"/connectors/{name}/offsets", reset_one)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"message": "The offsets for this connector have been altered successfully"}
+        assert committed_offsets(f"connect-{name}", topic, 2) == {0: 0, 1: -1001}
+        assert [o["partition"]["kafka_partition"] for o in worker.get(f"/connectors/{name}/offsets").json()["offsets"]] == [0]
         r = worker.delete(f"/connectors/{name}/offsets")
         assert r.status_code == 200, r.text
         assert r.json() == {"message": "The offsets for this connector have been reset successfully"}

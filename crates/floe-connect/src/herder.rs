@@ -642,10 +642,8 @@ pub(crate) async fn alter_offsets(
     }
     let changes: Vec<PartitionOffset> =
         offsets::parse_request(body).map_err(HerderError::BadRequest)?;
-    let worker = worker.clone();
-    tokio::task::spawn_blocking(move || offsets::alter(&worker, &group, &changes))
+    offsets::alter(worker, &group, &changes)
         .await
-        .map_err(|e| HerderError::Internal(e.to_string()))?
         .map_err(HerderError::Internal)?;
     Ok(json!({"message": "The offsets for this connector have been altered successfully"}))
 }

@@ -18,6 +18,7 @@ pub mod properties;
 pub mod rest;
 pub mod status;
 pub mod task;
+pub mod wire;
 pub mod worker_config;
 
 pub use api::ConnectApi;

@@ -9,11 +9,21 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value as Json};
 
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, GroupId, OffsetDeleteRequest, OffsetDeleteResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
 use crate::kafka_config::client_config;
 use crate::plugin::ConfigMap;
+use crate::wire::find_coordinator;
 use crate::worker_config::{list_value, WorkerConfig};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+const GROUP_ID_NOT_FOUND: i16 = 69;
 
 /// One partition's offset; None resets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,24 +150,105 @@ pub fn parse_request(body: &Json) -> Result<Vec<PartitionOffset>, String> {
     Ok(out)
 }
 
-/// Commits the given offsets for the (empty) group.
-pub fn alter(
+/// Commits the given offsets for the (empty) group; entries with a null offset have their
+/// committed offset deleted (`OffsetDelete`, KIP-496), so the partition starts over per
+/// `auto.offset.reset`.
+pub async fn alter(
     worker: &WorkerConfig,
     group: &str,
     changes: &[PartitionOffset],
 ) -> Result<(), String> {
-    if changes.iter().any(|c| c.offset.is_none()) {
-        return Err("Resetting a single partition's offset (\"offset\": null) is not supported by this worker; use DELETE /connectors/{name}/offsets to reset all of them".into());
+    let (resets, sets): (Vec<&PartitionOffset>, Vec<&PartitionOffset>) =
+        changes.iter().partition(|c| c.offset.is_none());
+    if !sets.is_empty() {
+        let mut tpl = TopicPartitionList::new();
+        for c in &sets {
+            tpl.add_partition_offset(&c.topic, c.partition, Offset::Offset(c.offset.unwrap_or(0)))
+                .map_err(|e| format!("invalid offset for {}-{}: {e}", c.topic, c.partition))?;
+        }
+        let consumer = group_consumer(worker, group)?;
+        let group_name = group.to_string();
+        tokio::task::spawn_blocking(move || {
+            consumer
+                .commit(&tpl, CommitMode::Sync)
+                .map_err(|e| format!("cannot alter the offsets of group {group_name}: {e}"))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
     }
-    let consumer = group_consumer(worker, group)?;
-    let mut tpl = TopicPartitionList::new();
-    for c in changes {
-        tpl.add_partition_offset(&c.topic, c.partition, Offset::Offset(c.offset.unwrap_or(0)))
-            .map_err(|e| format!("invalid offset for {}-{}: {e}", c.topic, c.partition))?;
+    if !resets.is_empty() {
+        delete_offsets(worker, group, &resets).await?;
     }
-    consumer
-        .commit(&tpl, CommitMode::Sync)
-        .map_err(|e| format!("cannot alter the offsets of group {group}: {e}"))
+    Ok(())
+}
+
+async fn delete_offsets(
+    worker: &WorkerConfig,
+    group: &str,
+    partitions: &[&PartitionOffset],
+) -> Result<(), String> {
+    let protocol = worker
+        .props
+        .get("consumer.security.protocol")
+        .or_else(|| worker.props.get("security.protocol"));
+    if protocol.is_some_and(|p| !p.trim().eq_ignore_ascii_case("PLAINTEXT")) {
+        return Err("Resetting a single partition's offset (\"offset\": null) needs a PLAINTEXT connection to the group coordinator; use DELETE /connectors/{name}/offsets to reset all of them".into());
+    }
+    let bootstrap: Vec<String> = worker
+        .bootstrap_servers
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut conn = find_coordinator(&bootstrap, group, "floe-offsets")
+        .await
+        .map_err(|e| format!("cannot reach the coordinator of group {group}: {e}"))?;
+    let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for p in partitions {
+        topics.entry(&p.topic).or_default().push(p.partition);
+    }
+    let mut request = OffsetDeleteRequest::default();
+    request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    request.topics = topics
+        .into_iter()
+        .map(|(name, parts)| {
+            let mut t = OffsetDeleteRequestTopic::default();
+            t.name = TopicName(StrBytes::from_string(name.to_string()));
+            t.partitions = parts
+                .into_iter()
+                .map(|p| {
+                    let mut rp = OffsetDeleteRequestPartition::default();
+                    rp.partition_index = p;
+                    rp
+                })
+                .collect();
+            t
+        })
+        .collect();
+    let response: OffsetDeleteResponse = conn
+        .call(ApiKey::OffsetDelete, 0, &request)
+        .await
+        .map_err(|e| e.to_string())?;
+    // GROUP_ID_NOT_FOUND: nothing is committed, so nothing to delete.
+    if response.error_code != 0 && response.error_code != GROUP_ID_NOT_FOUND {
+        return Err(format!(
+            "cannot delete offsets of group {group}: Kafka error code {}",
+            response.error_code
+        ));
+    }
+    for t in &response.topics {
+        for p in &t.partitions {
+            if p.error_code != 0 {
+                return Err(format!(
+                    "cannot delete the offset of {}-{} for group {group}: Kafka error code {}",
+                    t.name.0.as_str(),
+                    p.partition_index,
+                    p.error_code
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deletes the group (and so its offsets); a group that does not exist is fine.

@@ -11,25 +11,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest,
-    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
-    RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse,
+    ApiKey, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use super::protocol::{Assignment, MemberMetadata, PROTOCOL_NAME};
+use crate::wire::{find_coordinator, Conn, WireError as GroupError};
 
 const PROTOCOL_TYPE: &str = "connect";
-const FIND_COORDINATOR_VERSION: i16 = 3;
 const JOIN_GROUP_VERSION: i16 = 5;
 const SYNC_GROUP_VERSION: i16 = 3;
 const HEARTBEAT_VERSION: i16 = 3;
@@ -44,25 +41,6 @@ const ILLEGAL_GENERATION: i16 = 22;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const REBALANCE_IN_PROGRESS: i16 = 27;
 const MEMBER_ID_REQUIRED: i16 = 79;
-
-/// A failure talking to the group coordinator.
-#[derive(Debug, thiserror::Error)]
-pub enum GroupError {
-    #[error("cannot reach broker {addr}: {reason}")]
-    Connect { addr: String, reason: String },
-    #[error("{api} request to {addr} failed: {reason}")]
-    Io {
-        api: &'static str,
-        addr: String,
-        reason: String,
-    },
-    #[error("{api} answered error code {code} for group {group}")]
-    Kafka {
-        api: &'static str,
-        group: String,
-        code: i16,
-    },
-}
 
 /// The group settings (`group.id`, `session.timeout.ms`, …).
 #[derive(Debug, Clone)]
@@ -212,44 +190,12 @@ impl Member {
     }
 
     async fn find_coordinator(&self) -> Result<Conn, GroupError> {
-        let mut last = None;
-        for addr in &self.config.bootstrap_servers {
-            let mut conn = match Conn::open(addr, &self.config.client_id).await {
-                Ok(c) => c,
-                Err(e) => {
-                    last = Some(e);
-                    continue;
-                }
-            };
-            let mut request = FindCoordinatorRequest::default();
-            request.key = StrBytes::from_string(self.config.group_id.clone());
-            request.key_type = 0;
-            let response: FindCoordinatorResponse = match conn
-                .call(ApiKey::FindCoordinator, FIND_COORDINATOR_VERSION, &request)
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    last = Some(e);
-                    continue;
-                }
-            };
-            if response.error_code != NONE {
-                last = Some(GroupError::Kafka {
-                    api: "FindCoordinator",
-                    group: self.config.group_id.clone(),
-                    code: response.error_code,
-                });
-                continue;
-            }
-            let coordinator = format!("{}:{}", response.host.as_str(), response.port);
-            debug!(%coordinator, "found the group coordinator");
-            return Conn::open(&coordinator, &self.config.client_id).await;
-        }
-        Err(last.unwrap_or_else(|| GroupError::Connect {
-            addr: String::new(),
-            reason: "bootstrap.servers is empty".into(),
-        }))
+        find_coordinator(
+            &self.config.bootstrap_servers,
+            &self.config.group_id,
+            &self.config.client_id,
+        )
+        .await
     }
 
     async fn join_and_sync(&mut self, listener: &dyn GroupListener) -> Result<(), GroupError> {
@@ -387,102 +333,4 @@ impl Member {
 
 fn millis(d: Duration) -> i32 {
     d.as_millis().min(i32::MAX as u128) as i32
-}
-
-/// One connection to a broker, one request at a time.
-struct Conn {
-    addr: String,
-    stream: TcpStream,
-    client_id: String,
-    correlation: i32,
-}
-
-impl Conn {
-    async fn open(addr: &str, client_id: &str) -> Result<Conn, GroupError> {
-        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
-            .await
-            .map_err(|_| GroupError::Connect {
-                addr: addr.to_string(),
-                reason: "timed out".into(),
-            })?
-            .map_err(|e| GroupError::Connect {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            })?;
-        let _ = stream.set_nodelay(true);
-        Ok(Conn {
-            addr: addr.to_string(),
-            stream,
-            client_id: client_id.to_string(),
-            correlation: 0,
-        })
-    }
-
-    async fn call<Req: Encodable, Resp: Decodable>(
-        &mut self,
-        key: ApiKey,
-        version: i16,
-        request: &Req,
-    ) -> Result<Resp, GroupError> {
-        let api = api_name(key);
-        let io = |reason: String| GroupError::Io {
-            api,
-            addr: self.addr.clone(),
-            reason,
-        };
-        self.correlation = self.correlation.wrapping_add(1);
-        let mut header = RequestHeader::default();
-        header.request_api_key = key as i16;
-        header.request_api_version = version;
-        header.correlation_id = self.correlation;
-        header.client_id = Some(StrBytes::from_string(self.client_id.clone()));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, key.request_header_version(version))
-            .map_err(|e| io(e.to_string()))?;
-        request
-            .encode(&mut body, version)
-            .map_err(|e| io(e.to_string()))?;
-        let mut frame = BytesMut::with_capacity(body.len() + 4);
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
-        // Join waits up to the rebalance timeout; everything else answers quickly.
-        let limit = Duration::from_secs(if key == ApiKey::JoinGroup { 360 } else { 30 });
-        let exchange = async {
-            self.stream.write_all(&frame).await?;
-            let size = self.stream.read_i32().await?;
-            let mut buf = vec![0u8; size.max(0) as usize];
-            self.stream.read_exact(&mut buf).await?;
-            Ok::<_, std::io::Error>(buf)
-        };
-        let buf = tokio::time::timeout(limit, exchange)
-            .await
-            .map_err(|_| io("timed out".into()))?
-            .map_err(|e| io(e.to_string()))?;
-        let mut bytes = Bytes::from(buf);
-        let header = ResponseHeader::decode(&mut bytes, key.response_header_version(version))
-            .map_err(|e| io(e.to_string()))?;
-        if header.correlation_id != self.correlation {
-            return Err(io(format!(
-                "answer to request {} arrived for request {}",
-                header.correlation_id, self.correlation
-            )));
-        }
-        let response = Resp::decode(&mut bytes, version).map_err(|e| io(e.to_string()))?;
-        if bytes.has_remaining() {
-            debug!(api, left = bytes.remaining(), "response had trailing bytes");
-        }
-        Ok(response)
-    }
-}
-
-fn api_name(key: ApiKey) -> &'static str {
-    match key {
-        ApiKey::FindCoordinator => "FindCoordinator",
-        ApiKey::JoinGroup => "JoinGroup",
-        ApiKey::SyncGroup => "SyncGroup",
-        ApiKey::Heartbeat => "Heartbeat",
-        ApiKey::LeaveGroup => "LeaveGroup",
-        _ => "request",
-    }
 }
