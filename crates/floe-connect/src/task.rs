@@ -188,6 +188,16 @@ fn consumer_props(spec: &TaskSpec, group: &str) -> BTreeMap<String, String> {
         ),
         ("enable.auto.commit".to_string(), "false".to_string()),
         ("auto.offset.reset".to_string(), "earliest".to_string()),
+        // librdkafka prefetches into a local queue and, once the queue is over its limit,
+        // waits `fetch.queue.backoff.ms` (1 s by default) before fetching again: a task that
+        // drains the queue faster than that sits idle for the rest of the second. Fetch again
+        // soon after the queue has room, and keep the queue small (memory), as a Java
+        // consumer's one outstanding fetch does.
+        ("fetch.queue.backoff.ms".to_string(), "10".to_string()),
+        (
+            "queued.max.messages.kbytes".to_string(),
+            "16384".to_string(),
+        ),
     ]);
     props.extend(spec.worker.with_prefix("consumer."));
     props.extend(strip_prefix(&spec.config, "consumer.override."));
@@ -414,11 +424,18 @@ impl Loop<'_> {
     /// Receives up to `max` records for at most `wait`, hands them to the task, and applies
     /// rebalance events in order.
     async fn poll_batch(&mut self, wait: Duration, max: usize) -> Result<(), TaskError> {
-        let deadline = tokio::time::Instant::now() + wait;
+        // One timer per batch, polled only when no record is ready (reading the clock per
+        // record was a visible cost).
+        let deadline = tokio::time::sleep(wait);
+        tokio::pin!(deadline);
         let mut batch: Vec<SinkRecord> = Vec::new();
         self.errant.new_batch();
         while batch.len() < max {
-            let received = tokio::time::timeout_at(deadline, self.consumer.recv()).await;
+            let received = tokio::select! {
+                biased;
+                r = self.consumer.recv() => Ok(r),
+                _ = &mut deadline => Err(()),
+            };
             let record = match received {
                 Err(_) => break,
                 Ok(Err(e)) => {

@@ -1,5 +1,9 @@
 //! One open writer per table: Arrow batches in, Parquet data files out (rolling at the
 //! table's target size, fanned out per partition for partitioned tables).
+//!
+//! Parquet encoding and compression run in a task of their own per table, fed through a small
+//! bounded channel, so a sink task decodes the next records while the previous ones are encoded
+//! (two cores for one task) and memory stays bounded by the channel.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +24,8 @@ use iceberg::writer::partitioning::PartitioningWriter;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::error::SinkError;
 
@@ -43,11 +49,19 @@ pub struct TableWriter {
     name: String,
     table: Table,
     arrow_schema: ArrowSchemaRef,
-    inner: Inner,
     rows: u64,
+    batches: Option<mpsc::Sender<RecordBatch>>,
+    encoder: Option<JoinHandle<Result<Vec<DataFile>, SinkError>>>,
 }
 
+/// Batches queued for encoding per table: enough to keep the encoder busy, few enough to keep
+/// memory flat.
+const QUEUED_BATCHES: usize = 4;
+
 const DEFAULT_TARGET_FILE_SIZE: usize = 512 * 1024 * 1024;
+/// parquet-java's zstd level, what the Java sink writes with when
+/// `write.parquet.compression-level` is unset (the Rust writer's own default is 1).
+const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 fn compression(props: &HashMap<String, String>) -> Result<Compression, String> {
     let codec = props
@@ -60,7 +74,7 @@ fn compression(props: &HashMap<String, String>) -> Result<Compression, String> {
     Ok(match codec.as_str() {
         "zstd" => Compression::ZSTD(match level {
             Some(l) => ZstdLevel::try_new(l).map_err(|e| e.to_string())?,
-            None => ZstdLevel::default(),
+            None => ZstdLevel::try_new(DEFAULT_ZSTD_LEVEL).map_err(|e| e.to_string())?,
         }),
         "snappy" => Compression::SNAPPY,
         "gzip" => Compression::GZIP(match level {
@@ -143,12 +157,15 @@ impl TableWriter {
                 splitter,
             }))
         };
+        let (batches, queue) = mpsc::channel(QUEUED_BATCHES);
+        let encoder = tokio::spawn(encode(name.to_string(), inner, queue));
         Ok(TableWriter {
             name: name.to_string(),
             table,
             arrow_schema,
-            inner,
             rows: 0,
+            batches: Some(batches),
+            encoder: Some(encoder),
         })
     }
 
@@ -167,34 +184,41 @@ impl TableWriter {
         self.rows
     }
 
-    /// Writes a batch.
+    /// Queues a batch for encoding; waits while the queue is full.
     pub async fn write(&mut self, batch: RecordBatch) -> Result<(), SinkError> {
         let rows = batch.num_rows() as u64;
-        let fail = |e: iceberg::Error| SinkError::Table {
-            table: self.name.clone(),
-            message: format!("write failed: {e}"),
+        let sent = match &self.batches {
+            Some(tx) => tx.send(batch).await.is_ok(),
+            None => false,
         };
-        match &mut self.inner {
-            Inner::Unpartitioned(w) => w.write(batch).await.map_err(fail)?,
-            Inner::Partitioned(p) => {
-                for (key, part) in p.splitter.split(&batch).map_err(fail)? {
-                    p.writer.write(key, part).await.map_err(fail)?;
-                }
-            }
+        if !sent {
+            // The encoder stopped: it failed, and says why when joined.
+            self.batches = None;
+            return Err(match self.encoder.take() {
+                Some(handle) => match join(&self.name, handle).await {
+                    Err(e) => e,
+                    Ok(_) => self.stopped(),
+                },
+                None => self.stopped(),
+            });
         }
         self.rows += rows;
         Ok(())
     }
 
-    /// Closes the open files and returns them.
-    pub async fn close(self) -> Result<Vec<DataFile>, SinkError> {
-        let fail = |e: iceberg::Error| SinkError::Table {
+    fn stopped(&self) -> SinkError {
+        SinkError::Table {
             table: self.name.clone(),
-            message: format!("closing data files failed: {e}"),
-        };
-        match self.inner {
-            Inner::Unpartitioned(mut w) => w.close().await.map_err(fail),
-            Inner::Partitioned(p) => p.writer.close().await.map_err(fail),
+            message: "the writer stopped after an earlier failure".into(),
+        }
+    }
+
+    /// Encodes what is queued, closes the open files and returns them.
+    pub async fn close(mut self) -> Result<Vec<DataFile>, SinkError> {
+        self.batches = None;
+        match self.encoder.take() {
+            Some(handle) => join(&self.name, handle).await,
+            None => Err(self.stopped()),
         }
     }
 
@@ -212,5 +236,51 @@ impl TableWriter {
             }
             Err(e) => tracing::warn!(table = %name, error = %e, "cannot close an abandoned writer"),
         }
+    }
+}
+
+async fn join(
+    table: &str,
+    handle: JoinHandle<Result<Vec<DataFile>, SinkError>>,
+) -> Result<Vec<DataFile>, SinkError> {
+    handle.await.unwrap_or_else(|e| {
+        Err(SinkError::Table {
+            table: table.to_string(),
+            message: format!("the writer task ended abnormally: {e}"),
+        })
+    })
+}
+
+/// The encoder task of one table: writes every queued batch, then closes the files when the
+/// queue closes. Stops at the first failure.
+async fn encode(
+    name: String,
+    mut inner: Inner,
+    mut queue: mpsc::Receiver<RecordBatch>,
+) -> Result<Vec<DataFile>, SinkError> {
+    let fail = |what: &str, e: iceberg::Error| SinkError::Table {
+        table: name.clone(),
+        message: format!("{what} failed: {e}"),
+    };
+    while let Some(batch) = queue.recv().await {
+        match &mut inner {
+            Inner::Unpartitioned(w) => w.write(batch).await.map_err(|e| fail("write", e))?,
+            Inner::Partitioned(p) => {
+                for (key, part) in p.splitter.split(&batch).map_err(|e| fail("write", e))? {
+                    p.writer
+                        .write(key, part)
+                        .await
+                        .map_err(|e| fail("write", e))?;
+                }
+            }
+        }
+    }
+    match inner {
+        Inner::Unpartitioned(mut w) => w.close().await.map_err(|e| fail("closing data files", e)),
+        Inner::Partitioned(p) => p
+            .writer
+            .close()
+            .await
+            .map_err(|e| fail("closing data files", e)),
     }
 }
