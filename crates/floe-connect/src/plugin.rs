@@ -60,6 +60,7 @@ pub struct TaskContext {
     pub kafka_props: BTreeMap<String, String>,
     commit_requested: Arc<AtomicBool>,
     rewind_requested: Arc<AtomicBool>,
+    hold: Arc<AtomicBool>,
     group_metadata: Option<GroupMetadataSource>,
     errant: Option<Arc<crate::errant::ErrantRecords>>,
 }
@@ -89,6 +90,7 @@ impl TaskContext {
             kafka_props,
             commit_requested: Arc::new(AtomicBool::new(false)),
             rewind_requested: Arc::new(AtomicBool::new(false)),
+            hold: Arc::new(AtomicBool::new(false)),
             group_metadata: None,
             errant: None,
         }
@@ -130,6 +132,18 @@ impl TaskContext {
     /// because the task dropped data it had not made durable (e.g. an aborted transaction).
     pub fn request_rewind(&self) {
         self.rewind_requested.store(true, Ordering::Release);
+    }
+
+    /// Holds (true) or releases (false) consumption: while held, the worker pauses every
+    /// partition of the task but keeps calling `put` with empty batches, so the task can make
+    /// room (a memory bound, as Java's `SinkTaskContext.pause`/`resume` of all partitions).
+    pub fn hold_consumption(&self, hold: bool) {
+        self.hold.store(hold, Ordering::Release);
+    }
+
+    /// Whether the task asked to hold consumption.
+    pub fn consumption_held(&self) -> bool {
+        self.hold.load(Ordering::Acquire)
     }
 
     /// Takes a pending rewind request.

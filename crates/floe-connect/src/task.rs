@@ -175,6 +175,10 @@ fn worker_kafka_props(worker: &WorkerConfig) -> BTreeMap<String, String> {
     props
 }
 
+/// How long a poll waits while partitions are paused: the task still gets `put` calls often
+/// enough to answer a commit and release its hold.
+const HELD_POLL: Duration = Duration::from_millis(50);
+
 fn consumer_props(spec: &TaskSpec, group: &str) -> BTreeMap<String, String> {
     let mut props = BTreeMap::from([
         (
@@ -290,6 +294,7 @@ async fn run_task(
     task.start(&spec.config, task_context.clone()).await?;
     status.set(State::Running);
     let mut paused = false;
+    let mut consumer_paused = false;
     info!(connector = %spec.connector, task = spec.task_id, group = %group, "task started");
 
     let mut state = Loop {
@@ -312,33 +317,36 @@ async fn run_task(
             TaskCommand::Shutdown => break state.graceful_stop().await,
             TaskCommand::Pause if !paused => {
                 paused = true;
-                if let Err(e) = state.set_paused(true) {
-                    break Err(e);
-                }
                 status.set(State::Paused);
             }
             TaskCommand::Run if paused => {
                 paused = false;
-                if let Err(e) = state.set_paused(false) {
-                    break Err(e);
-                }
                 status.set(State::Running);
             }
             _ => {}
         }
-        let poll_for = next_flush
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(500));
+        // Partitions are paused for the PAUSED target state and while the task holds
+        // consumption (its memory bound); re-applied after every poll so partitions assigned
+        // meanwhile start paused too.
+        let hold = paused || state.context.consumption_held();
+        if hold || consumer_paused {
+            if let Err(e) = state.set_paused(hold) {
+                break Err(e);
+            }
+            consumer_paused = hold;
+        }
+        let poll_for =
+            next_flush
+                .saturating_duration_since(Instant::now())
+                .min(if consumer_paused {
+                    HELD_POLL
+                } else {
+                    Duration::from_millis(500)
+                });
         // Not raced against the shutdown signal: a batch half received must still reach the
         // task, or its offsets would be committed without its records.
         if let Err(e) = state.poll_batch(poll_for, max_batch).await {
             break Err(e);
-        }
-        if paused {
-            // Partitions assigned while paused start paused too.
-            if let Err(e) = state.set_paused(true) {
-                break Err(e);
-            }
         }
         if state.context.take_rewind_request() {
             state.consumed.clear();

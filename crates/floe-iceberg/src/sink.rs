@@ -235,10 +235,15 @@ impl SinkTask for IcebergSinkTask {
             }
         }
         s.reanswer = false;
-        if s.buffer_full() && !s.early_commit_requested {
-            s.early_commit_requested = true;
-            if let Err(e) = s.channel.request_commit(&s.connect_group) {
-                warn!(error = %e, "cannot ask for an early commit; the next scheduled one will do");
+        if s.buffer_full() {
+            // At the limit: ask for a commit, and read nothing more until this task has
+            // answered one (its files closed, its buffers empty) — memory stays bounded.
+            s.context.hold_consumption(true);
+            if !s.early_commit_requested {
+                s.early_commit_requested = true;
+                if let Err(e) = s.channel.request_commit(&s.connect_group) {
+                    warn!(error = %e, "cannot ask for an early commit; the next scheduled one will do");
+                }
             }
         }
         Ok(())
@@ -636,6 +641,7 @@ impl Started {
         self.buffered_records = 0;
         self.buffered_bytes = 0;
         self.early_commit_requested = false;
+        self.context.hold_consumption(false);
     }
 
     /// Answers a `StartCommit`: the files of every open writer, then the assignment, with the
@@ -710,6 +716,7 @@ impl Started {
         self.buffered_records = 0;
         self.buffered_bytes = 0;
         self.early_commit_requested = false;
+        self.context.hold_consumption(false);
         if let Err(e) = sent {
             warn!(commit_id = %commit_id, error = %e, "answering the commit failed; dropping this cycle's files and rewinding");
             for (io, f) in written {
