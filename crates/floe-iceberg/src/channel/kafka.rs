@@ -8,7 +8,7 @@ use floe_connect::kafka_config::client_config;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, DefaultProducerContext, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::SinkError;
@@ -16,8 +16,10 @@ use crate::error::SinkError;
 /// How long a blocking Kafka call may take before it counts as failed.
 pub const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The transactional producer type of workers and coordinators.
-pub type TxnProducer = ThreadedProducer<DefaultProducerContext>;
+/// The transactional producer type of workers and coordinators. No polling thread: a
+/// transaction's commit flushes the producer, which serves its delivery reports, and a
+/// polling thread per producer cost CPU even while idle (two per task).
+pub type TxnProducer = BaseProducer<DefaultProducerContext>;
 
 /// Worker connection settings overlaid with `iceberg.kafka.*`.
 pub fn client_props(
