@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::BooleanBufferBuilder;
+use arrow_array::builder::{BooleanBufferBuilder, StringBuilder};
 use arrow_array::{
     ArrayRef, BooleanArray, Date32Array, Decimal128Array, FixedSizeBinaryArray, Float32Array,
     Float64Array, Int32Array, Int64Array, LargeBinaryArray, ListArray, MapArray, RecordBatch,
@@ -42,15 +42,18 @@ pub fn records_to_batch(
     lookup: &Lookup,
 ) -> Result<RecordBatch, RowError> {
     let mut columns = Vec::with_capacity(arrow_schema.fields().len());
-    for (field, arrow_field) in schema
+    for (pos, (field, arrow_field)) in schema
         .as_struct()
         .fields()
         .iter()
         .zip(arrow_schema.fields())
+        .enumerate()
     {
         let mut cells = Vec::with_capacity(rows.len());
         for (row, cell) in rows.iter().enumerate() {
-            cells.push(child(*cell, field, lookup).map_err(|message| RowError { row, message })?);
+            cells.push(
+                child(*cell, field, pos, lookup).map_err(|message| RowError { row, message })?,
+            );
         }
         columns.push(build(
             field,
@@ -146,29 +149,47 @@ fn collect_mapping(
 }
 
 /// The value of column `field` inside a struct or map cell; None when absent or null.
+/// Field `field` of a struct or map value. `pos` is the field's position in the table schema:
+/// records usually carry their fields in that order, so it is tried before a scan.
 fn child<'a>(
     cell: Cell<'a>,
     field: &NestedField,
+    pos: usize,
     lookup: &Lookup,
 ) -> Result<Option<Cell<'a>>, String> {
     let name = &field.name;
     let found = match cell.value {
         Value::Struct(values) => {
             let schema = cell.schema.ok_or("a struct value has no schema")?;
-            schema
-                .fields
-                .iter()
-                .position(|f| lookup.matches(field, &f.name))
-                .and_then(|i| {
-                    values.get(i).map(|v| Cell {
-                        schema: Some(&schema.fields[i].schema),
-                        value: v,
-                    })
+            let at = |i: usize| {
+                schema
+                    .fields
+                    .get(i)
+                    .is_some_and(|f| lookup.matches(field, &f.name))
+            };
+            (if at(pos) {
+                Some(pos)
+            } else {
+                schema
+                    .fields
+                    .iter()
+                    .position(|f| lookup.matches(field, &f.name))
+            })
+            .and_then(|i| {
+                values.get(i).map(|v| Cell {
+                    schema: Some(&schema.fields[i].schema),
+                    value: v,
                 })
+            })
         }
         Value::Map(entries) => entries
-            .iter()
-            .find(|(k, _)| k.as_str().is_some_and(|k| lookup.matches(field, k)))
+            .get(pos)
+            .filter(|(k, _)| k.as_str().is_some_and(|k| lookup.matches(field, k)))
+            .or_else(|| {
+                entries
+                    .iter()
+                    .find(|(k, _)| k.as_str().is_some_and(|k| lookup.matches(field, k)))
+            })
             .map(|(_, v)| Cell {
                 schema: cell.schema.and_then(|s| s.values.as_deref()),
                 value: v,
@@ -247,11 +268,11 @@ fn build_type(
                 return Err(err(0, path, "struct column without a struct Arrow type"));
             };
             let mut arrays = Vec::with_capacity(st.fields().len());
-            for (f, af) in st.fields().iter().zip(arrow_fields.iter()) {
+            for (pos, (f, af)) in st.fields().iter().zip(arrow_fields.iter()).enumerate() {
                 let mut sub = Vec::with_capacity(cells.len());
                 for (row, c) in cells.iter().enumerate() {
                     sub.push(match c {
-                        Some(c) => child(*c, f, ci).map_err(|m| err(row, path, m))?,
+                        Some(c) => child(*c, f, pos, ci).map_err(|m| err(row, path, m))?,
                         None => None,
                     });
                 }
@@ -425,7 +446,7 @@ fn build_primitive(
             };
             Arc::new(TimestampMicrosecondArray::from(values).with_timezone_opt(tz))
         }
-        PrimitiveType::String => Arc::new(StringArray::from(prim(cells, path, to_text)?)),
+        PrimitiveType::String => Arc::new(strings(cells, path)?),
         PrimitiveType::Uuid => {
             let values = prim(cells, path, |c| to_uuid(c.value))?;
             Arc::new(
@@ -619,6 +640,30 @@ pub fn parse_timestamp(text: &str, zoned: bool) -> Option<i64> {
             .or_else(|| with_offset(&s).map(|d| d.naive_local()))
             .map(|d| d.and_utc().timestamp_micros())
     }
+}
+
+/// A string column: string values are copied once, into the array; others are rendered.
+fn strings(cells: &Cells<'_>, path: &str) -> Result<StringArray, RowError> {
+    let bytes: usize = cells
+        .iter()
+        .flatten()
+        .map(|c| match c.value {
+            Value::String(s) => s.len(),
+            _ => 16,
+        })
+        .sum();
+    let mut b = StringBuilder::with_capacity(cells.len(), bytes);
+    for (row, c) in cells.iter().enumerate() {
+        match c {
+            None => b.append_null(),
+            Some(Cell {
+                value: Value::String(s),
+                ..
+            }) => b.append_value(s),
+            Some(c) => b.append_value(to_text(c).map_err(|m| err(row, path, m))?),
+        }
+    }
+    Ok(b.finish())
 }
 
 fn to_text(c: &Cell<'_>) -> Result<String, String> {
