@@ -188,7 +188,12 @@ def health_ready_seconds(make_worker) -> float:
         raise AssertionError("/health not ready within 180 s")
     finally:
         proc.terminate()
-        proc.wait(60)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            # Only startup is measured here; a worker slow to stop is killed.
+            proc.kill()
+            proc.wait(10)
 
 
 class ProfiledWorker(Worker):
@@ -268,7 +273,7 @@ def sustained_rate(catalog, table: str, n: int) -> tuple[float, float]:
     """Records/s between the first and the last snapshot of the preload drain (commits after the
     first, so process start and the first commit wait are not counted), and that span in s."""
     snaps = [s for s in catalog.load_table(table).snapshots() if int(s.summary["total-records"]) <= n]
-    if len(snaps) < 3:
+    if len(snaps) < 2:
         return 0.0, 0.0
     first, last = snaps[0], snaps[-1]
     span = (last.timestamp_ms - first.timestamp_ms) / 1000
@@ -316,7 +321,7 @@ def run_sink(system: str, case: Case, topic: str, encode: Encoder, n: int, paylo
         notes = []
         if rate == 0.0:
             rate = n / drain
-            notes.append("fewer than 3 commits during the drain: rate is records / drain time")
+            notes.append("fewer than 2 commits during the drain: rate is records / drain time")
         sent = steady(steady_topic, encode, n, args.steady_rate, args.steady_seconds)
         wait_for(lambda: total_records(catalog, table) >= n + sent, args.timeout,
                  f"{system}: {n + sent} committed records")
