@@ -359,6 +359,9 @@ impl DistributedHerder {
         };
         self.stop_unwanted(&snap, &assignment, &mut local, generation)
             .await;
+        // Restarted tasks are started again in this same pass: a task restart forwarded here
+        // meanwhile finds them running.
+        self.process_restarts(&snap, &mut local).await;
         self.start_assigned(&snap, &assignment, &mut local);
         for ((c, _), t) in local.tasks.iter_mut() {
             let want = snap.target(c);
@@ -367,7 +370,6 @@ impl DistributedHerder {
                 t.target = want;
             }
         }
-        self.process_restarts(&snap, &mut local).await;
         self.publish_connectors(&snap, &assignment, &mut local, generation)
             .await;
         self.publish_statuses(&mut local, generation).await;
@@ -559,8 +561,7 @@ impl DistributedHerder {
                     self.stop_task(c, t, lt).await;
                 }
             }
-            // start_assigned brings them back on the next pass.
-            self.wake.notify_one();
+            // start_assigned, next in the same pass, brings them back.
         }
     }
 
@@ -1054,8 +1055,10 @@ impl ConnectApi for DistributedHerder {
             let mut local = self.local.lock().await;
             if let Some(lt) = local.tasks.remove(&key) {
                 self.stop_task(name, task_id as u32, lt).await;
-                drop(local);
-                self.wake.notify_one();
+                let assignment = self.group.lock().ok().and_then(|g| g.assignment.clone());
+                if let Some(a) = assignment {
+                    self.start_assigned(&self.snapshot(), &a, &mut local);
+                }
                 return Ok(());
             }
         }
