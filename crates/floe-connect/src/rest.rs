@@ -155,13 +155,18 @@ async fn forward_to_leader(
     }
 }
 
+/// The HTTP client for requests to other workers (forwarding), shared by the process.
+pub(crate) fn http() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(reqwest::Client::new)
+}
+
 async fn proxy(
     leader: &str,
     request: axum::extract::Request,
     query: Option<String>,
 ) -> Result<Response, RestError> {
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    let client = CLIENT.get_or_init(reqwest::Client::new);
+    let client = http();
     let url = format!(
         "{}{}?{}forward=false",
         leader.trim_end_matches('/'),

@@ -114,31 +114,12 @@ async fn standalone(
     connector_files: Vec<PathBuf>,
     loggers: Loggers,
 ) -> Result<()> {
-    let worker = Arc::new(
-        WorkerConfig::load(&worker_file, std::env::vars())
-            .with_context(|| format!("invalid worker config {}", worker_file.display()))?,
-    );
-    let mut plugins = Plugins::default();
-    plugins.register(Arc::new(IcebergSinkConnector));
-    let herder = Arc::new(Herder::new(worker.clone(), plugins).with_loggers(loggers));
-
-    let addr = listen_addr(&worker);
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    info!(listen = %addr, worker_id = %worker.worker_id, "REST API listening");
-    let app = rest::router(herder.clone() as Arc<dyn ConnectApi>);
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-    });
-
+    let worker = load_worker(&worker_file)?;
+    let listener = bind(&worker).await?;
+    let herder = Arc::new(Herder::new(worker.clone(), plugins()).with_loggers(loggers));
+    let server = serve(listener, herder.clone());
     let cluster_herder = herder.clone();
-    let bootstrap = worker.bootstrap_servers.clone();
-    tokio::task::spawn_blocking(move || {
-        cluster_herder.set_cluster_id(fetch_cluster_id(&bootstrap))
-    });
+    find_cluster_id(&worker, move |id| cluster_herder.set_cluster_id(id));
 
     for file in &connector_files {
         let (name, config) = read_connector_file(file)?;
@@ -152,11 +133,7 @@ async fn standalone(
     herder.set_ready();
     info!("worker started");
 
-    match server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => error!(error = %e, "REST server failed"),
-        Err(e) => error!(error = %e, "REST server task failed"),
-    }
+    until_stopped(server).await;
     info!("stopping connectors");
     herder.shutdown().await;
     info!("worker stopped");
@@ -164,40 +141,68 @@ async fn standalone(
 }
 
 async fn distributed(worker_file: PathBuf, loggers: Loggers) -> Result<()> {
-    let worker = Arc::new(
-        WorkerConfig::load(&worker_file, std::env::vars())
-            .with_context(|| format!("invalid worker config {}", worker_file.display()))?,
-    );
+    let worker = load_worker(&worker_file)?;
+    let listener = bind(&worker).await?;
+    let herder = DistributedHerder::start(worker.clone(), plugins(), loggers)
+        .await
+        .context("cannot start the distributed worker")?;
+    let server = serve(listener, herder.clone());
+    let cluster_herder = herder.clone();
+    find_cluster_id(&worker, move |id| cluster_herder.set_cluster_id(id));
+    until_stopped(server).await;
+    info!("handing over connectors and leaving the cluster");
+    herder.shutdown().await;
+    info!("worker stopped");
+    Ok(())
+}
+
+fn load_worker(path: &Path) -> Result<Arc<WorkerConfig>> {
+    Ok(Arc::new(
+        WorkerConfig::load(path, std::env::vars())
+            .with_context(|| format!("invalid worker config {}", path.display()))?,
+    ))
+}
+
+fn plugins() -> Plugins {
     let mut plugins = Plugins::default();
     plugins.register(Arc::new(IcebergSinkConnector));
-    let addr = listen_addr(&worker);
+    plugins
+}
+
+async fn bind(worker: &WorkerConfig) -> Result<tokio::net::TcpListener> {
+    let addr = listen_addr(worker);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    let herder = DistributedHerder::start(worker.clone(), plugins, loggers)
-        .await
-        .context("cannot start the distributed worker")?;
     info!(listen = %addr, worker_id = %worker.worker_id, "REST API listening");
-    let app = rest::router(herder.clone() as Arc<dyn ConnectApi>);
-    let server = tokio::spawn(async move {
+    Ok(listener)
+}
+
+/// Serves the REST API until SIGTERM/SIGINT.
+fn serve(
+    listener: tokio::net::TcpListener,
+    api: Arc<dyn ConnectApi>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    let app = rest::router(api);
+    tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
-    });
-    let cluster_herder = herder.clone();
-    let bootstrap = worker.bootstrap_servers.clone();
-    tokio::task::spawn_blocking(move || {
-        cluster_herder.set_cluster_id(fetch_cluster_id(&bootstrap))
-    });
+    })
+}
+
+async fn until_stopped(server: tokio::task::JoinHandle<std::io::Result<()>>) {
     match server.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => error!(error = %e, "REST server failed"),
         Err(e) => error!(error = %e, "REST server task failed"),
     }
-    info!("handing over connectors and leaving the cluster");
-    herder.shutdown().await;
-    info!("worker stopped");
-    Ok(())
+}
+
+/// Looks up the Kafka cluster id (for `GET /`) off the async runtime.
+fn find_cluster_id(worker: &WorkerConfig, set: impl FnOnce(Option<String>) + Send + 'static) {
+    let bootstrap = worker.bootstrap_servers.clone();
+    tokio::task::spawn_blocking(move || set(fetch_cluster_id(&bootstrap)));
 }
 
 fn listen_addr(worker: &WorkerConfig) -> String {

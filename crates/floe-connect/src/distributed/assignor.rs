@@ -53,7 +53,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Units in some member's share or held for a departed member.
+    /// Units assigned to some member (held units are not).
     pub fn covered(&self) -> BTreeSet<Unit> {
         self.shares
             .values()

@@ -630,7 +630,6 @@ impl DistributedHerder {
                     }
                 } else {
                     writes.push((key, records::topic(&t, c, now_ms)));
-                    local.confirmed_topics.remove(&pair);
                 }
             }
         }
@@ -1075,13 +1074,9 @@ impl ConnectApi for DistributedHerder {
             "http://{owner}/connectors/{}/tasks/{task_id}/restart?forward=false",
             crate::rest::encode_segment(name)
         );
-        let answer = reqwest::Client::new()
-            .post(&url)
-            .send()
-            .await
-            .map_err(|e| {
-                HerderError::Internal(format!("Error trying to forward REST request: {e}"))
-            })?;
+        let answer = crate::rest::http().post(&url).send().await.map_err(|e| {
+            HerderError::Internal(format!("Error trying to forward REST request: {e}"))
+        })?;
         if answer.status().is_success() {
             return Ok(());
         }
