@@ -284,7 +284,7 @@ def sustained_rate(catalog, table: str, n: int) -> tuple[float, float]:
 def run_sink(system: str, case: Case, topic: str, encode: Encoder, n: int, payload_bytes: int,
              args, workdir: Path) -> Result:
     workdir.mkdir(parents=True, exist_ok=True)
-    props = {"consumer.max.poll.records": "500", **encode.worker_props()}
+    props = {"consumer.max.poll.records": "500", **encode.worker_props(), **dict(args.worker_prop)}
     if system == "floe" and args.profile:
         def make():
             return ProfiledWorker(workdir, props)
@@ -400,6 +400,9 @@ def main() -> None:
     ap.add_argument("--java-heap", default="2g", help="-Xmx of the Java worker (connect-distributed.sh: 2G)")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--worker-prop", action="append", default=[], metavar="KEY=VALUE",
+                    type=lambda kv: tuple(kv.split("=", 1)),
+                    help="an extra worker property for both workers (repeatable)")
     ap.add_argument("--profile", action="store_true",
                     help="run Floe under perf record (figures of that run are not comparable)")
     args = ap.parse_args()

@@ -73,19 +73,14 @@ impl ErrantRecords {
     /// dead-letter queue when one is configured, else log and skip it.
     pub async fn handle(&self, failure: Failure) -> Result<(), TaskError> {
         let r = &failure.record;
-        let detail = format!(
-            "Error in stage {} ({}) for record: topic {}, partition {}, offset {}: {}",
+        let detail = detail(
             failure.stage,
             failure.class,
-            r.topic(),
-            r.partition(),
-            r.offset(),
-            failure.message
+            (r.topic(), r.partition(), r.offset()),
+            &failure.message,
         );
         if !self.tolerate {
-            return Err(TaskError::connect(format!(
-                "Tolerance exceeded in error handler\nCaused by: org.apache.kafka.connect.errors.DataException: {detail}"
-            )));
+            return Err(tolerance_exceeded(&detail));
         }
         match &self.dead_letters {
             Some(dlq) => {
@@ -112,6 +107,33 @@ impl ErrantRecords {
         if !self.tolerate {
             return Err(TaskError::data(message));
         }
+        self.report_stage(
+            record,
+            StageFailure {
+                stage: "TASK_PUT",
+                class: task_class,
+                message,
+            },
+        )
+        .await
+    }
+
+    /// A record of the current batch that failed in `failure.stage` (a task that decodes values
+    /// itself reports a value it cannot decode as the converter would have): handled as the
+    /// worker handles a record that failed there.
+    pub async fn report_stage(
+        &self,
+        record: &SinkRecord,
+        failure: StageFailure,
+    ) -> Result<(), TaskError> {
+        if !self.tolerate {
+            return Err(tolerance_exceeded(&detail(
+                failure.stage,
+                failure.class,
+                (&record.topic, record.partition, record.offset),
+                &failure.message,
+            )));
+        }
         let original =
             self.batch.lock().ok().and_then(|mut b| {
                 b.remove(&(record.topic.clone(), record.partition, record.offset))
@@ -119,10 +141,10 @@ impl ErrantRecords {
         match original {
             Some(original) => {
                 self.handle(Failure {
-                    stage: "TASK_PUT",
-                    class: task_class,
+                    stage: failure.stage,
+                    class: failure.class,
                     exception_class: "org.apache.kafka.connect.errors.DataException",
-                    message,
+                    message: failure.message,
                     record: original,
                 })
                 .await
@@ -131,11 +153,36 @@ impl ErrantRecords {
                 warn!(
                     connector = %self.connector,
                     task = self.task_id,
-                    "record skipped (errors.tolerance=all, no dead letter queue): topic {}, partition {}, offset {}: {message}",
-                    record.topic, record.partition, record.offset
+                    "record skipped (errors.tolerance=all, no dead letter queue): topic {}, partition {}, offset {}: {}",
+                    record.topic, record.partition, record.offset, failure.message
                 );
                 Ok(())
             }
         }
     }
+}
+
+/// Why a record of a batch failed, and in which stage (`VALUE_CONVERTER`, `TASK_PUT`, …) and
+/// class.
+pub struct StageFailure {
+    pub stage: &'static str,
+    pub class: &'static str,
+    pub message: String,
+}
+
+fn detail(
+    stage: &str,
+    class: &str,
+    (topic, partition, offset): (&str, i32, i64),
+    message: &str,
+) -> String {
+    format!(
+        "Error in stage {stage} ({class}) for record: topic {topic}, partition {partition}, offset {offset}: {message}"
+    )
+}
+
+fn tolerance_exceeded(detail: &str) -> TaskError {
+    TaskError::connect(format!(
+        "Tolerance exceeded in error handler\nCaused by: org.apache.kafka.connect.errors.DataException: {detail}"
+    ))
 }

@@ -63,6 +63,7 @@ pub struct TaskContext {
     hold: Arc<AtomicBool>,
     group_metadata: Option<GroupMetadataSource>,
     errant: Option<Arc<crate::errant::ErrantRecords>>,
+    value_converter: Option<Arc<dyn floe_convert::Converter>>,
 }
 
 impl std::fmt::Debug for TaskContext {
@@ -93,6 +94,47 @@ impl TaskContext {
             hold: Arc::new(AtomicBool::new(false)),
             group_metadata: None,
             errant: None,
+            value_converter: None,
+        }
+    }
+
+    /// Lets the task decode the values the worker handed over encoded.
+    pub fn with_value_converter(mut self, converter: Arc<dyn floe_convert::Converter>) -> Self {
+        self.value_converter = Some(converter);
+        self
+    }
+
+    /// Decodes `record`'s [`SinkRecord::encoded_value`] with the connector's value converter,
+    /// as the worker would have. `Ok(true)`: the record has its value; `Ok(false)`: it could
+    /// not be converted and was reported as a converter failure (dead-letter queue, or skipped
+    /// under `errors.tolerance=all`) — the task goes on without it; `Err`: the task must fail.
+    pub async fn decode_value(&self, record: &mut SinkRecord) -> Result<bool, TaskError> {
+        let Some(bytes) = record.encoded_value.take() else {
+            return Ok(true);
+        };
+        let Some(converter) = &self.value_converter else {
+            return Err(TaskError::connect(format!(
+                "No value converter to decode the record at {}",
+                record.coordinates()
+            )));
+        };
+        match converter.to_connect(&record.topic, Some(&bytes)) {
+            Ok(converted) => {
+                record.value_schema = converted.schema;
+                record.value = converted.value;
+                Ok(true)
+            }
+            Err(e) => {
+                let failure = crate::errant::StageFailure {
+                    stage: "VALUE_CONVERTER",
+                    class: converter.class_name(),
+                    message: e.to_string(),
+                };
+                match &self.errant {
+                    Some(errant) => errant.report_stage(record, failure).await.map(|()| false),
+                    None => Err(TaskError::data(failure.message)),
+                }
+            }
         }
     }
 
@@ -181,6 +223,13 @@ pub trait SinkTask: Send {
     async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), TaskError>;
     /// Stops the task. `pre_commit` has been called before if the stop was graceful.
     async fn stop(&mut self) -> Result<(), TaskError>;
+    /// Whether the started task decodes schemaless JSON values itself. When it does and the
+    /// value converter reads schemaless JSON and no transform needs the values, the worker hands
+    /// records over with their value bytes in [`SinkRecord::encoded_value`]; the task decodes
+    /// what it cannot handle itself with [`TaskContext::decode_value`].
+    fn decodes_json_values(&self) -> bool {
+        false
+    }
 }
 
 /// The connector plugins a worker can run.

@@ -14,10 +14,11 @@
 //! committed offset and nothing is lost or read twice.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use floe_convert::{build_converter, Converter};
+use floe_convert::{build_converter, Converter, SchemaAndValue};
 use floe_data::{Header, SinkRecord, TopicPartition, Value};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -62,9 +63,40 @@ enum RebalanceEvent {
     Revoked(Vec<TopicPartition>),
 }
 
+/// Rebalance events in the order the callbacks saw them. `pending` lets the poll loop check
+/// for events after every record without taking the lock.
+#[derive(Default)]
+struct RebalanceEvents {
+    queue: Mutex<Vec<RebalanceEvent>>,
+    pending: AtomicBool,
+}
+
+impl RebalanceEvents {
+    fn push(&self, event: RebalanceEvent) {
+        match self.queue.lock() {
+            Ok(mut q) => q.push(event),
+            Err(p) => p.into_inner().push(event),
+        }
+        self.pending.store(true, Ordering::Release);
+    }
+
+    fn take(&self) -> Vec<RebalanceEvent> {
+        let mut q = match self.queue.lock() {
+            Ok(q) => q,
+            Err(p) => p.into_inner(),
+        };
+        self.pending.store(false, Ordering::Release);
+        std::mem::take(&mut *q)
+    }
+
+    fn pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+}
+
 #[derive(Default)]
 struct TaskConsumerContext {
-    events: Arc<Mutex<Vec<RebalanceEvent>>>,
+    events: Arc<RebalanceEvents>,
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
@@ -76,10 +108,7 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
 
 impl TaskConsumerContext {
     fn push(&self, event: RebalanceEvent) {
-        match self.events.lock() {
-            Ok(mut q) => q.push(event),
-            Err(p) => p.into_inner().push(event),
-        }
+        self.events.push(event);
     }
 }
 
@@ -211,10 +240,12 @@ fn consumer_props(spec: &TaskSpec, group: &str) -> BTreeMap<String, String> {
 struct Loop<'a> {
     spec: &'a TaskSpec,
     consumer: Arc<TaskConsumer>,
-    events: Arc<Mutex<Vec<RebalanceEvent>>>,
+    events: Arc<RebalanceEvents>,
     task: Box<dyn SinkTask>,
     context: TaskContext,
     converters: Converters,
+    /// Values are handed to the task undecoded (see `SinkTask::decodes_json_values`).
+    encoded_values: bool,
     consumed: Offsets,
     reset_to_latest: bool,
     seen_topics: BTreeSet<String>,
@@ -290,8 +321,17 @@ async fn run_task(
     .with_group_metadata(Arc::new(move || {
         metadata_consumer.upgrade().and_then(|c| c.group_metadata())
     }))
-    .with_errant_records(errant.clone());
+    .with_errant_records(errant.clone())
+    .with_value_converter(converters.value.clone());
     task.start(&spec.config, task_context.clone()).await?;
+    // Schemaless JSON values go to a task that decodes them itself straight into its own
+    // columns, unless a transform needs them decoded first.
+    let transforms = spec
+        .config
+        .get("transforms")
+        .is_some_and(|t| !t.trim().is_empty());
+    let encoded_values =
+        converters.value.schemaless_json() && task.decodes_json_values() && !transforms;
     status.set(State::Running);
     let mut paused = false;
     let mut consumer_paused = false;
@@ -304,6 +344,7 @@ async fn run_task(
         task,
         context: task_context,
         converters,
+        encoded_values,
         consumed: Offsets::new(),
         reset_to_latest,
         seen_topics: BTreeSet::new(),
@@ -416,17 +457,11 @@ impl Loop<'_> {
     }
 
     fn take_events(&self) -> Vec<RebalanceEvent> {
-        match self.events.lock() {
-            Ok(mut q) => std::mem::take(&mut *q),
-            Err(p) => std::mem::take(&mut *p.into_inner()),
-        }
+        self.events.take()
     }
 
     fn events_pending(&self) -> bool {
-        match self.events.lock() {
-            Ok(q) => !q.is_empty(),
-            Err(p) => !p.into_inner().is_empty(),
-        }
+        self.events.pending()
     }
 
     /// Receives up to `max` records for at most `wait`, hands them to the task, and applies
@@ -516,6 +551,10 @@ impl Loop<'_> {
             .to_connect(topic, msg.key())
             .map_err(|e| ("KEY_CONVERTER", self.converters.key.class_name(), e))
             .and_then(|key| {
+                if self.encoded_values && msg.payload().is_some() {
+                    // Decoded by the task.
+                    return Ok((key, SchemaAndValue::null()));
+                }
                 self.converters
                     .value
                     .to_connect(topic, msg.payload())
@@ -555,6 +594,11 @@ impl Loop<'_> {
                         value_schema: value.schema,
                         value: value.value,
                         headers,
+                        encoded_value: if self.encoded_values {
+                            msg.payload().map(<[u8]>::to_vec)
+                        } else {
+                            None
+                        },
                     },
                 )
             }

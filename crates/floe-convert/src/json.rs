@@ -111,6 +111,10 @@ impl Converter for JsonConverter {
     fn class_name(&self) -> &'static str {
         CLASS
     }
+
+    fn schemaless_json(&self) -> bool {
+        !self.schemas_enabled
+    }
 }
 
 /// Schemaless JSON: objects become string-keyed maps, integral numbers int64, others float64.

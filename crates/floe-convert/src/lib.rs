@@ -68,6 +68,12 @@ pub trait Converter: Send + Sync {
 
     /// The Java class name this converter answers to.
     fn class_name(&self) -> &'static str;
+
+    /// Whether this converter reads plain schemaless JSON (JsonConverter with
+    /// `schemas.enable=false`), which a task may decode itself straight from the bytes.
+    fn schemaless_json(&self) -> bool {
+        false
+    }
 }
 
 /// The converter classes Floe knows, by their Java names.

@@ -107,7 +107,7 @@ impl Lookup {
         })
     }
 
-    fn matches(&self, field: &NestedField, candidate: &str) -> bool {
+    pub(crate) fn matches(&self, field: &NestedField, candidate: &str) -> bool {
         match &self.names {
             Some(names) => match names.get(&field.id) {
                 Some(mapped) => mapped.iter().any(|n| n == candidate),

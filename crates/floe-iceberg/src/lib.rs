@@ -8,6 +8,7 @@ pub mod channel;
 pub mod config;
 pub mod error;
 pub mod events;
+mod json_rows;
 pub mod schema;
 pub mod schema_update;
 pub mod sink;

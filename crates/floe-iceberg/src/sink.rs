@@ -21,6 +21,7 @@ use crate::channel::kafka::{client_props, ensure_control_topic};
 use crate::channel::worker::WorkerChannel;
 use crate::config::{self, IcebergSinkConfig};
 use crate::error::SinkError;
+use crate::json_rows::{JsonRows, Row as JsonRow};
 use crate::schema::{partition_spec, schema_for_record, with_identifier_fields};
 use crate::schema_update::{self, EvolveOptions};
 use crate::writer::TableWriter;
@@ -109,6 +110,9 @@ struct Started {
     buffered_records: u64,
     buffered_bytes: u64,
     early_commit_requested: bool,
+    /// Bytes per row of each string column in the last batch read straight from JSON, per
+    /// table: what the next batch reserves.
+    row_widths: HashMap<String, Vec<usize>>,
     /// The last commit this task answered, and whether partitions assigned since need it
     /// answered again.
     last_answered: Option<uuid::Uuid>,
@@ -196,6 +200,7 @@ impl SinkTask for IcebergSinkTask {
             buffered_records: 0,
             buffered_bytes: 0,
             early_commit_requested: false,
+            row_widths: HashMap::new(),
         });
         Ok(())
     }
@@ -220,7 +225,10 @@ impl SinkTask for IcebergSinkTask {
                 s.config.connector_name, s.context.task_id
             )));
         }
-        if !records.is_empty() {
+        if records.iter().any(|r| r.encoded_value.is_some()) {
+            s.write_encoded(records).await?;
+        } else if !records.is_empty() {
+            s.note_offsets(&records);
             s.write(&records).await?;
         }
         let mut answered = false;
@@ -276,6 +284,10 @@ impl SinkTask for IcebergSinkTask {
             s.abandon().await;
         }
         Ok(())
+    }
+
+    fn decodes_json_values(&self) -> bool {
+        true
     }
 }
 
@@ -365,23 +377,103 @@ impl Started {
         );
     }
 
+    /// Notes the offsets of a batch: once per run of records from the same partition (the
+    /// last one of a run carries the partition's latest offset), not once per record.
+    fn note_offsets(&mut self, records: &[SinkRecord]) {
+        for (i, r) in records.iter().enumerate() {
+            let run_ends = records
+                .get(i + 1)
+                .is_none_or(|next| next.partition != r.partition || next.topic != r.topic);
+            if run_ends {
+                self.note_offset(r);
+            }
+        }
+    }
+
+    /// Writes a batch whose values the worker left encoded (schemaless JSON): read straight
+    /// into the table's columns where [`JsonRows`] can, the rest decoded as the worker would
+    /// have and written through [`Started::write`].
+    async fn write_encoded(&mut self, records: Vec<SinkRecord>) -> Result<(), TaskError> {
+        self.note_offsets(&records);
+        let general = match self.fast_table() {
+            Some(table) => self.write_json_rows(&table, &records).await?,
+            None => vec![true; records.len()],
+        };
+        let mut rest = Vec::new();
+        for (mut record, general) in records.into_iter().zip(general) {
+            if general && self.context.decode_value(&mut record).await? {
+                rest.push(record);
+            }
+        }
+        if !rest.is_empty() {
+            self.write(&rest).await?;
+        }
+        Ok(())
+    }
+
+    /// The table the fast path writes to: the one static table, when there is no route field.
+    fn fast_table(&self) -> Option<String> {
+        match (&self.config.route_field, self.config.tables.as_slice()) {
+            (None, [table]) => Some(table.clone()),
+            _ => None,
+        }
+    }
+
+    /// Reads the encoded values of `records` into a batch of `table`'s open writer; answers,
+    /// per record, whether the general path must take it (all of them while the table has no
+    /// open writer: opening one may create the table from a decoded record).
+    async fn write_json_rows(
+        &mut self,
+        table: &str,
+        records: &[SinkRecord],
+    ) -> Result<Vec<bool>, TaskError> {
+        let mut general = vec![true; records.len()];
+        let Some(writer) = self.writers.get_mut(table) else {
+            return Ok(general);
+        };
+        let lookup = Lookup::for_table(
+            writer.table().metadata().properties(),
+            self.config.case_insensitive,
+        )
+        .map_err(|e| TaskError::connect(format!("Table {table}: {e}")))?;
+        let widths = self.row_widths.get(table).map_or(&[][..], Vec::as_slice);
+        let Some(mut rows) = JsonRows::new(
+            writer.table().metadata().current_schema(),
+            writer.arrow_schema(),
+            lookup,
+            self.config.evolve_schema,
+            records.len(),
+            widths,
+        ) else {
+            return Ok(general);
+        };
+        for (r, general) in records.iter().zip(general.iter_mut()) {
+            *general = match &r.encoded_value {
+                // A tombstone: nothing to write.
+                None => !r.value.is_null(),
+                Some(bytes) => rows.push(bytes) == JsonRow::Fallback,
+            };
+        }
+        if rows.len() > 0 {
+            self.row_widths.insert(table.to_string(), rows.widths());
+            let batch = rows.finish().map_err(|e| {
+                TaskError::connect(format!("Table {table}: cannot assemble the batch: {e}"))
+            })?;
+            self.buffered_records += batch.num_rows() as u64;
+            self.buffered_bytes += batch.get_array_memory_size() as u64;
+            writer.write(batch).await.map_err(connect_err)?;
+        }
+        Ok(general)
+    }
+
+    /// Writes decoded records (offsets noted by the caller).
     async fn write(&mut self, records: &[SinkRecord]) -> Result<(), TaskError> {
         let mut by_table: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         // Without a route field every record goes to every static table: rows are collected
         // once, not routed one by one.
         let mut to_all_tables: Vec<usize> = Vec::new();
         let route_field = self.config.route_field.clone();
-        // Offsets are noted once per run of records from the same partition (the last one of a
-        // run carries the partition's latest offset), not once per record.
-        let mut run_end: Option<usize> = None;
         for (i, r) in records.iter().enumerate() {
-            if let Some(j) = run_end {
-                let prev = &records[j];
-                if prev.partition != r.partition || prev.topic != r.topic {
-                    self.note_offset(prev);
-                }
-            }
-            run_end = Some(i);
             if r.value.is_null() {
                 continue; // tombstone: consumed, nothing to write
             }
@@ -396,9 +488,6 @@ impl Started {
                     Err(message) => self.context.report_errant(r, TASK_CLASS, message).await?,
                 },
             }
-        }
-        if let Some(j) = run_end {
-            self.note_offset(&records[j]);
         }
         if !to_all_tables.is_empty() {
             for table in &self.config.tables {

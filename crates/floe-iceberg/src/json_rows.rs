@@ -1,0 +1,573 @@
+//! Schemaless JSON values straight into Arrow columns: the sink's fast path for
+//! `JsonConverter` with `schemas.enable=false`.
+//!
+//! A record's JSON object is read once, field by field, into the builders of the table's
+//! top-level columns — no Connect value tree, no allocation per field. It covers what such
+//! records hold most of the time: boolean, int, long, float, double and string columns, fields
+//! in any order, absent or null fields, fields the table does not have when schema evolution is
+//! off. Anything else — a value for a column of another type, a field the schema would grow
+//! for, a number out of range, a field given twice, a key or a document that is not plain JSON
+//! — makes [`JsonRows::push`] answer [`Row::Fallback`] without adding the row, and the sink
+//! converts that record through the general path ([`crate::arrow`]), which also names the
+//! reason when the record cannot be written. For every record the fast path accepts, both
+//! paths give the same row.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+};
+use arrow_array::{new_null_array, ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, DataType, SchemaRef as ArrowSchemaRef};
+use iceberg::spec::{NestedFieldRef, PrimitiveType, Schema, Type};
+use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, Visitor};
+
+use crate::arrow::Lookup;
+
+/// What [`JsonRows::push`] did with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Row {
+    /// The record is a row of the batch.
+    Added,
+    /// The value is JSON `null`: nothing to write.
+    Tombstone,
+    /// The general path must convert this record; nothing was added.
+    Fallback,
+}
+
+/// The column types the fast path fills; `Other` columns take nulls only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Boolean,
+    Int,
+    Long,
+    Float,
+    Double,
+    String,
+    Other,
+}
+
+enum Builder {
+    Boolean(BooleanBuilder),
+    Int(Int32Builder),
+    Long(Int64Builder),
+    Float(Float32Builder),
+    Double(Float64Builder),
+    String(StringBuilder),
+    Nulls,
+}
+
+/// One field's value while a record is read. Strings without escapes borrow the input;
+/// unescaped ones are in the scratch buffer at a byte range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Slot<'de> {
+    Missing,
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'de str),
+    Unescaped(usize, usize),
+}
+
+/// Bytes per row reserved for a string column whose width is not known yet.
+const DEFAULT_WIDTH: usize = 32;
+
+/// Records of a table with this many columns or fewer are read without allocating.
+const STACK_COLUMNS: usize = 32;
+
+struct Column {
+    field: NestedFieldRef,
+    kind: Kind,
+}
+
+/// Rows being read into the columns of one table.
+pub(crate) struct JsonRows {
+    columns: Vec<Column>,
+    builders: Vec<Builder>,
+    arrow_schema: ArrowSchemaRef,
+    lookup: Lookup,
+    /// A field no column takes is ignored (false) or means the schema must grow (true).
+    evolve: bool,
+    scratch: String,
+    rows: usize,
+}
+
+impl JsonRows {
+    /// Rows for a table with `schema`; about `capacity` rows are expected, with `widths[i]`
+    /// bytes per row in string column `i` (as [`JsonRows::widths`] measured on earlier rows).
+    /// None when the fast path cannot serve the table: with schema evolution on and a name
+    /// mapping, evolution matches fields by column name while rows are matched by the mapping.
+    pub(crate) fn new(
+        schema: &Schema,
+        arrow_schema: &ArrowSchemaRef,
+        lookup: Lookup,
+        evolve: bool,
+        capacity: usize,
+        widths: &[usize],
+    ) -> Option<JsonRows> {
+        if evolve && lookup.names.is_some() {
+            return None;
+        }
+        let fields = schema.as_struct().fields();
+        if fields.len() != arrow_schema.fields().len() {
+            return None;
+        }
+        let mut columns = Vec::with_capacity(fields.len());
+        let mut builders = Vec::with_capacity(fields.len());
+        for (i, (field, arrow_field)) in fields.iter().zip(arrow_schema.fields()).enumerate() {
+            let kind = match (field.field_type.as_ref(), arrow_field.data_type()) {
+                (Type::Primitive(PrimitiveType::Boolean), DataType::Boolean) => Kind::Boolean,
+                (Type::Primitive(PrimitiveType::Int), DataType::Int32) => Kind::Int,
+                (Type::Primitive(PrimitiveType::Long), DataType::Int64) => Kind::Long,
+                (Type::Primitive(PrimitiveType::Float), DataType::Float32) => Kind::Float,
+                (Type::Primitive(PrimitiveType::Double), DataType::Float64) => Kind::Double,
+                (Type::Primitive(PrimitiveType::String), DataType::Utf8) => Kind::String,
+                _ => Kind::Other,
+            };
+            builders.push(match kind {
+                Kind::Boolean => Builder::Boolean(BooleanBuilder::with_capacity(capacity)),
+                Kind::Int => Builder::Int(Int32Builder::with_capacity(capacity)),
+                Kind::Long => Builder::Long(Int64Builder::with_capacity(capacity)),
+                Kind::Float => Builder::Float(Float32Builder::with_capacity(capacity)),
+                Kind::Double => Builder::Double(Float64Builder::with_capacity(capacity)),
+                Kind::String => {
+                    let width = widths.get(i).copied().unwrap_or(DEFAULT_WIDTH);
+                    // A little over the width seen, so most batches never grow a buffer.
+                    let bytes = capacity.saturating_mul(width + width / 8 + 1);
+                    Builder::String(StringBuilder::with_capacity(capacity, bytes))
+                }
+                Kind::Other => Builder::Nulls,
+            });
+            columns.push(Column {
+                field: field.clone(),
+                kind,
+            });
+        }
+        Some(JsonRows {
+            columns,
+            builders,
+            arrow_schema: arrow_schema.clone(),
+            lookup,
+            evolve,
+            scratch: String::new(),
+            rows: 0,
+        })
+    }
+
+    /// Rows added so far.
+    pub(crate) fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Bytes per row of each string column so far (0 for other columns), rounded up: the
+    /// widths to reserve for the next batch of the table.
+    pub(crate) fn widths(&self) -> Vec<usize> {
+        self.builders
+            .iter()
+            .map(|b| match b {
+                Builder::String(b) if self.rows > 0 => b.values_slice().len().div_ceil(self.rows),
+                _ => 0,
+            })
+            .collect()
+    }
+
+    /// Reads one record's value bytes into the columns.
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> Row {
+        let n = self.columns.len();
+        let mut stack = [Slot::Missing; STACK_COLUMNS];
+        let mut heap = Vec::new();
+        let slots: &mut [Slot<'_>] = if n <= STACK_COLUMNS {
+            &mut stack[..n]
+        } else {
+            heap.resize(n, Slot::Missing);
+            &mut heap
+        };
+        self.scratch.clear();
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let read = serde::Deserializer::deserialize_any(
+            &mut de,
+            RecordVisitor {
+                columns: &self.columns,
+                lookup: &self.lookup,
+                evolve: self.evolve,
+                slots,
+                scratch: &mut self.scratch,
+            },
+        )
+        .and_then(|top| de.end().map(|()| top));
+        match read {
+            Ok(Top::Null) => Row::Tombstone,
+            Ok(Top::Object) => {
+                // Checked before anything is appended, so a fallback leaves no partial row.
+                let fits = self.columns.iter().zip(slots.iter()).all(|(c, s)| match s {
+                    Slot::Missing | Slot::Null => !c.field.required,
+                    _ => true,
+                });
+                if !fits {
+                    return Row::Fallback;
+                }
+                for (builder, slot) in self.builders.iter_mut().zip(slots.iter()) {
+                    append(builder, *slot, &self.scratch);
+                }
+                self.rows += 1;
+                Row::Added
+            }
+            Err(_) => Row::Fallback,
+        }
+    }
+
+    /// The batch of the rows added, in the table's Arrow schema.
+    pub(crate) fn finish(self) -> Result<RecordBatch, ArrowError> {
+        let rows = self.rows;
+        let columns: Vec<ArrayRef> = self
+            .builders
+            .into_iter()
+            .zip(self.arrow_schema.fields())
+            .map(|(builder, field)| -> ArrayRef {
+                match builder {
+                    Builder::Boolean(mut b) => Arc::new(b.finish()),
+                    Builder::Int(mut b) => Arc::new(b.finish()),
+                    Builder::Long(mut b) => Arc::new(b.finish()),
+                    Builder::Float(mut b) => Arc::new(b.finish()),
+                    Builder::Double(mut b) => Arc::new(b.finish()),
+                    Builder::String(mut b) => Arc::new(b.finish()),
+                    Builder::Nulls => new_null_array(field.data_type(), rows),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(self.arrow_schema, columns)
+    }
+}
+
+/// Appends a slot the parser produced for the builder's own kind (see `ValueSeed`).
+fn append(builder: &mut Builder, slot: Slot<'_>, scratch: &str) {
+    match (builder, slot) {
+        (Builder::Boolean(b), Slot::Bool(v)) => b.append_value(v),
+        (Builder::Boolean(b), _) => b.append_null(),
+        (Builder::Int(b), Slot::Int(v)) => match i32::try_from(v) {
+            Ok(v) => b.append_value(v),
+            Err(_) => b.append_null(),
+        },
+        (Builder::Int(b), _) => b.append_null(),
+        (Builder::Long(b), Slot::Int(v)) => b.append_value(v),
+        (Builder::Long(b), _) => b.append_null(),
+        (Builder::Float(b), Slot::Float(v)) => b.append_value(v as f32),
+        (Builder::Float(b), _) => b.append_null(),
+        (Builder::Double(b), Slot::Float(v)) => b.append_value(v),
+        (Builder::Double(b), _) => b.append_null(),
+        (Builder::String(b), Slot::Str(s)) => b.append_value(s),
+        (Builder::String(b), Slot::Unescaped(from, to)) => match scratch.get(from..to) {
+            Some(s) => b.append_value(s),
+            None => b.append_null(),
+        },
+        (Builder::String(b), _) => b.append_null(),
+        (Builder::Nulls, _) => {}
+    }
+}
+
+/// The top-level value of a record.
+enum Top {
+    Null,
+    Object,
+}
+
+struct RecordVisitor<'a, 'de> {
+    columns: &'a [Column],
+    lookup: &'a Lookup,
+    evolve: bool,
+    slots: &'a mut [Slot<'de>],
+    scratch: &'a mut String,
+}
+
+impl RecordVisitor<'_, '_> {
+    /// The column field `key` goes to; `hint` (the field's position in the record) is tried
+    /// first, since records usually carry their fields in the table's order.
+    fn column_of(&self, key: &str, hint: usize) -> Option<usize> {
+        if let Some(c) = self.columns.get(hint) {
+            if self.lookup.matches(&c.field, key) {
+                return Some(hint);
+            }
+        }
+        self.columns
+            .iter()
+            .position(|c| self.lookup.matches(&c.field, key))
+    }
+}
+
+impl<'de> Visitor<'de> for RecordVisitor<'_, 'de> {
+    type Value = Top;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object or null")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Top, E> {
+        Ok(Top::Null)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
+        let mut position = 0;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match self.column_of(key, position) {
+                Some(i) => {
+                    if self.slots[i] != Slot::Missing {
+                        return Err(A::Error::custom("field given twice"));
+                    }
+                    self.slots[i] = map.next_value_seed(ValueSeed {
+                        kind: self.columns[i].kind,
+                        scratch: self.scratch,
+                    })?;
+                }
+                None if self.evolve => {
+                    return Err(A::Error::custom("field without a column"));
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            position += 1;
+        }
+        Ok(Top::Object)
+    }
+}
+
+/// A key borrowed from the input; keys with escapes are left to the general path.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = &'de str;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<&'de str, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = &'de str;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key without escapes")
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<&'de str, E> {
+        Ok(v)
+    }
+}
+
+/// Reads one field's value for a column of `kind`; a value of another JSON type fails (the
+/// general path then converts or rejects it).
+struct ValueSeed<'a> {
+    kind: Kind,
+    scratch: &'a mut String,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = Slot<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Slot<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = Slot<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a value for a {:?} column", self.kind)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Slot<'de>, E> {
+        Ok(Slot::Null)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Slot<'de>, E> {
+        match self.kind {
+            Kind::Boolean => Ok(Slot::Bool(v)),
+            _ => Err(E::custom("not this column's type")),
+        }
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Slot<'de>, E> {
+        match self.kind {
+            Kind::Long => Ok(Slot::Int(v)),
+            Kind::Int if i32::try_from(v).is_ok() => Ok(Slot::Int(v)),
+            // As the general path: an integral JSON number is an int64, widened to a double.
+            Kind::Float | Kind::Double => Ok(Slot::Float(v as f64)),
+            _ => Err(E::custom("not this column's type")),
+        }
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Slot<'de>, E> {
+        match i64::try_from(v) {
+            Ok(v) => self.visit_i64(v),
+            Err(_) => Err(E::custom("beyond int64")),
+        }
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Slot<'de>, E> {
+        match self.kind {
+            Kind::Float | Kind::Double => Ok(Slot::Float(v)),
+            _ => Err(E::custom("not this column's type")),
+        }
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Slot<'de>, E> {
+        match self.kind {
+            Kind::String => Ok(Slot::Str(v)),
+            _ => Err(E::custom("not this column's type")),
+        }
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Slot<'de>, E> {
+        match self.kind {
+            Kind::String => {
+                let from = self.scratch.len();
+                self.scratch.push_str(v);
+                Ok(Slot::Unescaped(from, self.scratch.len()))
+            }
+            _ => Err(E::custom("not this column's type")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arrow::{records_to_batch, Cell};
+    use floe_data::Value;
+    use iceberg::spec::{NestedField, Schema};
+
+    fn schema() -> Schema {
+        Schema::builder()
+            .with_fields(vec![
+                NestedField::optional(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
+                NestedField::optional(2, "name", Type::Primitive(PrimitiveType::String)).into(),
+                NestedField::optional(3, "amount", Type::Primitive(PrimitiveType::Double)).into(),
+                NestedField::optional(4, "flag", Type::Primitive(PrimitiveType::Boolean)).into(),
+                NestedField::optional(5, "small", Type::Primitive(PrimitiveType::Int)).into(),
+                NestedField::optional(6, "ratio", Type::Primitive(PrimitiveType::Float)).into(),
+                NestedField::optional(7, "at", Type::Primitive(PrimitiveType::Timestamptz)).into(),
+                NestedField::required(8, "must", Type::Primitive(PrimitiveType::String)).into(),
+            ])
+            .build()
+            .unwrap()
+    }
+
+    fn arrow(schema: &Schema) -> ArrowSchemaRef {
+        Arc::new(iceberg::arrow::schema_to_arrow_schema(schema).unwrap())
+    }
+
+    /// The general path's batch for the same records.
+    fn general(schema: &Schema, docs: &[&str], lookup: &Lookup) -> RecordBatch {
+        let values: Vec<Value> = docs.iter().map(|d| schemaless(d)).collect();
+        let cells: Vec<Cell<'_>> = values
+            .iter()
+            .map(|value| Cell {
+                schema: None,
+                value,
+            })
+            .collect();
+        records_to_batch(schema, &arrow(schema), &cells, lookup).unwrap()
+    }
+
+    /// Schemaless JSON as the worker's JsonConverter reads it (objects as string-keyed maps,
+    /// integers as int64, other numbers as float64).
+    fn schemaless(doc: &str) -> Value {
+        fn conv(j: serde_json::Value) -> Value {
+            match j {
+                serde_json::Value::Null => Value::Null,
+                serde_json::Value::Bool(b) => Value::Boolean(b),
+                serde_json::Value::Number(n) => match n.as_i64() {
+                    Some(i) => Value::Int64(i),
+                    None => Value::Float64(n.as_f64().unwrap()),
+                },
+                serde_json::Value::String(s) => Value::String(s),
+                serde_json::Value::Array(a) => Value::Array(a.into_iter().map(conv).collect()),
+                serde_json::Value::Object(o) => Value::Map(
+                    o.into_iter()
+                        .map(|(k, v)| (Value::String(k), conv(v)))
+                        .collect(),
+                ),
+            }
+        }
+        conv(serde_json::from_str(doc).unwrap())
+    }
+
+    fn fast(
+        schema: &Schema,
+        docs: &[&str],
+        lookup: Lookup,
+        evolve: bool,
+    ) -> (Vec<Row>, RecordBatch) {
+        let mut rows = JsonRows::new(schema, &arrow(schema), lookup, evolve, 4, &[]).unwrap();
+        let outcomes = docs.iter().map(|d| rows.push(d.as_bytes())).collect();
+        (outcomes, rows.finish().unwrap())
+    }
+
+    #[test]
+    fn rows_equal_the_general_path() {
+        let schema = schema();
+        let docs = [
+            r#"{"id": 1, "name": "a", "amount": 2.5, "flag": true, "small": 7, "ratio": 0.1, "must": "x"}"#,
+            r#"{"must": "y", "flag": false, "id": -9, "amount": 3, "extra": {"nested": [1, 2]}}"#,
+            r#"{"id": null, "name": "tab\tand \"quotes\" \u00e9", "must": "z", "at": null}"#,
+            r#"{"id": 9223372036854775807, "amount": -1e300, "ratio": 3, "must": ""}"#,
+        ];
+        let (outcomes, batch) = fast(&schema, &docs, Lookup::by_name(false), false);
+        assert_eq!(outcomes, vec![Row::Added; 4]);
+        assert_eq!(batch, general(&schema, &docs, &Lookup::by_name(false)));
+    }
+
+    #[test]
+    fn anything_else_falls_back_without_a_partial_row() {
+        let schema = schema();
+        let cases = [
+            r#"{"id": "12", "must": "x"}"#,          // a string for a long column
+            r#"{"name": 5, "must": "x"}"#,           // a number for a string column
+            r#"{"small": 3000000000, "must": "x"}"#, // beyond int
+            r#"{"id": 18446744073709551615, "must": "x"}"#, // beyond int64
+            r#"{"at": "2024-01-01T00:00:00Z", "must": "x"}"#, // a column of another type
+            r#"{"id": 1, "id": 2, "must": "x"}"#,    // a field given twice
+            r#"{"id": 1}"#,                          // a required column missing
+            r#"{"id": 1, "must": null}"#,            // a required column null
+            r#"{"i\u0064": 1, "must": "x"}"#,        // an escaped key
+            r#"[1, 2]"#,                             // not an object
+            r#"{"id": 1, "must": "x"} trailing"#,    // not JSON
+            r#"{"id": 1, "must": "x""#,              // truncated
+        ];
+        for doc in cases {
+            let (outcomes, batch) = fast(&schema, &[doc], Lookup::by_name(false), false);
+            assert_eq!(outcomes, vec![Row::Fallback], "{doc}");
+            assert_eq!(batch.num_rows(), 0, "{doc}");
+        }
+        let (outcomes, batch) = fast(
+            &schema,
+            &[r#"{"must": "x", "extra": 1}"#, "null"],
+            Lookup::by_name(false),
+            true,
+        );
+        assert_eq!(outcomes, vec![Row::Fallback, Row::Tombstone]);
+        assert_eq!(batch.num_rows(), 0);
+    }
+
+    #[test]
+    fn fields_match_as_the_lookup_says() {
+        let schema = schema();
+        let docs = [r#"{"ID": 4, "Must": "x"}"#];
+        let (outcomes, batch) = fast(&schema, &docs, Lookup::by_name(true), false);
+        assert_eq!(outcomes, vec![Row::Added]);
+        assert_eq!(batch, general(&schema, &docs, &Lookup::by_name(true)));
+        let (outcomes, _) = fast(&schema, &docs, Lookup::by_name(false), false);
+        assert_eq!(outcomes, vec![Row::Fallback]); // "must" is missing when case matters
+        let mapped = Lookup {
+            case_insensitive: false,
+            names: Some([(1, vec!["key".to_string()])].into_iter().collect()),
+        };
+        let docs = [r#"{"key": 4, "id": 5, "must": "x"}"#];
+        let (outcomes, batch) = fast(&schema, &docs, mapped.clone(), false);
+        assert_eq!(outcomes, vec![Row::Added]);
+        assert_eq!(batch, general(&schema, &docs, &mapped));
+        assert!(JsonRows::new(&schema, &arrow(&schema), mapped, true, 1, &[]).is_none());
+    }
+}
