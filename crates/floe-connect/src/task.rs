@@ -229,12 +229,29 @@ fn consumer_props(spec: &TaskSpec, group: &str) -> BTreeMap<String, String> {
         ("fetch.queue.backoff.ms".to_string(), "10".to_string()),
         (
             "queued.max.messages.kbytes".to_string(),
-            "16384".to_string(),
+            prefetch_kbytes(&spec.config).to_string(),
         ),
     ]);
     props.extend(spec.worker.with_prefix("consumer."));
     props.extend(strip_prefix(&spec.config, "consumer.override."));
     props
+}
+
+/// A connector's consumers prefetch about this much in all, split between its tasks.
+const CONNECTOR_PREFETCH_KBYTES: usize = 16 * 1024;
+/// The least a task prefetches, so a task of many still reads ahead of its puts.
+const TASK_PREFETCH_KBYTES: usize = 4 * 1024;
+
+/// The prefetch queue of one task's consumer: the connector's share for each of its
+/// `tasks.max` tasks (the tasks of a worker share its cores, so more of them need no more
+/// read-ahead in all).
+fn prefetch_kbytes(config: &ConfigMap) -> usize {
+    let tasks = config
+        .get("tasks.max")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    (CONNECTOR_PREFETCH_KBYTES / tasks).max(TASK_PREFETCH_KBYTES)
 }
 
 struct Loop<'a> {
@@ -725,5 +742,21 @@ impl Loop<'_> {
         }
         self.commit(true).await?;
         self.task.stop().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connectors_prefetch_is_split_between_its_tasks() {
+        let with_tasks = |n: &str| ConfigMap::from([("tasks.max".to_string(), n.to_string())]);
+        assert_eq!(prefetch_kbytes(&ConfigMap::new()), 16384);
+        assert_eq!(prefetch_kbytes(&with_tasks("1")), 16384);
+        assert_eq!(prefetch_kbytes(&with_tasks("2")), 8192);
+        assert_eq!(prefetch_kbytes(&with_tasks("4")), 4096);
+        assert_eq!(prefetch_kbytes(&with_tasks("16")), 4096);
+        assert_eq!(prefetch_kbytes(&with_tasks("x")), 16384);
     }
 }
