@@ -397,7 +397,7 @@ def main() -> None:
     ap.add_argument("--debug", action="store_true", help="use the debug build (bench/run)")
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of: {', '.join(CASES)}")
     ap.add_argument("--systems", default="ceiling,floe,java")
-    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--records", type=int, default=3_000_000)
     ap.add_argument("--commit-interval-ms", type=int, default=2000)
     ap.add_argument("--steady-rate", type=int, default=2000, help="records/s of the latency stream")
     ap.add_argument("--steady-seconds", type=float, default=15)

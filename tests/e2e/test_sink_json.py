@@ -139,3 +139,41 @@ def test_commits_go_to_the_configured_branch(worker, tmp_path, kind):
         assert f"kafka.connect.offsets.control-iceberg.connect-{name}" in summary.additional_properties
     finally:
         delete_topics(topic)
+
+
+def test_schemaless_json_read_straight_into_columns_equals_the_general_conversion(worker, tmp_path):
+    """Schemaless JSON is read straight into the columns where it can be; values that need
+    converting (a string for a long, a number for a string), null payloads and JSON nulls, absent,
+    null and unknown fields give the same rows as Java's conversion would."""
+    topic, name, table = unique("fast"), unique("sink"), f"db_{unique('ns')}.events"
+    create_topic(topic)
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    try:
+        produce(topic, [{"id": 0, "name": "first", "price": 1.5, "ok": True}])
+        worker.create_connector(name, connector_config(topic, table, catalog_cfg))
+        catalog = pyiceberg_catalog(catalog_cfg)
+        wait_for(lambda: len(read_rows(catalog, table)) == 1, 60, "the first row (the table is created)")
+        produce(topic, [
+            json.dumps({"id": 1, "name": 'tab\tquote" é ☃', "price": 2, "ok": False}),
+            '{"ok": true, "id": 2}',
+            '{"id": 3, "name": null, "price": -0.25, "ok": null, "extra": {"deep": [1, 2]}}',
+            '{"id": "4", "name": 44, "price": "4.5", "ok": "true"}',
+            None,
+            "null",
+            '{"id": 7, "name": "seven", "price": 7.5, "ok": true}',
+        ])
+        rows = wait_for(lambda: (r := read_rows(catalog, table)) and len(r) >= 6 and r, 60, "6 rows")
+        assert sorted(rows, key=lambda r: r["id"]) == [
+            {"id": 0, "name": "first", "price": 1.5, "ok": True},
+            {"id": 1, "name": 'tab\tquote" é ☃', "price": 2.0, "ok": False},
+            {"id": 2, "name": None, "price": None, "ok": True},
+            {"id": 3, "name": None, "price": -0.25, "ok": None},
+            {"id": 4, "name": "44", "price": 4.5, "ok": True},
+            {"id": 7, "name": "seven", "price": 7.5, "ok": True},
+        ]
+        assert columns(catalog, table) == [
+            ("id", "long", False), ("name", "string", False), ("price", "double", False), ("ok", "boolean", False),
+        ]
+        wait_for(lambda: committed_offsets(f"connect-{name}", topic) == {0: 8}, 30, "every offset committed")
+    finally:
+        delete_topics(topic)

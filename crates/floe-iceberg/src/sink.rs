@@ -419,15 +419,18 @@ impl Started {
         }
     }
 
-    /// Reads the encoded values of `records` into a batch of `table`'s open writer; answers,
-    /// per record, whether the general path must take it (all of them while the table has no
-    /// open writer: opening one may create the table from a decoded record).
+    /// Reads the encoded values of `records` into a batch of `table`'s writer; answers, per
+    /// record, whether the general path must take it (all of them while the table does not
+    /// exist: creating it takes a decoded record).
     async fn write_json_rows(
         &mut self,
         table: &str,
         records: &[SinkRecord],
     ) -> Result<Vec<bool>, TaskError> {
         let mut general = vec![true; records.len()];
+        if !self.ensure_writer(table, None).await? {
+            return Ok(general);
+        }
         let Some(writer) = self.writers.get_mut(table) else {
             return Ok(general);
         };
@@ -498,7 +501,7 @@ impl Started {
             }
         }
         for (table, mut rows) in by_table {
-            if !self.ensure_writer(&table, &records[rows[0]]).await? {
+            if !self.ensure_writer(&table, Some(&records[rows[0]])).await? {
                 for i in rows {
                     let r = &records[i];
                     let message = format!(
@@ -621,8 +624,13 @@ impl Started {
     }
 
     /// Opens the writer of table `name`, creating the table from `first` when auto-create is
-    /// on; `false` when the table does not exist and may not be created.
-    async fn ensure_writer(&mut self, name: &str, first: &SinkRecord) -> Result<bool, TaskError> {
+    /// on; `false` when the table does not exist and may not (or, without `first`, cannot) be
+    /// created.
+    async fn ensure_writer(
+        &mut self,
+        name: &str,
+        first: Option<&SinkRecord>,
+    ) -> Result<bool, TaskError> {
         if self.writers.contains_key(name) {
             return Ok(true);
         }
@@ -635,7 +643,7 @@ impl Started {
                 .load_table(&ident)
                 .await
                 .map_err(|e| TaskError::connect(format!("Cannot load table {name}: {e}")))?
-        } else if self.config.auto_create {
+        } else if let (true, Some(first)) = (self.config.auto_create, first) {
             create_table(&*self.catalog, &self.config, name, &ident, first).await?
         } else {
             return Ok(false);
