@@ -20,7 +20,7 @@ use arrow_array::builder::{
 use arrow_array::{new_null_array, ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, SchemaRef as ArrowSchemaRef};
 use iceberg::spec::{NestedFieldRef, PrimitiveType, Schema, Type};
-use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 
 use crate::arrow::Lookup;
 
@@ -72,6 +72,10 @@ enum Slot<'de> {
 
 /// Bytes per row reserved for a string column whose width is not known yet.
 const DEFAULT_WIDTH: usize = 32;
+/// The most bytes reserved up front for one string column of a batch.
+const MAX_RESERVED_STRING_BYTES: usize = 8 << 20;
+/// Widths are learnt from batches of at least this many rows.
+const MIN_ROWS_FOR_WIDTHS: usize = 32;
 
 /// Records of a table with this many columns or fewer are read without allocating.
 const STACK_COLUMNS: usize = 32;
@@ -133,8 +137,11 @@ impl JsonRows {
                 Kind::Double => Builder::Double(Float64Builder::with_capacity(capacity)),
                 Kind::String => {
                     let width = widths.get(i).copied().unwrap_or(DEFAULT_WIDTH);
-                    // A little over the width seen, so most batches never grow a buffer.
-                    let bytes = capacity.saturating_mul(width + width / 8 + 1);
+                    // A little over the width seen, so most batches never grow a buffer; beyond
+                    // the cap the buffer grows as it fills.
+                    let bytes = capacity
+                        .saturating_mul(width + width / 8 + 1)
+                        .min(MAX_RESERVED_STRING_BYTES);
                     Builder::String(StringBuilder::with_capacity(capacity, bytes))
                 }
                 Kind::Other => Builder::Nulls,
@@ -143,6 +150,9 @@ impl JsonRows {
                 field: field.clone(),
                 kind,
             });
+        }
+        if ambiguous(&columns, &lookup) {
+            return None;
         }
         Some(JsonRows {
             columns,
@@ -161,15 +171,21 @@ impl JsonRows {
     }
 
     /// Bytes per row of each string column so far (0 for other columns), rounded up: the
-    /// widths to reserve for the next batch of the table.
-    pub(crate) fn widths(&self) -> Vec<usize> {
-        self.builders
+    /// widths to reserve for the next batch of the table. None while too few rows were read
+    /// to say.
+    pub(crate) fn widths(&self) -> Option<Vec<usize>> {
+        if self.rows < MIN_ROWS_FOR_WIDTHS {
+            return None;
+        }
+        let widths = self
+            .builders
             .iter()
             .map(|b| match b {
-                Builder::String(b) if self.rows > 0 => b.values_slice().len().div_ceil(self.rows),
+                Builder::String(b) => b.values_slice().len().div_ceil(self.rows),
                 _ => 0,
             })
-            .collect()
+            .collect();
+        Some(widths)
     }
 
     /// Reads one record's value bytes into the columns.
@@ -238,6 +254,26 @@ impl JsonRows {
             .collect();
         RecordBatch::try_new(self.arrow_schema, columns)
     }
+}
+
+/// Whether one record field could fill two columns (names equal but for case with a
+/// case-insensitive lookup, or a name the mapping lists for two columns): the general path fills
+/// each of them, the fast path fills one, so it stays off for such a table.
+fn ambiguous(columns: &[Column], lookup: &Lookup) -> bool {
+    let names = |c: &Column| -> Vec<String> {
+        match lookup.names.as_ref().and_then(|m| m.get(&c.field.id)) {
+            Some(mapped) => mapped.clone(),
+            None => vec![c.field.name.clone()],
+        }
+    };
+    columns.iter().enumerate().any(|(i, a)| {
+        names(a).iter().any(|name| {
+            columns
+                .iter()
+                .enumerate()
+                .any(|(j, b)| i != j && lookup.matches(&b.field, name))
+        })
+    })
 }
 
 /// Appends a slot the parser produced for the builder's own kind (see `ValueSeed`).
@@ -323,12 +359,61 @@ impl<'de> Visitor<'de> for RecordVisitor<'_, 'de> {
                     return Err(A::Error::custom("field without a column"));
                 }
                 None => {
-                    map.next_value::<IgnoredAny>()?;
+                    // Read, not skipped: the converter rejects what a skip would let through
+                    // (a lone surrogate, invalid UTF-8, a number out of range, deep nesting).
+                    map.next_value_seed(Checked)?;
                 }
             }
             position += 1;
         }
         Ok(Top::Object)
+    }
+}
+
+/// A value no column takes: read as fully as the converter reads it, and dropped.
+struct Checked;
+
+impl<'de> DeserializeSeed<'de> for Checked {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Checked)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(Checked)?.is_some() {
+            map.next_value_seed(Checked)?;
+        }
+        Ok(())
     }
 }
 
@@ -541,6 +626,39 @@ mod tests {
             assert_eq!(outcomes, vec![Row::Fallback], "{doc}");
             assert_eq!(batch.num_rows(), 0, "{doc}");
         }
+        // Fields no column takes are read as the converter reads them, not skipped.
+        let deep = format!(
+            r#"{{"must": "x", "extra": {}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        for doc in [
+            r#"{"must": "x", "extra": "\ud800"}"#,
+            r#"{"must": "x", "extra": 1e400}"#,
+            deep.as_str(),
+        ] {
+            let (outcomes, batch) = fast(&schema, &[doc], Lookup::by_name(false), false);
+            assert_eq!(outcomes, vec![Row::Fallback], "{doc}");
+            assert_eq!(batch.num_rows(), 0, "{doc}");
+        }
+        let mut rows = JsonRows::new(
+            &schema,
+            &arrow(&schema),
+            Lookup::by_name(false),
+            false,
+            1,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            rows.push(b"{\"must\": \"x\", \"extra\": \"\xff\"}"),
+            Row::Fallback
+        );
+        assert_eq!(
+            rows.push(br#"{"must": "x", "extra": {"a": [1, "b", null]}}"#),
+            Row::Added
+        );
+        assert_eq!(rows.len(), 1);
         let (outcomes, batch) = fast(
             &schema,
             &[r#"{"must": "x", "extra": 1}"#, "null"],
@@ -569,5 +687,28 @@ mod tests {
         assert_eq!(outcomes, vec![Row::Added]);
         assert_eq!(batch, general(&schema, &docs, &mapped));
         assert!(JsonRows::new(&schema, &arrow(&schema), mapped, true, 1, &[]).is_none());
+    }
+
+    #[test]
+    fn a_field_that_could_fill_two_columns_keeps_the_fast_path_off() {
+        let twins = Schema::builder()
+            .with_fields(vec![
+                NestedField::optional(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
+                NestedField::optional(2, "ID", Type::Primitive(PrimitiveType::Long)).into(),
+            ])
+            .build()
+            .unwrap();
+        let arrow_twins = arrow(&twins);
+        assert!(
+            JsonRows::new(&twins, &arrow_twins, Lookup::by_name(true), false, 1, &[]).is_none()
+        );
+        assert!(
+            JsonRows::new(&twins, &arrow_twins, Lookup::by_name(false), false, 1, &[]).is_some()
+        );
+        let shared = Lookup {
+            case_insensitive: false,
+            names: Some([(1, vec!["key".to_string()]), (2, vec!["key".to_string()])].into()),
+        };
+        assert!(JsonRows::new(&twins, &arrow_twins, shared, false, 1, &[]).is_none());
     }
 }

@@ -458,12 +458,23 @@ impl Started {
             };
         }
         if rows.len() > 0 {
-            self.row_widths.insert(table.to_string(), rows.widths());
+            if let Some(widths) = rows.widths() {
+                self.row_widths.insert(table.to_string(), widths);
+            }
             let batch = rows.finish().map_err(|e| {
                 TaskError::connect(format!("Table {table}: cannot assemble the batch: {e}"))
             })?;
             self.buffered_records += batch.num_rows() as u64;
-            self.buffered_bytes += batch.get_array_memory_size() as u64;
+            // The bytes the rows take, not the buffers reserved for them.
+            self.buffered_bytes += batch
+                .columns()
+                .iter()
+                .map(|c| {
+                    c.to_data()
+                        .get_slice_memory_size()
+                        .unwrap_or_else(|_| c.get_array_memory_size())
+                })
+                .sum::<usize>() as u64;
             writer.write(batch).await.map_err(connect_err)?;
         }
         Ok(general)
