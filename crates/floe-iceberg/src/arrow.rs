@@ -148,9 +148,9 @@ fn collect_mapping(
     Ok(())
 }
 
-/// The value of column `field` inside a struct or map cell; None when absent or null.
-/// Field `field` of a struct or map value. `pos` is the field's position in the table schema:
-/// records usually carry their fields in that order, so it is tried before a scan.
+/// The value of column `field` inside a struct or map cell; None when absent or null. `pos` is
+/// the field's position in the table schema: records usually carry their fields in that order,
+/// so it is tried before a scan.
 fn child<'a>(
     cell: Cell<'a>,
     field: &NestedField,

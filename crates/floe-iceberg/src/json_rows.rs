@@ -556,27 +556,13 @@ mod tests {
         records_to_batch(schema, &arrow(schema), &cells, lookup).unwrap()
     }
 
-    /// Schemaless JSON as the worker's JsonConverter reads it (objects as string-keyed maps,
-    /// integers as int64, other numbers as float64).
+    /// Schemaless JSON as the worker's JsonConverter reads it.
     fn schemaless(doc: &str) -> Value {
-        fn conv(j: serde_json::Value) -> Value {
-            match j {
-                serde_json::Value::Null => Value::Null,
-                serde_json::Value::Bool(b) => Value::Boolean(b),
-                serde_json::Value::Number(n) => match n.as_i64() {
-                    Some(i) => Value::Int64(i),
-                    None => Value::Float64(n.as_f64().unwrap()),
-                },
-                serde_json::Value::String(s) => Value::String(s),
-                serde_json::Value::Array(a) => Value::Array(a.into_iter().map(conv).collect()),
-                serde_json::Value::Object(o) => Value::Map(
-                    o.into_iter()
-                        .map(|(k, v)| (Value::String(k), conv(v)))
-                        .collect(),
-                ),
-            }
-        }
-        conv(serde_json::from_str(doc).unwrap())
+        use floe_convert::{Converter, JsonConverter};
+        JsonConverter::new(false)
+            .to_connect("t", Some(doc.as_bytes()))
+            .unwrap()
+            .value
     }
 
     fn fast(

@@ -25,6 +25,7 @@ use crate::json_rows::{JsonRows, Row as JsonRow};
 use crate::schema::{partition_spec, schema_for_record, with_identifier_fields};
 use crate::schema_update::{self, EvolveOptions};
 use crate::writer::TableWriter;
+use arrow_array::RecordBatch;
 
 /// The connector class name.
 pub const CONNECTOR_CLASS: &str = "org.apache.iceberg.connect.IcebergSinkConnector";
@@ -291,6 +292,16 @@ impl SinkTask for IcebergSinkTask {
     }
 }
 
+/// How record fields are matched to the columns of `table` (its name mapping, else by name).
+fn lookup_for(
+    table: &str,
+    writer: &TableWriter,
+    case_insensitive: bool,
+) -> Result<Lookup, TaskError> {
+    Lookup::for_table(writer.table().metadata().properties(), case_insensitive)
+        .map_err(|e| TaskError::connect(format!("Table {table}: {e}")))
+}
+
 /// `ns.table` (multi-level namespaces allowed) → identifier.
 fn table_ident(name: &str) -> Result<TableIdent, SinkError> {
     let parts: Vec<&str> = name.split('.').map(str::trim).collect();
@@ -431,14 +442,10 @@ impl Started {
         if !self.ensure_writer(table, None).await? {
             return Ok(general);
         }
-        let Some(writer) = self.writers.get_mut(table) else {
+        let Some(writer) = self.writers.get(table) else {
             return Ok(general);
         };
-        let lookup = Lookup::for_table(
-            writer.table().metadata().properties(),
-            self.config.case_insensitive,
-        )
-        .map_err(|e| TaskError::connect(format!("Table {table}: {e}")))?;
+        let lookup = lookup_for(table, writer, self.config.case_insensitive)?;
         let widths = self.row_widths.get(table).map_or(&[][..], Vec::as_slice);
         let Some(mut rows) = JsonRows::new(
             writer.table().metadata().current_schema(),
@@ -464,18 +471,7 @@ impl Started {
             let batch = rows.finish().map_err(|e| {
                 TaskError::connect(format!("Table {table}: cannot assemble the batch: {e}"))
             })?;
-            self.buffered_records += batch.num_rows() as u64;
-            // The bytes the rows take, not the buffers reserved for them.
-            self.buffered_bytes += batch
-                .columns()
-                .iter()
-                .map(|c| {
-                    c.to_data()
-                        .get_slice_memory_size()
-                        .unwrap_or_else(|_| c.get_array_memory_size())
-                })
-                .sum::<usize>() as u64;
-            writer.write(batch).await.map_err(connect_err)?;
+            self.write_batch(table, batch).await?;
         }
         Ok(general)
     }
@@ -531,11 +527,7 @@ impl Started {
             };
             let table_schema = writer.table().metadata().current_schema().clone();
             let arrow_schema = writer.arrow_schema().clone();
-            let lookup = Lookup::for_table(
-                writer.table().metadata().properties(),
-                self.config.case_insensitive,
-            )
-            .map_err(|e| TaskError::connect(format!("Table {table}: {e}")))?;
+            let lookup = lookup_for(&table, writer, self.config.case_insensitive)?;
             // A record that does not fit its columns is reported (the task fails, or it goes to
             // the dead-letter queue under errors.tolerance=all) and the rest are converted again.
             let batch = loop {
@@ -562,14 +554,30 @@ impl Started {
                     }
                 }
             };
-            let (Some(batch), Some(writer)) = (batch, self.writers.get_mut(&table)) else {
-                continue;
-            };
-            self.buffered_records += batch.num_rows() as u64;
-            self.buffered_bytes += batch.get_array_memory_size() as u64;
-            writer.write(batch).await.map_err(connect_err)?;
+            if let Some(batch) = batch {
+                self.write_batch(&table, batch).await?;
+            }
         }
         Ok(())
+    }
+
+    /// Hands a batch to the table's writer and counts it against the buffer limits by the
+    /// bytes its rows take (not the capacity reserved for them).
+    async fn write_batch(&mut self, table: &str, batch: RecordBatch) -> Result<(), TaskError> {
+        let Some(writer) = self.writers.get_mut(table) else {
+            return Ok(());
+        };
+        self.buffered_records += batch.num_rows() as u64;
+        self.buffered_bytes += batch
+            .columns()
+            .iter()
+            .map(|c| {
+                c.to_data()
+                    .get_slice_memory_size()
+                    .unwrap_or_else(|_| c.get_array_memory_size())
+            })
+            .sum::<usize>() as u64;
+        writer.write(batch).await.map_err(connect_err)
     }
 
     /// Evolves the table's schema for what `rows` of `records` carry (added, promoted, relaxed
