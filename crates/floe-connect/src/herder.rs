@@ -3,19 +3,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{json, Value as Json};
-use tokio::sync::{watch, Mutex};
-use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tokio::sync::Mutex;
+use tracing::info;
 
 use crate::config_def::{validate, Validation};
 use crate::config_provider::ConfigProviders;
+use crate::instances::{Instance, Instances};
 use crate::loggers::Loggers;
 use crate::offsets::{self, PartitionOffset};
 use crate::plugin::{ConfigMap, Plugins, SinkConnector};
-use crate::status::{State, StatusCell};
+use crate::status::State;
 use crate::task::{self, TaskCommand, TaskSpec};
 use crate::worker_config::WorkerConfig;
 
@@ -78,19 +77,14 @@ impl TargetState {
     }
 }
 
-struct RunningTask {
-    status: StatusCell,
-    control: watch::Sender<TaskCommand>,
-    handle: JoinHandle<()>,
-}
-
 struct ConnectorEntry {
     config: ConfigMap,
     target: TargetState,
     plugin: Arc<dyn SinkConnector>,
     /// Task configs; empty while STOPPED.
     task_configs: Vec<ConfigMap>,
-    tasks: Vec<RunningTask>,
+    /// The current instance of each task (an instance stops in the background when replaced).
+    tasks: Vec<Instance>,
     active_topics: Arc<std::sync::Mutex<BTreeSet<String>>>,
 }
 
@@ -99,6 +93,7 @@ pub struct Herder {
     worker: Arc<WorkerConfig>,
     plugins: Plugins,
     connectors: Mutex<BTreeMap<String, ConnectorEntry>>,
+    instances: Instances,
     ready: AtomicBool,
     cluster_id: std::sync::Mutex<Option<String>>,
     loggers: Loggers,
@@ -115,6 +110,7 @@ impl Herder {
     /// A herder for `worker` that can run `plugins`.
     pub fn new(worker: Arc<WorkerConfig>, plugins: Plugins) -> Herder {
         Herder {
+            instances: Instances::new(worker.restart_stop_limit()),
             worker,
             plugins,
             connectors: Mutex::new(BTreeMap::new()),
@@ -203,10 +199,9 @@ impl Herder {
         let mut connectors = self.connectors.lock().await;
         let (created, target, active_topics) = match connectors.remove(name) {
             Some(existing) if allow_replace => {
-                let target = existing.target;
-                let topics = existing.active_topics.clone();
-                self.stop_tasks(name, existing.tasks).await;
-                (false, target, topics)
+                // The new instances start once these have stopped (instances.rs).
+                stop_all(&existing.tasks);
+                (false, existing.target, existing.active_topics.clone())
             }
             Some(existing) => {
                 connectors.insert(name.to_string(), existing);
@@ -255,15 +250,14 @@ impl Herder {
             .collect();
     }
 
+    /// Starts an instance of a task; it runs once the task's previous instance has stopped.
     fn start_task(
         &self,
         connector: &str,
         task_id: u32,
         config: ConfigMap,
         entry: &ConnectorEntry,
-    ) -> RunningTask {
-        let status = StatusCell::new(State::Unassigned);
-        let (control, control_rx) = watch::channel(entry.target.command());
+    ) -> Instance {
         let spec = TaskSpec {
             connector: connector.to_string(),
             task_id,
@@ -272,33 +266,10 @@ impl Herder {
             plugin: entry.plugin.clone(),
             active_topics: entry.active_topics.clone(),
         };
-        let handle = tokio::spawn(task::run(spec, status.clone(), control_rx));
-        RunningTask {
-            status,
-            control,
-            handle,
-        }
+        self.instances.start(spec, entry.target.command())
     }
 
-    async fn stop_tasks(&self, connector: &str, tasks: Vec<RunningTask>) {
-        for t in &tasks {
-            let _ = t.control.send(TaskCommand::Shutdown);
-        }
-        let limit = self.worker.task_shutdown_timeout + Duration::from_secs(60);
-        for (i, t) in tasks.into_iter().enumerate() {
-            let abort = t.handle.abort_handle();
-            if tokio::time::timeout(limit, t.handle).await.is_err() {
-                warn!(
-                    connector,
-                    task = i,
-                    "task did not stop in time; abandoning it"
-                );
-                abort.abort();
-            }
-        }
-    }
-
-    /// Deletes a connector, stopping its tasks.
+    /// Deletes a connector; its tasks stop in the background.
     pub async fn delete_connector(&self, name: &str) -> Result<(), HerderError> {
         let entry = self
             .connectors
@@ -306,17 +277,18 @@ impl Herder {
             .await
             .remove(name)
             .ok_or_else(|| not_found(name))?;
-        self.stop_tasks(name, entry.tasks).await;
+        stop_all(&entry.tasks);
         info!(connector = name, "connector deleted");
         Ok(())
     }
 
-    /// Stops every connector (process shutdown).
+    /// Stops every connector (process shutdown), waiting for the tasks at most the worker's
+    /// `task.shutdown.graceful.timeout.ms`.
     pub async fn shutdown(&self) {
-        let all = std::mem::take(&mut *self.connectors.lock().await);
-        for (name, entry) in all {
-            self.stop_tasks(&name, entry.tasks).await;
-        }
+        self.connectors.lock().await.clear();
+        self.instances
+            .stop_all(self.worker.task_shutdown_timeout)
+            .await;
     }
 
     /// Pauses, resumes or stops a connector.
@@ -334,14 +306,13 @@ impl Herder {
         entry.target = target;
         match (previous, target) {
             (_, TargetState::Stopped) => {
-                let tasks = std::mem::take(&mut entry.tasks);
+                stop_all(&std::mem::take(&mut entry.tasks));
                 entry.task_configs.clear();
-                self.stop_tasks(name, tasks).await;
             }
             (TargetState::Stopped, _) => self.start_connector(name, entry),
             _ => {
                 for t in &entry.tasks {
-                    let _ = t.control.send(target.command());
+                    t.command(target.command());
                 }
             }
         }
@@ -358,16 +329,15 @@ impl Herder {
                 "Unknown task: {name}-{task_id}"
             )));
         }
-        self.restart_tasks(name, entry, &[task_id]).await;
+        self.restart_tasks(name, entry, &[task_id]);
         Ok(())
     }
 
-    async fn restart_tasks(&self, name: &str, entry: &mut ConnectorEntry, ids: &[usize]) {
+    /// Replaces the instances of tasks `ids`: each new one starts once the old has stopped.
+    fn restart_tasks(&self, name: &str, entry: &mut ConnectorEntry, ids: &[usize]) {
         for &id in ids {
             let config = entry.task_configs[id].clone();
-            let fresh = self.start_task(name, id as u32, config, entry);
-            let old = std::mem::replace(&mut entry.tasks[id], fresh);
-            self.stop_tasks(name, vec![old]).await;
+            entry.tasks[id] = self.start_task(name, id as u32, config, entry);
         }
     }
 
@@ -421,7 +391,7 @@ impl Herder {
         }
         let mut connectors = self.connectors.lock().await;
         if let Some(entry) = connectors.get_mut(name) {
-            self.restart_tasks(name, entry, &ids).await;
+            self.restart_tasks(name, entry, &ids);
         }
         Ok(Some(status))
     }
@@ -525,15 +495,24 @@ impl Herder {
         Ok(())
     }
 
+    /// The connector's consumer group, config, and whether it is stopped (its tasks gone:
+    /// waits for instances still stopping, so the group has no members left).
     async fn offsets_target(&self, name: &str) -> Result<(String, ConfigMap, bool), HerderError> {
-        let connectors = self.connectors.lock().await;
-        let entry = connectors.get(name).ok_or_else(|| not_found(name))?;
-        let group = task::group_id(name, &entry.config);
-        Ok((
-            group,
-            entry.config.clone(),
-            entry.target == TargetState::Stopped && entry.tasks.is_empty(),
-        ))
+        let (group, config, stopped) = {
+            let connectors = self.connectors.lock().await;
+            let entry = connectors.get(name).ok_or_else(|| not_found(name))?;
+            (
+                task::group_id(name, &entry.config),
+                entry.config.clone(),
+                entry.target == TargetState::Stopped && entry.tasks.is_empty(),
+            )
+        };
+        if stopped {
+            self.instances
+                .wait_connector_stopped(name, self.worker.restart_stop_limit())
+                .await;
+        }
+        Ok((group, config, stopped))
     }
 
     /// `GET /connectors/{name}/offsets`: the committed offsets of the connector's group.
@@ -552,6 +531,13 @@ impl Herder {
     pub async fn reset_offsets(&self, name: &str) -> Result<Json, HerderError> {
         let (group, _, stopped) = self.offsets_target(name).await?;
         reset_offsets(&self.worker, name, group, stopped).await
+    }
+}
+
+/// Asks every instance in `tasks` to stop (returns at once).
+fn stop_all(tasks: &[Instance]) {
+    for t in tasks {
+        t.stop();
     }
 }
 

@@ -10,6 +10,7 @@ pub mod distributed;
 pub mod errant;
 pub mod error;
 pub mod herder;
+pub mod instances;
 pub mod kafka_config;
 pub mod loggers;
 pub mod offsets;

@@ -149,14 +149,90 @@ pub enum TaskCommand {
     Shutdown,
 }
 
+/// How long a stopped task waits for its Kafka clients to close before it reports itself
+/// stopped anyway (they go on closing in the background).
+const CLIENT_CLOSE_LIMIT: Duration = Duration::from_secs(10);
+
 /// Runs a task until told to shut down or until it fails; the outcome lands in `status`.
+/// Returns once the task's clients are closed (at most [`CLIENT_CLOSE_LIMIT`] after it
+/// stopped), so a new instance of the task never overlaps this one's consumer.
 pub async fn run(spec: TaskSpec, status: StatusCell, shutdown: watch::Receiver<TaskCommand>) {
     let name = format!("{}-{}", spec.connector, spec.task_id);
-    match run_task(&spec, &status, shutdown).await {
+    // Logged before any client exists; "task stopped"/"task failed" once they are all gone.
+    info!(task = %name, "task instance starting");
+    let (closed, mut closing) = tokio::sync::mpsc::channel::<()>(2);
+    let outcome = run_task(&spec, &status, shutdown, &closed).await;
+    drop(closed);
+    // Every client handed to a `Release` reports here when it is gone; the channel closes
+    // once they all are.
+    let all_closed = tokio::time::timeout(CLIENT_CLOSE_LIMIT, async {
+        while closing.recv().await.is_some() {}
+    })
+    .await
+    .is_ok();
+    if !all_closed {
+        warn!(task = %name, "the task's Kafka clients did not close in time; leaving them to close in the background");
+    }
+    match outcome {
         Ok(()) => info!(task = %name, "task stopped"),
         Err(e) => {
             error!(task = %name, error = %e, "task failed");
             status.fail(e.trace());
+        }
+    }
+}
+
+/// A value whose drop may block — a consumer leaving its group runs librdkafka's close, which
+/// waits for the group coordinator and the rebalance callbacks — dropped on a thread of its
+/// own, so no runtime thread (and no process shutdown) ever waits for it. The sender it holds
+/// is dropped once the value is gone.
+struct Release<T: Send + 'static> {
+    value: Option<T>,
+    closed: tokio::sync::mpsc::Sender<()>,
+}
+
+impl<T: Send + 'static> Release<T> {
+    fn new(value: T, closed: &tokio::sync::mpsc::Sender<()>) -> Release<T> {
+        Release {
+            value: Some(value),
+            closed: closed.clone(),
+        }
+    }
+}
+
+impl<T: Send + 'static> std::ops::Deref for Release<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // Present until drop.
+        self.value.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl<T: Send + 'static> std::ops::DerefMut for Release<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.value.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl<T: Send + 'static> Drop for Release<T> {
+    fn drop(&mut self) {
+        let Some(value) = self.value.take() else {
+            return;
+        };
+        let closed = self.closed.clone();
+        // Dropping may need the runtime (a client's own tasks and timers).
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let release = move || {
+            let _entered = runtime.as_ref().map(|r| r.enter());
+            drop(value);
+            drop(closed);
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("floe-release".into())
+            .spawn(release)
+        {
+            // The closure, and the value in it, were dropped here.
+            warn!(error = %e, "cannot start a thread to close a task's clients");
         }
     }
 }
@@ -256,9 +332,9 @@ fn prefetch_kbytes(config: &ConfigMap) -> usize {
 
 struct Loop<'a> {
     spec: &'a TaskSpec,
-    consumer: Arc<TaskConsumer>,
+    consumer: Release<Arc<TaskConsumer>>,
     events: Arc<RebalanceEvents>,
-    task: Box<dyn SinkTask>,
+    task: Release<Box<dyn SinkTask>>,
     context: TaskContext,
     converters: Converters,
     /// Values are handed to the task undecoded (see `SinkTask::decodes_json_values`).
@@ -279,6 +355,7 @@ async fn run_task(
     spec: &TaskSpec,
     status: &StatusCell,
     control: watch::Receiver<TaskCommand>,
+    closed: &tokio::sync::mpsc::Sender<()>,
 ) -> Result<(), TaskError> {
     // Placeholders are resolved now, for this task only; the stored config keeps them.
     let providers = ConfigProviders::from_worker(&spec.worker.props).map_err(TaskError::connect)?;
@@ -308,10 +385,15 @@ async fn run_task(
         .is_some_and(|v| v.trim() == "latest");
     let context = TaskConsumerContext::default();
     let events = context.events.clone();
-    let consumer: Arc<TaskConsumer> = Arc::new(
-        client_config(&props)
-            .create_with_context(context)
-            .map_err(|e| TaskError::connect(format!("Failed to create the task consumer: {e}")))?,
+    let consumer = Release::new(
+        Arc::new(
+            client_config(&props)
+                .create_with_context(context)
+                .map_err(|e| {
+                    TaskError::connect(format!("Failed to create the task consumer: {e}"))
+                })?,
+        ),
+        closed,
     );
     subscribe(&consumer, &spec.config)?;
 
@@ -327,8 +409,8 @@ async fn run_task(
         &spec.connector,
         spec.task_id,
     ));
-    let mut task = spec.plugin.create_task();
-    let metadata_consumer = Arc::downgrade(&consumer);
+    let mut task = Release::new(spec.plugin.create_task(), closed);
+    let metadata_consumer = Arc::downgrade(&*consumer);
     let task_context = TaskContext::new(
         &spec.connector,
         spec.task_id,

@@ -85,6 +85,13 @@ impl WorkerConfig {
         })
     }
 
+    /// How long a task instance being replaced (a restart, a reconfiguration) may take to
+    /// stop before it is abandoned: the graceful timeout plus time for a commit in flight, as
+    /// nobody waits on it but its successor.
+    pub fn restart_stop_limit(&self) -> Duration {
+        self.task_shutdown_timeout + Duration::from_secs(30)
+    }
+
     /// Properties under `prefix`, with the prefix removed.
     pub fn with_prefix(&self, prefix: &str) -> BTreeMap<String, String> {
         strip_prefix(&self.props, prefix)

@@ -52,11 +52,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("standalone") if args.len() >= 2 => {
             let (root, apply) = init_logging();
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            runtime.block_on(standalone(
+            run_worker(standalone(
                 PathBuf::from(&args[1]),
                 args[2..].iter().map(PathBuf::from).collect(),
                 Loggers::new(&root, Some(apply)),
@@ -64,11 +60,7 @@ fn main() -> Result<()> {
         }
         Some("distributed") if args.len() == 2 => {
             let (root, apply) = init_logging();
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            runtime.block_on(distributed(
+            run_worker(distributed(
                 PathBuf::from(&args[1]),
                 Loggers::new(&root, Some(apply)),
             ))
@@ -86,6 +78,19 @@ fn main() -> Result<()> {
             std::process::exit(2);
         }
     }
+}
+
+/// Runs a worker on a multi-threaded runtime. Once the worker has stopped, the runtime gets a
+/// moment for what is left (a lookup of the cluster id, say) and is then left behind: nothing
+/// still running can keep the process from exiting.
+fn run_worker(worker: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(worker);
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 /// Sets up logging; returns the root level and a way to change the filter at run time.
@@ -197,7 +202,7 @@ async fn bind(worker: &WorkerConfig) -> Result<tokio::net::TcpListener> {
     Ok(listener)
 }
 
-/// Serves the REST API until SIGTERM/SIGINT.
+/// Serves the REST API until SIGTERM/SIGINT; a second signal ends the process at once.
 fn serve(
     listener: tokio::net::TcpListener,
     api: Arc<dyn ConnectApi>,
@@ -205,7 +210,15 @@ fn serve(
     let app = rest::router(api);
     tokio::spawn(async move {
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(async {
+                shutdown_signal().await;
+                info!("stopping (a second SIGTERM or SIGINT exits at once)");
+                tokio::spawn(async {
+                    shutdown_signal().await;
+                    error!("second signal: exiting without waiting for tasks");
+                    std::process::exit(130);
+                });
+            })
             .await
     })
 }

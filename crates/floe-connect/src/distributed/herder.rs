@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value as Json};
-use tokio::sync::{watch, Mutex, Notify};
+use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -32,10 +32,11 @@ use crate::herder::{
     alter_offsets, find_plugin, generate_task_configs, not_found, read_offsets, reset_offsets,
     validate_with, HerderError, RestartRequest, TargetState,
 };
+use crate::instances::{Instance, Instances};
 use crate::loggers::Loggers;
 use crate::plugin::{ConfigMap, Plugins};
-use crate::status::{State, StatusCell};
-use crate::task::{self, TaskCommand, TaskSpec};
+use crate::status::State;
+use crate::task::{self, TaskSpec};
 use crate::worker_config::WorkerConfig;
 
 const READ_LIMIT: Duration = Duration::from_secs(30);
@@ -64,9 +65,7 @@ struct Group {
 }
 
 struct LocalTask {
-    status: StatusCell,
-    control: watch::Sender<TaskCommand>,
-    handle: JoinHandle<()>,
+    instance: Instance,
     config: ConfigMap,
     target: TargetState,
     published: Option<(State, Option<String>, i32)>,
@@ -99,6 +98,12 @@ pub struct DistributedHerder {
     status_log: KafkaLog,
     group: StdMutex<Group>,
     local: Mutex<Local>,
+    instances: Instances,
+    /// The tasks this worker runs, as of the last reconcile pass (read without `local`, which
+    /// the reconcile loop holds while it waits for revoked tasks to stop).
+    running_here: StdMutex<BTreeSet<(String, u32)>>,
+    /// Restarts of tasks running here, asked for over REST and applied by the next pass.
+    pending_restarts: StdMutex<BTreeSet<(String, u32)>>,
     leader_writes: Mutex<()>,
     membership: StdMutex<Option<(Membership, JoinHandle<()>)>>,
     wake: Arc<Notify>,
@@ -197,6 +202,9 @@ impl DistributedHerder {
             status_log,
             group: StdMutex::new(Group::default()),
             local: Mutex::new(local),
+            instances: Instances::new(worker.restart_stop_limit()),
+            running_here: StdMutex::new(BTreeSet::new()),
+            pending_restarts: StdMutex::new(BTreeSet::new()),
             leader_writes: Mutex::new(()),
             membership: StdMutex::new(None),
             wake,
@@ -359,16 +367,19 @@ impl DistributedHerder {
         };
         self.stop_unwanted(&snap, &assignment, &mut local, generation)
             .await;
-        // Restarted tasks are started again in this same pass: a task restart forwarded here
-        // meanwhile finds them running.
+        // Restarted tasks are started again in this same pass (each new instance runs once
+        // the old one has stopped): a task restart forwarded here meanwhile finds them.
         self.process_restarts(&snap, &mut local).await;
         self.start_assigned(&snap, &assignment, &mut local);
         for ((c, _), t) in local.tasks.iter_mut() {
             let want = snap.target(c);
             if t.target != want {
-                let _ = t.control.send(want.command());
+                t.instance.command(want.command());
                 t.target = want;
             }
+        }
+        if let Ok(mut running) = self.running_here.lock() {
+            *running = local.tasks.keys().cloned().collect();
         }
         self.publish_connectors(&snap, &assignment, &mut local, generation)
             .await;
@@ -424,11 +435,20 @@ impl DistributedHerder {
             })
             .map(|(k, _)| k.clone())
             .collect();
-        for (c, t) in unwanted {
-            let Some(lt) = local.tasks.remove(&(c.clone(), t)) else {
-                continue;
-            };
-            self.stop_task(&c, t, lt).await;
+        let stopping: Vec<((String, u32), Instance)> = unwanted
+            .into_iter()
+            .filter_map(|k| local.tasks.remove(&k).map(|lt| (k, lt.instance)))
+            .collect();
+        for (_, i) in &stopping {
+            i.stop();
+        }
+        for ((c, t), i) in stopping {
+            // A task that may now be assigned elsewhere is released only once it has stopped
+            // here: it never runs on two workers at once. One that stays here (a new config)
+            // is replaced by an instance that waits for this one itself.
+            if !assignment.assigned.contains(&Unit::task(&c, t)) {
+                i.stop_within(self.worker.restart_stop_limit()).await;
+            }
             let key = format!("status-task-{c}-{t}");
             let gone = !snap.connectors.contains_key(&c)
                 || snap.tasks.get(&c).is_none_or(|v| v.len() <= t as usize);
@@ -461,17 +481,6 @@ impl DistributedHerder {
         }
     }
 
-    async fn stop_task(&self, connector: &str, task: u32, lt: LocalTask) {
-        let _ = lt.control.send(TaskCommand::Shutdown);
-        let abort = lt.handle.abort_handle();
-        let limit = self.worker.task_shutdown_timeout + Duration::from_secs(60);
-        if tokio::time::timeout(limit, lt.handle).await.is_err() {
-            warn!(connector, task, "task did not stop in time; abandoning it");
-            abort.abort();
-        }
-        info!(connector, task, "task stopped here");
-    }
-
     fn start_assigned(&self, snap: &ConfigState, assignment: &Assignment, local: &mut Local) {
         for u in &assignment.assigned {
             let Some(t) = u.task else { continue };
@@ -485,45 +494,27 @@ impl DistributedHerder {
             ) else {
                 continue;
             };
-            let status = StatusCell::new(State::Unassigned);
-            let plugin = match find_plugin(&self.plugins, conn_config) {
-                Ok(p) => p,
-                Err(e) => {
-                    status.fail(e.to_string());
-                    let (control, _) = watch::channel(TaskCommand::Shutdown);
-                    local.tasks.insert(
-                        (c.clone(), t),
-                        LocalTask {
-                            status,
-                            control,
-                            handle: tokio::spawn(async {}),
-                            config: task_config.clone(),
-                            target: snap.target(c),
-                            published: None,
-                        },
-                    );
-                    continue;
-                }
-            };
             let target = snap.target(c);
-            let (control, control_rx) = watch::channel(target.command());
-            let topics = local.topics.entry(c.clone()).or_default().clone();
-            let spec = TaskSpec {
-                connector: c.clone(),
-                task_id: t,
-                config: task_config.clone(),
-                worker: self.worker.clone(),
-                plugin,
-                active_topics: topics,
+            let instance = match find_plugin(&self.plugins, conn_config) {
+                Ok(plugin) => {
+                    let topics = local.topics.entry(c.clone()).or_default().clone();
+                    let spec = TaskSpec {
+                        connector: c.clone(),
+                        task_id: t,
+                        config: task_config.clone(),
+                        worker: self.worker.clone(),
+                        plugin,
+                        active_topics: topics,
+                    };
+                    info!(connector = %c, task = t, "task started here");
+                    self.instances.start(spec, target.command())
+                }
+                Err(e) => Instance::failed(e.to_string()),
             };
-            let handle = tokio::spawn(task::run(spec, status.clone(), control_rx));
-            info!(connector = %c, task = t, "task started here");
             local.tasks.insert(
                 (c.clone(), t),
                 LocalTask {
-                    status,
-                    control,
-                    handle,
+                    instance,
                     config: task_config.clone(),
                     target,
                     published: None,
@@ -533,6 +524,17 @@ impl DistributedHerder {
     }
 
     async fn process_restarts(&self, snap: &ConfigState, local: &mut Local) {
+        let asked: Vec<(String, u32)> = self
+            .pending_restarts
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p).into_iter().collect())
+            .unwrap_or_default();
+        for (c, t) in asked {
+            if let Some(lt) = local.tasks.remove(&(c.clone(), t)) {
+                // start_assigned, next in the same pass, starts the new instance.
+                lt.instance.stop();
+            }
+        }
         for (c, (offset, request)) in &snap.restarts {
             if local
                 .restarts_done
@@ -549,7 +551,8 @@ impl DistributedHerder {
                 .tasks
                 .iter()
                 .filter(|((conn, _), lt)| {
-                    conn == c && (!request.only_failed || lt.status.get().state == State::Failed)
+                    conn == c
+                        && (!request.only_failed || lt.instance.status.get().state == State::Failed)
                 })
                 .map(|((_, t), _)| *t)
                 .collect();
@@ -558,7 +561,7 @@ impl DistributedHerder {
                     let v = self.status_value(State::Restarting, None, self.generation());
                     self.write_status(&format!("status-task-{c}-{t}"), Some(&v))
                         .await;
-                    self.stop_task(c, t, lt).await;
+                    lt.instance.stop();
                 }
             }
             // start_assigned, next in the same pass, brings them back.
@@ -595,7 +598,7 @@ impl DistributedHerder {
     async fn publish_statuses(&self, local: &mut Local, generation: i32) {
         let mut writes = Vec::new();
         for ((c, t), lt) in local.tasks.iter_mut() {
-            let s = lt.status.get();
+            let s = lt.instance.status.get();
             let now = (s.state, s.trace.clone(), generation);
             if lt.published.as_ref() != Some(&now) {
                 writes.push((
@@ -651,11 +654,14 @@ impl DistributedHerder {
     pub async fn shutdown(&self) {
         self.stopping.store(true, Ordering::Release);
         let generation = self.generation();
+        // First, without the reconcile loop's lock (it may be waiting for a task to stop).
+        self.instances
+            .stop_all(self.worker.task_shutdown_timeout)
+            .await;
         let mut local = self.local.lock().await;
         let tasks = std::mem::take(&mut local.tasks);
         let released = self.status_value(State::Unassigned, None, generation);
-        for ((c, t), lt) in tasks {
-            self.stop_task(&c, t, lt).await;
+        for (c, t) in tasks.into_keys() {
             self.write_status(&format!("status-task-{c}-{t}"), Some(&released))
                 .await;
         }
@@ -683,11 +689,23 @@ impl DistributedHerder {
             .filter(|(c, t)| !a.assigned.contains(&Unit::task(c, *t)))
             .cloned()
             .collect();
-        for (c, t) in revoked {
-            if let Some(lt) = local.tasks.remove(&(c.clone(), t)) {
-                self.stop_task(&c, t, lt).await;
-            }
+        let stopping: Vec<Instance> = revoked
+            .iter()
+            .filter_map(|k| local.tasks.remove(k).map(|lt| lt.instance))
+            .collect();
+        for i in &stopping {
+            i.stop();
         }
+        for i in stopping {
+            i.stop_within(self.worker.restart_stop_limit()).await;
+        }
+    }
+
+    fn runs_here(&self, key: &(String, u32)) -> bool {
+        self.running_here
+            .lock()
+            .map(|r| r.contains(key))
+            .unwrap_or(false)
     }
 
     fn task_count(snap: &ConfigState, name: &str) -> usize {
@@ -955,11 +973,7 @@ impl ConnectApi for DistributedHerder {
     }
 
     async fn runs_task(&self, name: &str, task: usize) -> bool {
-        self.local
-            .lock()
-            .await
-            .tasks
-            .contains_key(&(name.to_string(), task as u32))
+        self.runs_here(&(name.to_string(), task as u32))
     }
 
     async fn connector_names(&self) -> Vec<String> {
@@ -1050,16 +1064,14 @@ impl ConnectApi for DistributedHerder {
             )));
         }
         let key = (name.to_string(), task_id as u32);
-        {
-            let mut local = self.local.lock().await;
-            if let Some(lt) = local.tasks.remove(&key) {
-                self.stop_task(name, task_id as u32, lt).await;
-                let assignment = self.group.lock().ok().and_then(|g| g.assignment.clone());
-                if let Some(a) = assignment {
-                    self.start_assigned(&self.snapshot(), &a, &mut local);
-                }
-                return Ok(());
+        if self.runs_here(&key) {
+            // Applied by the next reconcile pass, which starts the new instance at once (it
+            // runs when the old one has stopped): the answer does not wait for either.
+            if let Ok(mut p) = self.pending_restarts.lock() {
+                p.insert(key);
             }
+            self.wake.notify_one();
+            return Ok(());
         }
         let owner = self
             .status_of(&format!("status-task-{name}-{task_id}"))

@@ -98,14 +98,22 @@ impl CoordinatorHandle {
     }
 
     /// Stops the coordinator and waits for it.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        if tokio::time::timeout(Duration::from_secs(60), self.join)
+        if tokio::time::timeout(Duration::from_secs(60), &mut self.join)
             .await
             .is_err()
         {
             warn!("coordinator did not stop within 60 s");
         }
+    }
+}
+
+impl Drop for CoordinatorHandle {
+    /// A task dropped without being stopped (abandoned by the worker) takes its coordinator
+    /// with it: a coordinator never outlives its task.
+    fn drop(&mut self) {
+        self.join.abort();
     }
 }
 
