@@ -1,5 +1,9 @@
 """Floe takes over a connector the Java Iceberg sink was running: same connector name, same
-control topic, same consumer groups, same table. The table ends with every produced record once."""
+control topic, same consumer groups, same table. The table ends with every produced record once.
+
+The table exists before the Java sink starts: two Java tasks auto-creating it in a new
+namespace race on the SQL catalog, and the loser dies and leaves its partition's records
+unwritten (test_concurrent_create.py shows Floe in that situation)."""
 
 import signal
 
@@ -11,6 +15,18 @@ from harness import (
 
 def produce_ids(topic, ids):
     produce(topic, [{"id": i, "payload": f"value-{i}"} for i in ids], keys=[str(i) for i in ids])
+
+
+def create_table_as_the_java_sink_would(catalog, table):
+    """The table the Java sink infers from `{"id": <int>, "payload": <str>}` (long, string)."""
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import LongType, NestedField, StringType
+
+    catalog.create_namespace(table.split(".")[0])
+    catalog.create_table(table, Schema(
+        NestedField(1, "id", LongType(), required=False),
+        NestedField(2, "payload", StringType(), required=False),
+    ))
 
 
 def test_floe_continues_a_table_written_by_the_java_sink(tmp_path):
@@ -26,12 +42,13 @@ def test_floe_continues_a_table_written_by_the_java_sink(tmp_path):
     })
     java = JavaWorker(tmp_path)
     floe = Worker(tmp_path)
+    catalog = pyiceberg_catalog(catalog_cfg)
+    create_table_as_the_java_sink_would(catalog, table)
     try:
         java.start()
         java.create_connector(name, config)
         java.wait_running(name, tasks=2)
         produce_ids(topic, range(0, 3000))
-        catalog = pyiceberg_catalog(catalog_cfg)
         wait_for(lambda: len(read_rows(catalog, table)) == 3000, 120, "the Java sink to commit 3000 rows")
         java_snapshots = snapshots(catalog, table)
         offsets_key = f"kafka.connect.offsets.{control}.connect-{name}"

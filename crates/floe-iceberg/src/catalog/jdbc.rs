@@ -29,6 +29,7 @@ use iceberg::{
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
+use tracing::debug;
 
 /// The SQL dialect behind a catalog URL; only the bind placeholders differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,21 +118,21 @@ impl JdbcCatalog {
     }
 
     async fn initialize(&mut self) -> Result<()> {
-        self.execute(
+        self.create_catalog_table(
+            "iceberg_namespace_properties",
             "CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (\
              catalog_name VARCHAR(255) NOT NULL, namespace VARCHAR(255) NOT NULL, \
              property_key VARCHAR(255), property_value VARCHAR(1000), \
              PRIMARY KEY (catalog_name, namespace, property_key))",
-            &[],
         )
         .await?;
-        self.execute(
+        self.create_catalog_table(
+            "iceberg_tables",
             "CREATE TABLE IF NOT EXISTS iceberg_tables (\
              catalog_name VARCHAR(255) NOT NULL, table_namespace VARCHAR(255) NOT NULL, \
              table_name VARCHAR(255) NOT NULL, metadata_location VARCHAR(1000), \
              previous_metadata_location VARCHAR(1000), iceberg_type VARCHAR(5), \
              PRIMARY KEY (catalog_name, table_namespace, table_name))",
-            &[],
         )
         .await?;
         // A table Java created keeps its layout: look for the column instead of adding it.
@@ -143,6 +144,24 @@ impl JdbcCatalog {
             Err(_) => Layout::V0,
         };
         Ok(())
+    }
+
+    /// Creates one of the catalog's own tables unless it exists. Tasks opening the catalog at
+    /// the same moment race here: PostgreSQL's `CREATE TABLE IF NOT EXISTS` is not atomic
+    /// (the loser fails on `pg_type_typname_nsp_index`), so a failure is forgiven when the
+    /// table is there afterwards.
+    async fn create_catalog_table(&self, table: &str, ddl: &str) -> Result<()> {
+        let Err(create_err) = self.execute(ddl, &[]).await else {
+            return Ok(());
+        };
+        let probe = format!("SELECT 1 FROM {table} WHERE 1 = 0");
+        match sqlx::query(&probe).fetch_all(&self.pool).await {
+            Ok(_) => {
+                debug!(catalog = %self.name, table, error = %create_err, "catalog table created concurrently");
+                Ok(())
+            }
+            Err(_) => Err(create_err),
+        }
     }
 
     /// `?` placeholders in the dialect's spelling.
