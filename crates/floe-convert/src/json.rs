@@ -226,6 +226,17 @@ fn data_err(msg: impl Into<String>) -> ConvertError {
     ConvertError::Data(msg.into())
 }
 
+/// A type name of JsonConverter's schema format (`JsonSchema`): Connect's names, except that
+/// FLOAT32 and FLOAT64 are written `float` and `double` (and `float32`/`float64` are not read).
+pub fn json_schema_type(name: &str) -> Option<SchemaType> {
+    match name {
+        "float" => Some(SchemaType::Float32),
+        "double" => Some(SchemaType::Float64),
+        "float32" | "float64" => None,
+        other => SchemaType::from_name(other),
+    }
+}
+
 /// Parses a JsonConverter schema document.
 pub fn parse_schema(json: &Json) -> Result<Schema, ConvertError> {
     let obj = json
@@ -235,7 +246,7 @@ pub fn parse_schema(json: &Json) -> Result<Schema, ConvertError> {
         .get("type")
         .and_then(Json::as_str)
         .ok_or_else(|| data_err("Schema must contain 'type' field"))?;
-    let schema_type = SchemaType::from_name(type_name)
+    let schema_type = json_schema_type(type_name)
         .ok_or_else(|| data_err(format!("Unknown schema type: {type_name}")))?;
     let mut schema = Schema::new(schema_type);
     schema.optional = obj.get("optional").and_then(Json::as_bool).unwrap_or(false);
@@ -646,5 +657,19 @@ mod tests {
     fn tombstones_are_null() {
         let sv = JsonConverter::new(true).to_connect("t", None).unwrap();
         assert_eq!(sv, SchemaAndValue::null());
+    }
+
+    #[test]
+    fn floats_are_named_as_java_names_them() {
+        let text = r#"{"schema":{"type":"struct","fields":[{"field":"f","type":"float"},{"field":"d","type":"double"}]},"payload":{"f":1.5,"d":2.5}}"#;
+        assert_eq!(
+            conv(true, text).unwrap().value,
+            Value::Struct(vec![Value::Float32(1.5), Value::Float64(2.5)])
+        );
+        let text = r#"{"schema":{"type":"float64"},"payload":1.5}"#;
+        assert_eq!(
+            conv(true, text).unwrap_err().to_string(),
+            "Unknown schema type: float64"
+        );
     }
 }
