@@ -24,7 +24,7 @@ eval "$(stack/env)"
 
 step "end-to-end tests"
 export FLOE_BIN="$TARGET_DIR/debug/floe"
-"$FLOE_PYTHON" -m pytest tests/e2e -v -p no:cacheprovider --reruns 1 --reruns-delay 2 "$@"
+"$FLOE_PYTHON" -m pytest tests/e2e -v -p no:cacheprovider "$@"
 
 step "benchmark smoke run (bench/run --smoke; the full run is by hand, docs/performance.md)"
 bench/run --smoke
