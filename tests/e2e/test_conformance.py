@@ -18,6 +18,26 @@ from harness import (
 # step -> why Floe answers differently from the Java worker on purpose
 KNOWN_DIFFERENCES: dict[str, str] = {}
 
+T = "org.apache.kafka.connect.transforms."
+# A chain with every kind of problem validation reports: a missing required key (with and without
+# a validator), a bad value, an unknown class, an abstract class, negate without a predicate, a
+# predicate, and a duplicate alias.
+TRANSFORMS = {
+    "transforms": "cast, mask, ins, ts, nope, abstract, neg, route, cast",
+    "transforms.cast.type": T + "Cast$Value",
+    "transforms.mask.type": T + "MaskField$Value", "transforms.mask.fields": "a,b", "transforms.mask.replacement": "",
+    "transforms.ins.type": T + "InsertField$Value", "transforms.ins.topic.field": "t",
+    "transforms.ins.predicate": "tomb", "transforms.ins.negate": "true",
+    "transforms.ts.type": T + "TimestampConverter$Value", "transforms.ts.target.type": "Instant",
+    "transforms.nope.type": "com.example.NoSuchTransform",
+    "transforms.abstract.type": T + "Cast",
+    "transforms.neg.type": T + "Filter", "transforms.neg.negate": "false",
+    "transforms.route.type": "RegexRouter", "transforms.route.regex": "(.*)", "transforms.route.replacement": "$1",
+    "predicates": "tomb, hdr",
+    "predicates.tomb.type": T + "predicates.RecordIsTombstone",
+    "predicates.hdr.type": T + "predicates.HasHeaderKey",
+}
+
 
 def shape(v):
     """Field names and value types, recursively; lists by the set of their elements' shapes."""
@@ -67,6 +87,9 @@ def run_sequence(rec: Recorder, name: str, config: dict[str, str]) -> None:
     rec.call("validate", "PUT", f"/connector-plugins/{simple}/config/validate", {**config, "name": name})
     rec.call("validate unknown plugin", "PUT", "/connector-plugins/NoSuchConnector/config/validate",
              {"connector.class": "NoSuchConnector"})
+    rec.call("validate transforms", "PUT", f"/connector-plugins/{simple}/config/validate", {**config, **TRANSFORMS, "name": name})
+    rec.call("create with invalid transforms", "POST", "/connectors", {"name": name + "-t", "config": {**config, **TRANSFORMS}})
+    rec.call("transform plugin config", "GET", "/connector-plugins/org.apache.kafka.connect.transforms.Cast$Value/config")
     wait_for(lambda: state(rec, name) == ("RUNNING", ["RUNNING"]), 120, f"{name} RUNNING at {rec.url}")
     rec.call("info", "GET", f"/connectors/{name}")
     rec.call("config", "GET", f"/connectors/{name}/config")
@@ -127,12 +150,46 @@ def comparable(step: str, status: int, payload, names: dict[str, str]):
         kept = {k: v for k, v in value.items() if k != "config"}
     if step.startswith("status") and isinstance(value, dict):
         kept = {"connector": value["connector"]["state"], "tasks": [t["state"] for t in value["tasks"]]}
-    if step == "validate" and isinstance(value, dict):
-        # Floe's own keys (floe.*) are extra; the framework's and the sink's keys must all be there.
+    if step in ("validate", "validate transforms") and isinstance(value, dict):
+        # Floe's own keys (floe.*) are extra; the framework's and the sink's keys must all be there,
+        # with the same types; each transform's keys in their group and order, with the same errors.
         kept = {"error_count": value["error_count"], "groups": value["groups"],
-                "keys": sorted(c["definition"]["name"] for c in value["configs"]
+                "keys": sorted((c["definition"]["name"], c["definition"]["type"]) for c in value["configs"]
                                if not c["definition"]["name"].startswith("floe."))}
+        if step == "validate transforms":
+            kept["chain"] = [(c["definition"]["name"], c["definition"]["group"], c["definition"]["order_in_group"],
+                              c["definition"]["required"], c["definition"]["default_value"], c["value"]["value"],
+                              c["value"]["errors"])
+                             for c in value["configs"] if c["definition"]["name"].startswith(("transforms", "predicates"))]
+    if step == "create with invalid transforms" and isinstance(value, dict):
+        kept = value
+    if step == "transform plugin config" and isinstance(value, list):
+        kept = [(k["name"], k["type"], k["required"], k["default_value"], k["importance"], k["group"], k["order_in_group"])
+                for k in value]
     return status, shape(value), kept
+
+
+def difference(java, floe) -> str:
+    """What differs between two (status, shape, kept) triples, item by item where they are lists
+    or dicts, so a report names the keys that differ rather than whole answers."""
+    lines = []
+    for what, j, f in zip(("status", "shape", "values"), java, floe):
+        if j == f:
+            continue
+        if isinstance(j, dict) and isinstance(f, dict):
+            for k in sorted(set(j) | set(f), key=str):
+                if j.get(k) != f.get(k):
+                    lines.append(difference((None, None, j.get(k)), (None, None, f.get(k))) if isinstance(j.get(k), (dict, list)) and isinstance(f.get(k), (dict, list)) else f"  {what}.{k}:\n    java: {j.get(k)}\n    floe: {f.get(k)}")
+        elif isinstance(j, list) and isinstance(f, list):
+            for item in j:
+                if item not in f:
+                    lines.append(f"  {what}: only java: {item}")
+            for item in f:
+                if item not in j:
+                    lines.append(f"  {what}: only floe: {item}")
+        else:
+            lines.append(f"  {what}:\n    java: {j}\n    floe: {f}")
+    return "\n".join(lines)
 
 
 def test_rest_api_matches_the_java_worker(tmp_path):
@@ -162,7 +219,7 @@ def test_rest_api_matches_the_java_worker(tmp_path):
             j = comparable(step, *jrec.answers[step], jnames)
             f = comparable(step, *frec.answers[step], fnames)
             if j != f:
-                report.append(f"--- {step}\n  java: {jrec.answers[step]}\n  floe: {frec.answers[step]}")
+                report.append(f"--- {step}\n{difference(j, f)}")
                 if step not in KNOWN_DIFFERENCES:
                     unexpected.append(step)
         print("\n".join(report))

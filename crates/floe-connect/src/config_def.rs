@@ -6,189 +6,62 @@ use serde_json::{json, Value as Json};
 
 use crate::plugin::{ConfigMap, Plugins, SinkConnector};
 
-/// Config value types (`ConfigDef.Type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigType {
-    Boolean,
-    String,
-    Int,
-    Long,
-    Double,
-    List,
-    Class,
-    Password,
-}
+pub use floe_data::config::{ConfigKey, ConfigType, Importance, Text};
 
-impl ConfigType {
-    fn name(self) -> &'static str {
-        match self {
-            ConfigType::Boolean => "BOOLEAN",
-            ConfigType::String => "STRING",
-            ConfigType::Int => "INT",
-            ConfigType::Long => "LONG",
-            ConfigType::Double => "DOUBLE",
-            ConfigType::List => "LIST",
-            ConfigType::Class => "CLASS",
-            ConfigType::Password => "PASSWORD",
-        }
-    }
-}
-
-/// Importance (`ConfigDef.Importance`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Importance {
-    High,
-    Medium,
-    Low,
-}
-
-/// One configuration key.
-#[derive(Debug, Clone)]
-pub struct ConfigKey {
-    pub name: &'static str,
-    pub config_type: ConfigType,
-    /// The default value; None with `required` false is Java's `null` default.
-    pub default: Option<&'static str>,
-    /// No default at all (`ConfigDef.NO_DEFAULT_VALUE`): the key must be set.
-    pub required: bool,
-    pub importance: Importance,
-    pub documentation: &'static str,
-    pub group: Option<&'static str>,
-    pub display_name: &'static str,
-}
-
-impl ConfigKey {
-    /// A key with a default value.
-    pub const fn optional(
-        name: &'static str,
-        config_type: ConfigType,
-        default: &'static str,
-        importance: Importance,
-        documentation: &'static str,
-    ) -> ConfigKey {
-        ConfigKey::new(
-            name,
-            config_type,
-            Some(default),
-            false,
-            importance,
-            documentation,
-        )
-    }
-
-    /// A key without a default.
-    pub const fn required(
-        name: &'static str,
-        config_type: ConfigType,
-        importance: Importance,
-        documentation: &'static str,
-    ) -> ConfigKey {
-        ConfigKey::new(name, config_type, None, true, importance, documentation)
-    }
-
-    /// An optional key whose default is `null` (unset).
-    pub const fn nullable(
-        name: &'static str,
-        config_type: ConfigType,
-        importance: Importance,
-        documentation: &'static str,
-    ) -> ConfigKey {
-        ConfigKey::new(name, config_type, None, false, importance, documentation)
-    }
-
-    const fn new(
-        name: &'static str,
-        config_type: ConfigType,
-        default: Option<&'static str>,
-        required: bool,
-        importance: Importance,
-        documentation: &'static str,
-    ) -> ConfigKey {
-        ConfigKey {
-            name,
-            config_type,
-            default,
-            required,
-            importance,
-            documentation,
-            group: None,
-            display_name: name,
-        }
-    }
-
-    /// Checks that a given value parses as the key's type.
-    pub fn type_error(&self, value: &str) -> Option<String> {
-        let v = value.trim();
-        let bad = |what: &str| {
-            Some(format!(
-                "Invalid value {value} for configuration {}: {what}",
-                self.name
-            ))
-        };
-        match self.config_type {
-            ConfigType::Boolean if !matches!(v.to_ascii_lowercase().as_str(), "true" | "false") => {
-                bad("Expected value to be either true or false")
-            }
-            ConfigType::Int if v.parse::<i32>().is_err() => bad("Not a number of type INT"),
-            ConfigType::Long if v.parse::<i64>().is_err() => bad("Not a number of type LONG"),
-            ConfigType::Double if v.parse::<f64>().is_err() => bad("Not a number of type DOUBLE"),
-            _ => None,
-        }
-    }
-
+/// The REST API's view of config definitions.
+pub trait KeyInfos {
     /// The `ConfigKeyInfo`s of `keys`, each numbered within its group as Java does (`-1` for
-    /// keys without a group).
-    pub fn infos<'a>(keys: impl IntoIterator<Item = &'a ConfigKey>) -> Vec<ConfigKeyInfo> {
-        let mut counters: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    /// keys without a group) unless its definition fixes its position.
+    fn infos<'a>(keys: impl IntoIterator<Item = &'a ConfigKey>) -> Vec<ConfigKeyInfo>;
+}
+
+impl KeyInfos for ConfigKey {
+    fn infos<'a>(keys: impl IntoIterator<Item = &'a ConfigKey>) -> Vec<ConfigKeyInfo> {
+        let mut counters: std::collections::HashMap<&str, i32> = std::collections::HashMap::new();
         keys.into_iter()
             .map(|k| {
-                let n = counters.entry(k.group.unwrap_or("")).or_insert(0);
+                let n = counters
+                    .entry(k.group.as_deref().unwrap_or(""))
+                    .or_insert(0);
                 *n += 1;
-                k.info(*n)
+                let order = match (&k.group, k.order) {
+                    (None, _) => -1,
+                    (Some(_), Some(fixed)) => fixed,
+                    (Some(_), None) => *n,
+                };
+                ConfigKeyInfo {
+                    name: k.name.clone(),
+                    config_type: k.config_type.name(),
+                    required: k.required,
+                    default_value: k.default.clone(),
+                    importance: k.importance.name(),
+                    documentation: k.documentation.clone(),
+                    group: k.group.clone(),
+                    order,
+                    width: "NONE",
+                    display_name: k.display_name.clone(),
+                    dependents: Vec::new(),
+                }
             })
             .collect()
-    }
-
-    fn info(&self, order: usize) -> ConfigKeyInfo {
-        ConfigKeyInfo {
-            name: self.name,
-            config_type: self.config_type.name(),
-            required: self.required,
-            default_value: self.default,
-            importance: match self.importance {
-                Importance::High => "HIGH",
-                Importance::Medium => "MEDIUM",
-                Importance::Low => "LOW",
-            },
-            documentation: self.documentation,
-            group: self.group,
-            order: if self.group.is_some() {
-                order as i32
-            } else {
-                -1
-            },
-            width: "NONE",
-            display_name: self.display_name,
-            dependents: Vec::new(),
-        }
     }
 }
 
 /// `ConfigKeyInfo` of the REST API.
 #[derive(Debug, Serialize)]
 pub struct ConfigKeyInfo {
-    pub name: &'static str,
+    pub name: Text,
     #[serde(rename = "type")]
     pub config_type: &'static str,
     pub required: bool,
-    pub default_value: Option<&'static str>,
+    pub default_value: Option<Text>,
     pub importance: &'static str,
-    pub documentation: &'static str,
-    pub group: Option<&'static str>,
+    pub documentation: Text,
+    pub group: Option<Text>,
     #[serde(rename = "order_in_group")]
     pub order: i32,
     pub width: &'static str,
-    pub display_name: &'static str,
+    pub display_name: Text,
     pub dependents: Vec<String>,
 }
 
@@ -201,16 +74,8 @@ const ERROR_HANDLING: &str = "Error Handling";
 pub fn framework_keys() -> Vec<ConfigKey> {
     use ConfigType::*;
     use Importance::*;
-    let common = |k: ConfigKey, display: &'static str| ConfigKey {
-        group: Some(COMMON),
-        display_name: display,
-        ..k
-    };
-    let errors = |k: ConfigKey, display: &'static str| ConfigKey {
-        group: Some(ERROR_HANDLING),
-        display_name: display,
-        ..k
-    };
+    let common = |k: ConfigKey, display: &'static str| k.in_group(COMMON, display);
+    let errors = |k: ConfigKey, display: &'static str| k.in_group(ERROR_HANDLING, display);
     vec![
         common(ConfigKey::required("name", String, High, "Globally unique name to use for this connector."), "Connector name"),
         common(ConfigKey::required("connector.class", String, High, "Name or alias of the class for this connector. Must be a subclass of org.apache.kafka.connect.connector.Connector."), "Connector class"),
@@ -223,8 +88,9 @@ pub fn framework_keys() -> Vec<ConfigKey> {
         common(ConfigKey::optional("value.converter.plugin.version", String, "", Low, "Version of the value converter."), "Value converter version"),
         common(ConfigKey::optional("header.converter", Class, "", Low, "HeaderConverter class used to convert between Kafka Connect format and the serialized form that is written to Kafka."), "Header converter class"),
         common(ConfigKey::optional("header.converter.plugin.version", String, "", Low, "Version of the header converter."), "Header converter version"),
-        ConfigKey { group: Some(TRANSFORMS), display_name: "Transforms", ..ConfigKey::optional("transforms", List, "", Low, "Aliases for the transformations to be applied to records.") },
-        ConfigKey { group: Some(PREDICATES), display_name: "Predicates", ..ConfigKey::optional("predicates", List, "", Low, "Aliases for the predicates used by transformations.") },
+        // Java numbers these two on from the Common group (its counter is shared).
+        ConfigKey { order: Some(12), ..ConfigKey::optional("transforms", List, "", Low, "Aliases for the transformations to be applied to records.").in_group(TRANSFORMS, "Transforms") },
+        ConfigKey { order: Some(13), ..ConfigKey::optional("predicates", List, "", Low, "Aliases for the predicates used by transformations.").in_group(PREDICATES, "Predicates") },
         common(ConfigKey::optional("config.action.reload", String, "restart", Low, "The action that Connect should take on the connector when changes in external configuration providers result in a change in the connector's configuration properties."), "Reload Action"),
         errors(ConfigKey::optional("errors.retry.timeout", Long, "0", Medium, "The maximum duration in milliseconds that a failed operation will be reattempted."), "Retry Timeout for Errors"),
         errors(ConfigKey::optional("errors.retry.delay.max.ms", Long, "60000", Medium, "The maximum duration in milliseconds between consecutive retry attempts."), "Maximum Delay Between Retries for Errors"),
@@ -234,7 +100,7 @@ pub fn framework_keys() -> Vec<ConfigKey> {
         common(ConfigKey::optional("topics", List, "", High, "List of topics to consume, separated by commas"), "Topics"),
         common(ConfigKey::optional("topics.regex", String, "", High, "Regular expression giving topics to consume."), "Topics regex"),
         errors(ConfigKey::optional("errors.deadletterqueue.topic.name", String, "", Medium, "The name of the topic to be used as the dead letter queue (DLQ) for messages that result in an error when processed by this sink connector, or its transformations or converters."), "Dead Letter Queue Topic Name"),
-        errors(ConfigKey::optional("errors.deadletterqueue.topic.replication.factor", Int, "3", Medium, "Replication factor used to create the dead letter queue topic when it doesn't already exist."), "Dead Letter Queue Topic Replication Factor"),
+        errors(ConfigKey::optional("errors.deadletterqueue.topic.replication.factor", Short, "3", Medium, "Replication factor used to create the dead letter queue topic when it doesn't already exist."), "Dead Letter Queue Topic Replication Factor"),
         errors(ConfigKey::optional("errors.deadletterqueue.context.headers.enable", Boolean, "false", Medium, "If true, add headers containing error context to the messages written to the dead letter queue."), "Enable Error Context Headers"),
     ]
 }
@@ -251,7 +117,7 @@ struct KeyResult {
 #[derive(Debug)]
 pub struct Validation {
     plugin_class: String,
-    groups: Vec<&'static str>,
+    groups: Vec<String>,
     results: Vec<KeyResult>,
 }
 
@@ -281,7 +147,7 @@ impl Validation {
                     "value": {
                         "name": r.key.name,
                         "value": r.value,
-                        "recommended_values": recommended(r.key.name),
+                        "recommended_values": recommended(&r.key),
                         "errors": r.errors,
                         "visible": true,
                     }
@@ -311,12 +177,38 @@ impl Validation {
     }
 }
 
-/// Recommended values the Java worker lists: the converters this worker has, for converter keys.
-fn recommended(key: &str) -> Vec<&'static str> {
-    match key {
+/// A value as the validate answer shows it: a LIST as its parsed items joined by commas.
+fn shown(key: &ConfigKey, value: String) -> String {
+    match key.config_type {
+        ConfigType::List => floe_data::config::parse_list(&value).join(","),
+        _ => value,
+    }
+}
+
+/// Recommended values the Java worker lists: the converters this worker has for converter
+/// keys, the transformations and predicates it has for their `type` keys.
+fn recommended(key: &ConfigKey) -> Vec<&'static str> {
+    let group = key.group.as_deref().unwrap_or("");
+    let plugin_kind = match key.config_type {
+        ConfigType::Class if group.starts_with("Transforms: ") => {
+            Some(floe_transforms::PluginKind::Transformation)
+        }
+        ConfigType::Class if group.starts_with("Predicates: ") => {
+            Some(floe_transforms::PluginKind::Predicate)
+        }
+        _ => None,
+    };
+    if let Some(kind) = plugin_kind {
+        return floe_transforms::plugins::all()
+            .iter()
+            .filter(|p| p.kind == kind)
+            .map(|p| p.class)
+            .collect();
+    }
+    match key.name.as_ref() {
         "key.converter" | "value.converter" | "header.converter" => {
             let mut v: Vec<&'static str> = floe_convert::CONVERTER_CLASSES.to_vec();
-            if key == "header.converter" {
+            if key.name == "header.converter" {
                 v.push("org.apache.kafka.connect.storage.SimpleHeaderConverter");
             }
             v.sort_unstable();
@@ -326,20 +218,24 @@ fn recommended(key: &str) -> Vec<&'static str> {
     }
 }
 
-/// Validates a sink connector config: framework keys, then the plugin's.
+/// Validates a sink connector config: framework keys, the keys of its transforms and
+/// predicates, then the plugin's.
 pub fn validate(
     connector: &dyn SinkConnector,
     config: &ConfigMap,
     plugins: &Plugins,
 ) -> Validation {
     let mut results: Vec<KeyResult> = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let plugin_errors = connector.validate(config);
-    for key in framework_keys().into_iter().chain(connector.config_keys()) {
-        if !seen.insert(key.name) {
+    let chain = floe_transforms::chain::validate(config);
+    let framework = framework_keys();
+    let framework_count = framework.len();
+    for key in framework.into_iter().chain(connector.config_keys()) {
+        if !seen.insert(key.name.to_string()) {
             continue;
         }
-        let value = config.get(key.name).cloned();
+        let value = config.get(key.name.as_ref()).cloned();
         let mut errors = Vec::new();
         match value.as_deref() {
             None | Some("") if key.required => errors.push(format!(
@@ -352,29 +248,49 @@ pub fn validate(
         errors.extend(
             plugin_errors
                 .iter()
-                .filter(|(k, _)| k == key.name)
+                .filter(|(k, _)| *k == key.name)
                 .map(|(_, e)| e.clone()),
         );
-        // Like Java's ConfigValue, an unset key shows its default.
-        let value = value.or_else(|| key.default.map(str::to_string));
+        match key.name.as_ref() {
+            "transforms" => errors.extend(chain.transforms_errors.iter().cloned()),
+            "predicates" => errors.extend(chain.predicates_errors.iter().cloned()),
+            _ => {}
+        }
+        // Like Java's ConfigValue, an unset key shows its default, and a list its parsed items.
+        let value = value
+            .or_else(|| key.default.as_ref().map(|d| d.to_string()))
+            .map(|v| shown(&key, v));
         results.push(KeyResult { key, value, errors });
+        if results.len() == framework_count {
+            // Java lists the keys of each transform and predicate alias after the framework's.
+            for k in &chain.keys {
+                seen.insert(k.key.name.to_string());
+            }
+            results.extend(chain.keys.iter().cloned().map(|k| KeyResult {
+                key: k.key,
+                value: k.value,
+                errors: k.errors,
+            }));
+        }
     }
     add_framework_errors(&mut results, config, plugins);
     // Plugin errors on keys that have no definition still count.
     for (k, e) in &plugin_errors {
         if !seen.contains(k.as_str()) {
+            let mut key = ConfigKey::optional("", ConfigType::String, "", Importance::Low, "");
+            key.name = k.clone().into();
             results.push(KeyResult {
-                key: ConfigKey::optional(leak(k), ConfigType::String, "", Importance::Low, ""),
+                key,
                 value: config.get(k).cloned(),
                 errors: vec![e.clone()],
             });
         }
     }
-    let mut groups: Vec<&'static str> = Vec::new();
+    let mut groups: Vec<String> = Vec::new();
     for r in &results {
-        if let Some(g) = r.key.group {
-            if !groups.contains(&g) {
-                groups.push(g);
+        if let Some(g) = &r.key.group {
+            if !groups.iter().any(|known| known == g) {
+                groups.push(g.to_string());
             }
         }
     }
@@ -383,11 +299,6 @@ pub fn validate(
         groups,
         results,
     }
-}
-
-/// Keys named at run time have to live as long as the definitions; they are few and rare.
-fn leak(s: &str) -> &'static str {
-    Box::leak(s.to_string().into_boxed_str())
 }
 
 fn add_framework_errors(results: &mut [KeyResult], config: &ConfigMap, _plugins: &Plugins) {
@@ -459,5 +370,109 @@ fn add_framework_errors(results: &mut [KeyResult], config: &ConfigMap, _plugins:
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::SinkTask;
+
+    struct Sink;
+
+    impl SinkConnector for Sink {
+        fn class_name(&self) -> &'static str {
+            "test.Sink"
+        }
+        fn version(&self) -> &'static str {
+            "1"
+        }
+        fn config_keys(&self) -> Vec<ConfigKey> {
+            vec![ConfigKey::nullable(
+                "sink.key",
+                ConfigType::String,
+                Importance::High,
+                "",
+            )]
+        }
+        fn validate(&self, _config: &ConfigMap) -> Vec<(String, String)> {
+            Vec::new()
+        }
+        fn task_configs(&self, _config: &ConfigMap, _max: usize) -> Vec<ConfigMap> {
+            Vec::new()
+        }
+        fn task_class(&self) -> &'static str {
+            "test.Task"
+        }
+        fn create_task(&self) -> Box<dyn SinkTask> {
+            unimplemented!("validation creates no task")
+        }
+    }
+
+    fn config(pairs: &[(&str, &str)]) -> ConfigMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn transform_keys_come_after_the_framework_keys_in_their_groups() {
+        let v = validate(
+            &Sink,
+            &config(&[
+                ("name", "x"),
+                ("connector.class", "test.Sink"),
+                ("topics", "a, b"),
+                ("transforms", "c"),
+                (
+                    "transforms.c.type",
+                    "org.apache.kafka.connect.transforms.Cast$Value",
+                ),
+            ]),
+            &Plugins::default(),
+        );
+        let json = v.to_json();
+        let names: Vec<&str> = json["configs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["definition"]["name"].as_str())
+            .collect();
+        let at = |n: &str| names.iter().position(|x| *x == n);
+        assert!(at("errors.deadletterqueue.context.headers.enable") < at("transforms.c.type"));
+        assert!(at("transforms.c.spec") < at("sink.key"));
+        assert_eq!(
+            json["groups"].as_array().map(|g| g.len()),
+            Some(5),
+            "{}",
+            json["groups"]
+        );
+        assert_eq!(v.error_count(), 2, "{:?}", v.errors().collect::<Vec<_>>());
+        let topics = json["configs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["definition"]["name"] == "topics")
+            .map(|c| c["value"]["value"].clone());
+        assert_eq!(topics, Some(serde_json::json!("a,b")));
+    }
+
+    #[test]
+    fn the_dlq_replication_factor_is_a_short() {
+        let v = validate(
+            &Sink,
+            &config(&[
+                ("name", "x"),
+                ("connector.class", "test.Sink"),
+                ("topics", "a"),
+                ("errors.deadletterqueue.topic.replication.factor", "40000"),
+            ]),
+            &Plugins::default(),
+        );
+        assert_eq!(
+            v.errors().collect::<Vec<_>>(),
+            vec!["Invalid value 40000 for configuration errors.deadletterqueue.topic.replication.factor: Not a number of type SHORT"]
+        );
     }
 }

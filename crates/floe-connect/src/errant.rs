@@ -130,14 +130,16 @@ impl ErrantRecords {
             return Err(tolerance_exceeded(&detail(
                 failure.stage,
                 failure.class,
-                (&record.topic, record.partition, record.offset),
+                (record.source_topic(), record.partition, record.offset),
                 &failure.message,
             )));
         }
-        let original =
-            self.batch.lock().ok().and_then(|mut b| {
-                b.remove(&(record.topic.clone(), record.partition, record.offset))
-            });
+        let key = (
+            record.source_topic().to_string(),
+            record.partition,
+            record.offset,
+        );
+        let original = self.batch.lock().ok().and_then(|mut b| b.remove(&key));
         match original {
             Some(original) => {
                 self.handle(Failure {
@@ -153,8 +155,8 @@ impl ErrantRecords {
                 warn!(
                     connector = %self.connector,
                     task = self.task_id,
-                    "record skipped (errors.tolerance=all, no dead letter queue): topic {}, partition {}, offset {}: {}",
-                    record.topic, record.partition, record.offset, failure.message
+                    "record skipped (errors.tolerance=all, no dead letter queue): {}: {}",
+                    record.coordinates(), failure.message
                 );
                 Ok(())
             }

@@ -11,7 +11,7 @@ use axum::Router;
 use serde_json::{json, Map, Value as Json};
 
 use crate::api::{ConnectApi, Route};
-use crate::config_def::{framework_keys, ConfigKey};
+use crate::config_def::{framework_keys, ConfigKey, KeyInfos};
 use crate::herder::{HerderError, RestartRequest, TargetState};
 use crate::loggers::LoggerError;
 use crate::plugin::ConfigMap;
@@ -531,14 +531,18 @@ async fn reset_offsets(State(h): State<AppState>, Path(name): Path<String>) -> R
 }
 
 async fn plugin_config(State(h): State<AppState>, Path(plugin): Path<String>) -> RestResult {
-    let connector = h
-        .plugins()
-        .find(&plugin)
-        .ok_or_else(|| RestError::new(404, format!("Unknown plugin {plugin}.")))?;
-    let all: Vec<_> = framework_keys()
-        .into_iter()
-        .chain(connector.config_keys())
-        .collect();
+    let all: Vec<ConfigKey> = match (
+        h.plugins().find(&plugin),
+        floe_transforms::plugins::find(&plugin),
+    ) {
+        (Some(connector), _) => framework_keys()
+            .into_iter()
+            .chain(connector.config_keys())
+            .collect(),
+        // A transformation or predicate: its own keys only.
+        (None, Some(p)) => (p.keys)().into_iter().map(|k| k.key).collect(),
+        (None, None) => return Err(RestError::new(404, format!("Unknown plugin {plugin}."))),
+    };
     let keys: Vec<Json> = ConfigKey::infos(&all)
         .into_iter()
         .map(|i| json!(i))
@@ -583,7 +587,7 @@ async fn set_logger(
     ok(json!(affected))
 }
 
-/// Converters, transforms and predicates this worker knows, for `connectorsOnly=false`.
+/// Converters this worker knows, for `connectorsOnly=false`.
 const OTHER_PLUGINS: &[(&str, &str)] = &[
     ("io.confluent.connect.avro.AvroConverter", "converter"),
     ("io.confluent.connect.json.JsonSchemaConverter", "converter"),
@@ -617,6 +621,18 @@ async fn list_plugins(State(h): State<AppState>, RawQuery(query): RawQuery) -> R
         })
         .collect();
     if !connectors_only {
+        // Java's order: connectors, transformations, predicates, converters.
+        for kind in [
+            floe_transforms::PluginKind::Transformation,
+            floe_transforms::PluginKind::Predicate,
+        ] {
+            for p in floe_transforms::plugins::all()
+                .iter()
+                .filter(|p| p.kind == kind)
+            {
+                plugins.push(json!({"class": p.class, "type": kind.noun(), "version": p.version}));
+            }
+        }
         for (class, kind) in OTHER_PLUGINS {
             plugins.push(
                 json!({"class": class, "type": kind, "version": super::rest::CONNECT_API_VERSION}),

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use floe_convert::{build_converter, Converter, SchemaAndValue};
 use floe_data::{Header, SinkRecord, TopicPartition, Value};
+use floe_transforms::Chain;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -339,15 +340,19 @@ struct Loop<'a> {
     converters: Converters,
     /// Values are handed to the task undecoded (see `SinkTask::decodes_json_values`).
     encoded_values: bool,
+    /// The connector's transforms (`transforms`, `predicates`), applied after the converters.
+    chain: Chain,
     consumed: Offsets,
     reset_to_latest: bool,
     seen_topics: BTreeSet<String>,
     errant: Arc<ErrantRecords>,
 }
 
-/// The outcome of converting one message.
+/// The outcome of converting (and transforming) one message.
 enum Converted {
     Record(TopicPartition, i64, SinkRecord),
+    /// A transform dropped it: consumed, nothing to hand over.
+    Dropped(TopicPartition, i64),
     Failed(TopicPartition, i64, Failure),
 }
 
@@ -374,6 +379,11 @@ async fn run_task(
         key: converter_for(&spec.worker, &spec.config, "key")?,
         value: converter_for(&spec.worker, &spec.config, "value")?,
     };
+    let chain = Chain::from_config(&spec.config).map_err(|e| {
+        TaskError::connect(format!(
+            "Failed to build the transformation chain: org.apache.kafka.common.config.ConfigException: {e}"
+        ))
+    })?;
     let group = group_id(&spec.connector, &spec.config);
     let props = consumer_props(spec, &group);
     let max_batch: usize = props
@@ -425,12 +435,8 @@ async fn run_task(
     task.start(&spec.config, task_context.clone()).await?;
     // Schemaless JSON values go to a task that decodes them itself straight into its own
     // columns, unless a transform needs them decoded first.
-    let transforms = spec
-        .config
-        .get("transforms")
-        .is_some_and(|t| !t.trim().is_empty());
     let encoded_values =
-        converters.value.schemaless_json() && task.decodes_json_values() && !transforms;
+        converters.value.schemaless_json() && task.decodes_json_values() && chain.is_empty();
     status.set(State::Running);
     let mut paused = false;
     let mut consumer_paused = false;
@@ -444,6 +450,7 @@ async fn run_task(
         context: task_context,
         converters,
         encoded_values,
+        chain,
         consumed: Offsets::new(),
         reset_to_latest,
         seen_topics: BTreeSet::new(),
@@ -607,6 +614,9 @@ impl Loop<'_> {
                     self.consumed.insert(tp, next);
                     batch.push(rec);
                 }
+                Converted::Dropped(tp, next) => {
+                    self.consumed.insert(tp, next);
+                }
                 Converted::Failed(tp, next, failure) => {
                     self.errant.handle(failure).await?;
                     self.consumed.insert(tp, next);
@@ -638,8 +648,33 @@ impl Loop<'_> {
         Ok(revoked)
     }
 
-    /// Converts one message: the record, or why it could not be converted.
+    /// Converts one message and runs it through the transforms: the record, or that a
+    /// transform dropped it, or why it could not be converted or transformed.
     fn convert(&self, msg: &rdkafka::message::BorrowedMessage<'_>) -> Converted {
+        match self.decode(msg) {
+            Converted::Record(tp, next, record) if !self.chain.is_empty() => {
+                match self.chain.apply(record) {
+                    Ok(Some(record)) => Converted::Record(tp, next, record),
+                    Ok(None) => Converted::Dropped(tp, next),
+                    Err(e) => Converted::Failed(
+                        tp,
+                        next,
+                        Failure {
+                            stage: "TRANSFORMATION",
+                            class: e.class,
+                            exception_class: e.error.exception_class,
+                            message: e.error.message,
+                            record: msg.detach(),
+                        },
+                    ),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Converts one message's key, value and headers.
+    fn decode(&self, msg: &rdkafka::message::BorrowedMessage<'_>) -> Converted {
         let topic = msg.topic();
         let partition = msg.partition();
         let offset = msg.offset();
@@ -698,6 +733,7 @@ impl Loop<'_> {
                         } else {
                             None
                         },
+                        original_topic: None,
                     },
                 )
             }

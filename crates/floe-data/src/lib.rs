@@ -4,6 +4,7 @@
 //! `org.apache.kafka.connect.data` closely so that behaviour (optional fields, logical types,
 //! schemaless maps) matches what a Java connector sees.
 
+pub mod config;
 pub mod decimal;
 mod record;
 mod schema;

@@ -50,14 +50,47 @@ pub struct SinkRecord {
     /// schemaless JSON straight into its own columns); `value` is then [`Value::Null`] until
     /// the task decodes it. None otherwise.
     pub encoded_value: Option<Vec<u8>>,
+    /// The topic the record was read from, when a transform gave it another `topic` (Java's
+    /// `originalTopic()`, KIP-793); None while unchanged. Offsets belong to this topic.
+    pub original_topic: Option<String>,
 }
 
 impl SinkRecord {
-    /// `topic/partition/offset`, the coordinates every error message names.
+    /// A record read from `topic`/`partition` at `offset`, with a null key and value and no
+    /// headers.
+    pub fn new(topic: &str, partition: i32, offset: i64, timestamp: Option<i64>) -> SinkRecord {
+        SinkRecord {
+            topic: topic.to_string(),
+            partition,
+            offset,
+            timestamp,
+            key_schema: None,
+            key: Value::Null,
+            value_schema: None,
+            value: Value::Null,
+            headers: Vec::new(),
+            encoded_value: None,
+            original_topic: None,
+        }
+    }
+
+    /// The topic the record was read from, whatever transforms made of `topic`.
+    pub fn source_topic(&self) -> &str {
+        self.original_topic.as_deref().unwrap_or(&self.topic)
+    }
+
+    /// The partition the record was read from: the key of its offset.
+    pub fn source_partition(&self) -> TopicPartition {
+        TopicPartition::new(self.source_topic(), self.partition)
+    }
+
+    /// `topic/partition/offset` as read from Kafka, the coordinates every error message names.
     pub fn coordinates(&self) -> String {
         format!(
             "topic {}, partition {}, offset {}",
-            self.topic, self.partition, self.offset
+            self.source_topic(),
+            self.partition,
+            self.offset
         )
     }
 }

@@ -380,10 +380,11 @@ impl Started {
             .collect())
     }
 
-    /// Remembers the next offset and timestamp of the partition of `record`.
+    /// Remembers the next offset and timestamp of the partition `record` was read from (its
+    /// topic before any transform renamed it: offsets belong to what the consumer reads).
     fn note_offset(&mut self, record: &SinkRecord) {
         self.source_offsets.insert(
-            TopicPartition::new(&record.topic, record.partition),
+            record.source_partition(),
             (record.offset + 1, record.timestamp),
         );
     }
@@ -392,9 +393,9 @@ impl Started {
     /// last one of a run carries the partition's latest offset), not once per record.
     fn note_offsets(&mut self, records: &[SinkRecord]) {
         for (i, r) in records.iter().enumerate() {
-            let run_ends = records
-                .get(i + 1)
-                .is_none_or(|next| next.partition != r.partition || next.topic != r.topic);
+            let run_ends = records.get(i + 1).is_none_or(|next| {
+                next.partition != r.partition || next.source_topic() != r.source_topic()
+            });
             if run_ends {
                 self.note_offset(r);
             }
