@@ -10,11 +10,41 @@ STACK_DIR=$(realpath -m "${FLOE_STACK_DIR:-$REPO_ROOT/.stack}")
 STACK_HOST=127.0.0.1
 KAFKA_PORT=${FLOE_KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${FLOE_KAFKA_CONTROLLER_PORT:-19093}
+# Secured listeners of the same broker: SASL_SSL (SCRAM-SHA-256/512 and PLAIN), and SSL with
+# client certificates required.
+KAFKA_SASL_SSL_PORT=${FLOE_KAFKA_SASL_SSL_PORT:-19094}
+KAFKA_MTLS_PORT=${FLOE_KAFKA_MTLS_PORT:-19095}
+KAFKA_SASL_USER=floe
+KAFKA_SASL_PASSWORD=floe-kafka-secret
+# Test certificates (a CA, the broker's, a client's, a worker's) and their stores, made by
+# stack/up in $TLS_DIR: PEM files, PKCS12 stores and a JKS truststore.
+TLS_DIR=$STACK_DIR/tls
+TLS_STORE_PASSWORD=floe-store-secret
+TLS_KEY_PASSWORD=floe-key-secret
 REST_CATALOG_PORT=${FLOE_REST_CATALOG_PORT:-18181}
 REGISTRY_PORT=${FLOE_REGISTRY_PORT:-18080}
 REGISTRY_MANAGEMENT_PORT=${FLOE_REGISTRY_MANAGEMENT_PORT:-18081}
 POSTGRES_PORT=${FLOE_POSTGRES_PORT:-15432}
 POSTGRES_USER=floe
+# SeaweedFS: the S3 gateway, and the ports of its master, volume and filer servers (each also
+# uses port + 10000 for gRPC).
+S3_PORT=${FLOE_S3_PORT:-18333}
+S3_MASTER_PORT=${FLOE_S3_MASTER_PORT:-19333}
+S3_VOLUME_PORT=${FLOE_S3_VOLUME_PORT:-18334}
+S3_FILER_PORT=${FLOE_S3_FILER_PORT:-18888}
+S3_ACCESS_KEY=floe
+S3_SECRET_KEY=floe-s3-secret
+S3_REGION=us-east-1
+# Buckets made at start: the tests' warehouses, and the REST catalog's on S3.
+S3_BUCKETS=(floe floe-rest)
+# The REST catalog on S3, behind OAuth2 client credentials.
+REST_S3_PORT=${FLOE_REST_S3_PORT:-18182}
+REST_S3_CREDENTIAL=floe-client:floe-client-secret
+REST_S3_TOKEN_TTL_SECONDS=${FLOE_REST_S3_TOKEN_TTL_SECONDS:-20}
+# SeaweedFS is built from its Go module (Apache-2.0) into a cache outside the clone.
+SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
+TOOL_CACHE=${FLOE_TOOL_CACHE:-$HOME/.cache/floe/tools}
+WEED=$TOOL_CACHE/seaweedfs-$SEAWEEDFS_VERSION/weed
 
 VENV_DIR=$REPO_ROOT/.venv
 VENV_PYTHON=$VENV_DIR/bin/python
@@ -24,7 +54,7 @@ LOG_DIR=$STACK_DIR/logs
 PID_DIR=$STACK_DIR/pids
 REST_WAREHOUSE=$STACK_DIR/rest-warehouse
 
-ALL_COMPONENTS=(kafka rest-catalog apicurio postgres)
+ALL_COMPONENTS=(kafka rest-catalog apicurio postgres s3 rest-catalog-s3)
 
 die() {
   echo "stack: $*" >&2
@@ -58,6 +88,8 @@ component_port() {
     rest-catalog) echo "$REST_CATALOG_PORT" ;;
     apicurio) echo "$REGISTRY_PORT" ;;
     postgres) echo "$POSTGRES_PORT" ;;
+    s3) echo "$S3_PORT" ;;
+    rest-catalog-s3) echo "$REST_S3_PORT" ;;
   esac
 }
 
@@ -106,6 +138,14 @@ healthy() {
     postgres)
       [[ -x $VENV_PYTHON ]] && port_open "$POSTGRES_PORT" || return 1
       "$VENV_PYTHON" -c "import psycopg2; psycopg2.connect(host='$STACK_HOST', port=$POSTGRES_PORT, user='$POSTGRES_USER', dbname='postgres', connect_timeout=3).close()" 2>/dev/null
+      ;;
+    s3)
+      [[ -x $VENV_PYTHON ]] && port_open "$S3_PORT" || return 1
+      "$VENV_PYTHON" "$STACK_SRC/lib/s3_buckets.py" "http://$STACK_HOST:$S3_PORT" "$S3_ACCESS_KEY" "$S3_SECRET_KEY" "${S3_BUCKETS[@]}" 2>/dev/null
+      ;;
+    rest-catalog-s3)
+      # Answers 401 without a token: up, and guarding.
+      [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$STACK_HOST:$REST_S3_PORT/v1/config") == 401 ]]
       ;;
   esac
 }

@@ -21,8 +21,36 @@ is_resolved() {
   done
 }
 
+# Builds SeaweedFS's weed from its Go module into the tool cache (once per version; Go's own
+# module and build caches make a rebuild quick). `go install pkg@version` refuses the module
+# (its go.mod has replace directives), so it is built from a copy of the module's source.
+build_weed() {
+  [[ -x $WEED ]] && return
+  local log=$LOG_DIR/resolve-s3.log start=$SECONDS src
+  say "s3: building SeaweedFS $SEAWEEDFS_VERSION (go module github.com/seaweedfs/seaweedfs) into $(dirname "$WEED")"
+  src=$(go mod download -json "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION" 2>>"$log" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') || true
+  [[ -n $src && -d $src ]] || die "s3: downloading the SeaweedFS module failed (log: $log)"
+  local work
+  work=$(mktemp -d)
+  cp -r "$src/." "$work/" && chmod -R u+w "$work"
+  mkdir -p "$(dirname "$WEED")"
+  if ! (cd "$work" && go build -o "$WEED.tmp" ./weed) >>"$log" 2>&1; then
+    rm -rf "$work"
+    tail -n 30 "$log" >&2
+    die "s3: building weed failed (log: $log)"
+  fi
+  rm -rf "$work"
+  mv "$WEED.tmp" "$WEED"
+  say "s3: built in $((SECONDS - start))s"
+}
+
 resolve() {
   local c=$1 log=$LOG_DIR/resolve-$1.log start=$SECONDS
+  case $c in
+    s3) build_weed; return ;;
+    rest-catalog-s3) c=rest-catalog log=$LOG_DIR/resolve-rest-catalog.log ;;
+  esac
   is_resolved "$c" && return
   say "$c: resolving jars with Maven into $LIB_DIR/$c"
   rm -rf "${LIB_DIR:?}/$c" "$STACK_DIR/maven-build"

@@ -21,6 +21,14 @@ BOOTSTRAP = os.environ.get("FLOE_BOOTSTRAP", "127.0.0.1:19092")
 REST_CATALOG_URI = os.environ.get("FLOE_REST_CATALOG_URI", "http://127.0.0.1:18181")
 POSTGRES_URL = os.environ.get("FLOE_POSTGRES_URL", "postgresql://floe@127.0.0.1:15432/postgres")
 FLOE_BIN = Path(os.environ.get("FLOE_BIN", ROOT / "target" / "debug" / "floe"))
+# The broker's secured listeners and the test certificates (stack/up makes them).
+SASL_SSL_BOOTSTRAP = os.environ.get("FLOE_KAFKA_SASL_SSL", "127.0.0.1:19094")
+MTLS_BOOTSTRAP = os.environ.get("FLOE_KAFKA_MTLS", "127.0.0.1:19095")
+SASL_USER = os.environ.get("FLOE_KAFKA_SASL_USER", "floe")
+SASL_PASSWORD = os.environ.get("FLOE_KAFKA_SASL_PASSWORD", "floe-kafka-secret")
+TLS_DIR = Path(os.environ.get("FLOE_TLS_DIR", ROOT / ".stack" / "tls"))
+TLS_STORE_PASSWORD = os.environ.get("FLOE_TLS_STORE_PASSWORD", "floe-store-secret")
+TLS_KEY_PASSWORD = os.environ.get("FLOE_TLS_KEY_PASSWORD", "floe-key-secret")
 CONNECTOR_CLASS = "org.apache.iceberg.connect.IcebergSinkConnector"
 
 
@@ -116,6 +124,10 @@ class Worker:
         }
         self.props.update(extra or {})
         self.url = f"http://127.0.0.1:{self.port}"
+        # Calls to the REST API; a test of an HTTPS or authenticated API sets verify and auth.
+        self.http = requests.Session()
+        # The session's own verify must win over REQUESTS_CA_BUNDLE and the like.
+        self.http.trust_env = False
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -134,7 +146,7 @@ class Worker:
         props_file = self.dir / f"worker-{self.port}.properties"
         props_file.write_text("".join(f"{k}={v}\n" for k, v in self.props.items()))
         log = open(self.log_path, "wb")
-        env = dict(os.environ, FLOE_LOG=os.environ.get("FLOE_LOG", "info,floe_connect=debug"), **self.env)
+        env = {**os.environ, "FLOE_LOG": os.environ.get("FLOE_LOG", "info,floe_connect=debug,floe_iceberg=debug"), **self.env}
         self.proc = subprocess.Popen(self.command(props_file, connector_files),
                                      stdout=log, stderr=subprocess.STDOUT, env=env)
         wait_for(self._healthy, self.start_timeout, f"worker on {self.url} to be healthy (log {self.log_path})")
@@ -143,7 +155,7 @@ class Worker:
     def _healthy(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"worker exited with {self.proc.returncode}; log:\n{self.log()}")
-        return requests.get(self.url + "/health", timeout=2).status_code == 200
+        return self.http.get(self.url + "/health", timeout=2).status_code == 200
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -162,21 +174,21 @@ class Worker:
         self.proc = None
 
     def get(self, path: str, **kw) -> requests.Response:
-        return requests.get(self.url + path, timeout=30, **kw)
+        return self.http.get(self.url + path, timeout=30, **kw)
 
     def post(self, path: str, body: Any = None, **kw) -> requests.Response:
         if "data" in kw:
-            return requests.post(self.url + path, timeout=120, **kw)
-        return requests.post(self.url + path, json=body, timeout=120, **kw)
+            return self.http.post(self.url + path, timeout=120, **kw)
+        return self.http.post(self.url + path, json=body, timeout=120, **kw)
 
     def put(self, path: str, body: Any = None, **kw) -> requests.Response:
-        return requests.put(self.url + path, json=body, timeout=120, **kw)
+        return self.http.put(self.url + path, json=body, timeout=120, **kw)
 
     def patch(self, path: str, body: Any = None, **kw) -> requests.Response:
-        return requests.patch(self.url + path, json=body, timeout=120, **kw)
+        return self.http.patch(self.url + path, json=body, timeout=120, **kw)
 
     def delete(self, path: str, **kw) -> requests.Response:
-        return requests.delete(self.url + path, timeout=120, **kw)
+        return self.http.delete(self.url + path, timeout=120, **kw)
 
     def create_connector(self, name: str, config: dict[str, str]) -> dict:
         r = self.post("/connectors", {"name": name, "config": config})
@@ -374,3 +386,194 @@ def render_type(t) -> str:
 
 def columns(catalog, table: str) -> list[tuple[str, str, bool]]:
     return [(f.name, render_type(f.field_type), f.required) for f in catalog.load_table(table).schema().fields]
+
+
+# ------------------------------------------------------------------------------ object storage
+
+S3_ENDPOINT = os.environ.get("FLOE_S3_ENDPOINT", "http://127.0.0.1:18333")
+S3_ACCESS_KEY = os.environ.get("FLOE_S3_ACCESS_KEY", "floe")
+S3_SECRET_KEY = os.environ.get("FLOE_S3_SECRET_KEY", "floe-s3-secret")
+S3_REGION = os.environ.get("FLOE_S3_REGION", "us-east-1")
+REST_S3_CATALOG_URI = os.environ.get("FLOE_REST_S3_CATALOG_URI", "http://127.0.0.1:18182")
+REST_S3_CREDENTIAL = os.environ.get("FLOE_REST_S3_CREDENTIAL", "floe-client:floe-client-secret")
+
+
+def s3_props(endpoint: str = S3_ENDPOINT) -> dict[str, str]:
+    """Java's S3FileIO keys for the stack's S3 gateway (also PyIceberg's FileIO keys)."""
+    return {
+        "s3.endpoint": endpoint, "s3.path-style-access": "true", "s3.access-key-id": S3_ACCESS_KEY,
+        "s3.secret-access-key": S3_SECRET_KEY, "client.region": S3_REGION,
+    }
+
+
+def s3_catalog_config(kind: str, tmp: Path, endpoint: str = S3_ENDPOINT, scheme: str = "s3") -> dict[str, str]:
+    """A connector's `iceberg.catalog.*` for a warehouse on S3: the SQL catalog (SQLite or the
+    stack's PostgreSQL) with S3FileIO, or the REST catalog whose warehouse is on S3 (OAuth2)."""
+    io = {f"iceberg.catalog.{k}": v for k, v in s3_props(endpoint).items()}
+    io["iceberg.catalog.io-impl"] = "org.apache.iceberg.aws.s3.S3FileIO"
+    warehouse = f"{scheme}://floe/{unique('wh')}"
+    if kind == "sqlite":
+        return {**sqlite_catalog_config(tmp), "iceberg.catalog.warehouse": warehouse, **io}
+    if kind == "postgres":
+        return {**postgres_catalog_config(tmp), "iceberg.catalog.warehouse": warehouse, **io}
+    return {"iceberg.catalog.type": "rest", "iceberg.catalog.uri": REST_S3_CATALOG_URI,
+            "iceberg.catalog.credential": REST_S3_CREDENTIAL, **io}
+
+
+def pyiceberg_s3_catalog(config: dict[str, str]):
+    """PyIceberg reading what `s3_catalog_config` describes, from S3."""
+    props = {k.removeprefix("iceberg.catalog."): v for k, v in config.items() if k.startswith("iceberg.catalog.")}
+    io = {k: props[k] for k in s3_props() if k in props}
+    if props["type"] == "rest":
+        from pyiceberg.catalog.rest import RestCatalog
+
+        return RestCatalog("iceberg", uri=props["uri"], credential=props["credential"], **io)
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    uri = props["uri"]
+    if uri.startswith("jdbc:postgresql:"):
+        url = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://", 1)
+    else:
+        url = "sqlite:///" + uri.removeprefix("jdbc:sqlite:")
+    return wait_for(lambda: SqlCatalog("iceberg", uri=url, warehouse=props["warehouse"], **io), 30,
+                    "a PyIceberg SqlCatalog on S3")
+
+
+def duckdb_rows(metadata_location: str, endpoint: str = S3_ENDPOINT) -> list[dict]:
+    """Every row of the table whose metadata file is `metadata_location`, read by DuckDB's
+    iceberg extension (over httpfs for S3)."""
+    import glob
+
+    import duckdb
+    import duckdb_extension_avro
+    import duckdb_extension_httpfs
+    import duckdb_extension_iceberg
+
+    con = duckdb.connect()
+    for ext in (duckdb_extension_httpfs, duckdb_extension_avro, duckdb_extension_iceberg):
+        path, = glob.glob(os.path.join(os.path.dirname(ext.__file__), "extensions", "*", "*.duckdb_extension"))
+        con.execute(f"LOAD '{path}'")
+    from urllib.parse import urlparse
+
+    u = urlparse(endpoint)
+    con.execute(f"""CREATE SECRET s3 (TYPE S3, KEY_ID '{S3_ACCESS_KEY}', SECRET '{S3_SECRET_KEY}',
+                    ENDPOINT '{u.netloc}', URL_STYLE 'path', USE_SSL false, REGION '{S3_REGION}')""")
+    location = metadata_location.replace("s3a://", "s3://", 1)
+    cur = con.execute(f"SELECT * FROM iceberg_scan('{location}')")
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+class FaultProxy:
+    """A TCP proxy in front of a stack service that a test can take down, bring back, or make
+    answer HTTP requests with 503 now and then, to drive Floe through outages of a catalog or
+    an object store. Runs in a thread of its own; `url` is what the client under test uses."""
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1", tls=None):
+        """`tls`: an `ssl.SSLContext` to serve TLS with (the proxy then terminates TLS in
+        front of a plain service)."""
+        import asyncio
+        import threading
+
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://localhost:{self.port}" if tls else f"http://127.0.0.1:{self.port}"
+        self.mode = "up"
+        self.flaky_every = 0
+        self.connections = 0
+        self.refused = 0
+        self._writers: set = set()
+        self._loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(started,), daemon=True)
+        self._thread.start()
+        started.wait(10)
+
+    def _run(self, started) -> None:
+        import asyncio
+
+        asyncio.set_event_loop(self._loop)
+
+        async def main():
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, ssl=self.tls)
+            started.set()
+            async with self._server:
+                await self._server.serve_forever()
+
+        try:
+            self._loop.run_until_complete(main())
+        except Exception:  # noqa: BLE001 - stopped with the loop
+            pass
+
+    async def _handle(self, reader, writer) -> None:
+        import asyncio
+
+        self.connections += 1
+        n = self.connections
+        if self.mode == "down":
+            self.refused += 1
+            writer.close()
+            return
+        if self.flaky_every and n % self.flaky_every == 0:
+            # Answer the first request on this connection with a 503 and close it.
+            self.refused += 1
+            try:
+                await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                await writer.drain()
+            except Exception:  # noqa: BLE001 - the client went away
+                pass
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update({writer, up_writer})
+
+        async def pipe(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except Exception:  # noqa: BLE001 - either side closed
+                pass
+            finally:
+                dst.close()
+                self._writers.discard(dst)
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def _call(self, fn) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(fn(), self._loop).result(10)
+
+    def down(self) -> None:
+        """Refuses new connections and cuts the open ones, as a crashed service would."""
+        async def cut():
+            self.mode = "down"
+            for w in list(self._writers):
+                w.close()
+            self._writers.clear()
+        self._call(cut)
+
+    def up(self) -> None:
+        self.mode = "up"
+        self.flaky_every = 0
+
+    def flaky(self, every: int) -> None:
+        """Every `every`-th new connection gets a 503 (open connections are cut, so clients
+        reconnect through the flaky path)."""
+        async def go():
+            self.mode = "up"
+            self.flaky_every = every
+            for w in list(self._writers):
+                w.close()
+            self._writers.clear()
+        self._call(go)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)

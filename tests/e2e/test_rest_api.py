@@ -152,3 +152,42 @@ def test_unknown_paths_and_bad_bodies(worker):
     r = worker.post("/connectors", data="{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 500
     assert r.json()["error_code"] == 500
+
+
+def rss_kb(pid: int) -> int:
+    from pathlib import Path
+
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_invalid_requests_do_not_grow_the_worker(worker, tmp_path):
+    """Validation errors on keys a user names (a table's route-regex, a transform alias) keep no
+    memory: 1,500 requests, each with new 4 KB key names, leave the worker's RSS where it was."""
+    import requests
+
+    session = requests.Session()
+
+    def invalid(i: int) -> dict:
+        long = f"{i:06d}" + "x" * 4096
+        return {
+            "connector.class": CONNECTOR_CLASS, "name": f"v{i}", "topics": "t", "iceberg.tables": "db.t",
+            "iceberg.catalog.type": "rest", "iceberg.catalog.uri": "http://127.0.0.1:1",
+            f"iceberg.table.db.{long}.route-regex": "(",
+            "transforms": f"a{long}", f"transforms.a{long}.type": "com.example.Nope",
+        }
+
+    def send(first: int, count: int):
+        for i in range(first, first + count):
+            r = session.put(worker.url + f"/connector-plugins/{CONNECTOR_CLASS}/config/validate", json=invalid(i), timeout=30)
+            assert r.status_code == 200 and r.json()["error_count"] >= 2, r.text[:300]
+
+    send(0, 300)  # warm up: allocator pools, caches
+    before = rss_kb(worker.proc.pid)
+    send(300, 1500)
+    after = rss_kb(worker.proc.pid)
+    print(f"RSS before {before} kB, after 1,500 more invalid requests {after} kB")
+    # Leaking the key names would add about 1,500 × 2 × 4 KB = 12 MB.
+    assert after - before < 4096, (before, after)

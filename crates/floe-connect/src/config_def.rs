@@ -6,7 +6,7 @@ use serde_json::{json, Value as Json};
 
 use crate::plugin::{ConfigMap, Plugins, SinkConnector};
 
-pub use floe_data::config::{ConfigKey, ConfigType, Importance, Text};
+pub use floe_data::config::{ConfigKey, ConfigType, Importance, Text, HIDDEN};
 
 /// The REST API's view of config definitions.
 pub trait KeyInfos {
@@ -134,6 +134,50 @@ impl Validation {
             .flat_map(|r| r.errors.iter().map(String::as_str))
     }
 
+    /// Shows what the caller gave rather than what config providers resolved it to: a value
+    /// that came from a `${provider:…}` placeholder is shown as the placeholder, and errors
+    /// quote the placeholder instead of the resolved text. PASSWORD keys and keys named as
+    /// secrets (`is_secret_key`) are shown as `[hidden]`, their values cut out of errors too.
+    pub fn hide_secrets(&mut self, raw: &ConfigMap, resolved: &ConfigMap) {
+        let mut replacements: Vec<(String, String)> = Vec::new();
+        for (k, v) in resolved {
+            let Some(given) = raw.get(k) else { continue };
+            if given != v && !v.is_empty() {
+                replacements.push((v.clone(), given.clone()));
+            }
+            if floe_data::config::is_secret_key(k) && !v.is_empty() {
+                replacements.push((v.clone(), HIDDEN.to_string()));
+                if given != v {
+                    replacements.push((given.clone(), HIDDEN.to_string()));
+                }
+            }
+        }
+        // Longest first, so a value containing another is replaced whole.
+        replacements.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
+        for r in &mut self.results {
+            let secret = r.key.config_type == ConfigType::Password
+                || floe_data::config::is_secret_key(&r.key.name);
+            if let Some(value) = &mut r.value {
+                if secret {
+                    if !value.is_empty() {
+                        *value = HIDDEN.to_string();
+                    }
+                } else if let Some(given) = raw.get(r.key.name.as_ref()) {
+                    if resolved.get(r.key.name.as_ref()) != Some(given) {
+                        *value = given.clone();
+                    }
+                }
+            }
+            for e in &mut r.errors {
+                for (from, to) in &replacements {
+                    if e.contains(from.as_str()) {
+                        *e = e.replace(from.as_str(), to);
+                    }
+                }
+            }
+        }
+    }
+
     /// The `ConfigInfos` JSON of the REST API.
     pub fn to_json(&self) -> Json {
         let infos = ConfigKey::infos(self.results.iter().map(|r| &r.key));
@@ -142,11 +186,17 @@ impl Validation {
             .iter()
             .zip(infos)
             .map(|(r, info)| {
+                let secret = r.key.config_type == ConfigType::Password
+                    || floe_data::config::is_secret_key(&r.key.name);
+                let value = match &r.value {
+                    Some(v) if secret && !v.is_empty() => Some(HIDDEN.to_string()),
+                    other => other.clone(),
+                };
                 json!({
                     "definition": info,
                     "value": {
                         "name": r.key.name,
-                        "value": r.value,
+                        "value": value,
                         "recommended_values": recommended(&r.key),
                         "errors": r.errors,
                         "visible": true,

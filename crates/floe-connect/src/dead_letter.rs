@@ -14,7 +14,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use crate::error::TaskError;
 use crate::kafka_config::client_config;
 use crate::plugin::ConfigMap;
-use crate::worker_config::WorkerConfig;
+use crate::worker_config::{strip_prefix, WorkerConfig};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -52,8 +52,13 @@ impl DeadLetterQueue {
         else {
             return Ok(None);
         };
+        // As Java: the producer from `producer.*` and the connector's `producer.override.*`, the
+        // admin client from the worker's own keys, `admin.*` and `admin.override.*`.
         let mut props: BTreeMap<String, String> = worker.with_prefix("producer.");
+        props.extend(strip_prefix(config, "producer.override."));
         props.insert("bootstrap.servers".into(), worker.bootstrap_servers.clone());
+        let mut admin_props = worker.admin_props();
+        admin_props.extend(strip_prefix(config, "admin.override."));
         props.insert(
             "client.id".into(),
             format!("connector-dlq-producer-{connector}-{task_id}"),
@@ -63,8 +68,10 @@ impl DeadLetterQueue {
             .get("errors.deadletterqueue.topic.replication.factor")
             .and_then(|r| r.trim().parse().ok())
             .unwrap_or(3);
-        let admin: AdminClient<DefaultClientContext> =
-            client_config(&props).create().map_err(|e| {
+        let admin: AdminClient<DefaultClientContext> = client_config(&admin_props)
+            .map_err(|e| TaskError::connect(format!("Failed to create the DLQ admin client: {e}")))?
+            .create()
+            .map_err(|e| {
                 TaskError::connect(format!("Failed to create the DLQ admin client: {e}"))
             })?;
         let new = NewTopic::new(&topic, 1, TopicReplication::Fixed(replication));
@@ -96,6 +103,7 @@ impl DeadLetterQueue {
             }
         }
         let producer: FutureProducer = client_config(&props)
+            .map_err(|e| TaskError::connect(format!("Failed to create the DLQ producer: {e}")))?
             .create()
             .map_err(|e| TaskError::connect(format!("Failed to create the DLQ producer: {e}")))?;
         let context_headers = config

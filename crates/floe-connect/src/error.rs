@@ -13,6 +13,9 @@ pub enum ConfigError {
     },
     #[error("cannot read {path}: {reason}")]
     Io { path: String, reason: String },
+    /// A setting whose value may be secret: only the key is named.
+    #[error("Invalid configuration {key}: {reason}")]
+    Security { key: String, reason: String },
     #[error("cannot parse connector file {path}: {reason}")]
     ConnectorFile { path: String, reason: String },
 }

@@ -592,7 +592,9 @@ pub(crate) fn validate_with(
 ) -> Result<Validation, HerderError> {
     let plugin = find_plugin(plugins, config)?;
     let resolved = resolve(worker, config)?;
-    Ok(validate(plugin.as_ref(), &resolved, plugins))
+    let mut validation = validate(plugin.as_ref(), &resolved, plugins);
+    validation.hide_secrets(config, &resolved);
+    Ok(validation)
 }
 
 fn not_stopped(name: &str) -> HerderError {

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
 
+use crate::kafka_security::{is_security_key, Security, SecurityError};
+
 /// Java client keys that librdkafka does not know and that carry no meaning for it.
 const JAVA_ONLY_KEYS: &[&str] = &[
     "key.deserializer",
@@ -19,23 +21,22 @@ const JAVA_ONLY_KEYS: &[&str] = &[
     "default.api.timeout.ms",
     "exclude.internal.topics",
     "retry.backoff.max.ms",
-    "ssl.endpoint.identification.algorithm",
-    "sasl.jaas.config",
     "client.dns.lookup",
     "security.providers",
     "auto.include.jmx.reporter",
     "enable.metrics.push",
 ];
 
-/// Builds an rdkafka config from Java-style properties: Java-only keys are dropped and the
-/// assignor class names mapped to librdkafka's names.
-pub fn client_config(props: &BTreeMap<String, String>) -> ClientConfig {
+/// Builds an rdkafka config from Java-style properties: Java-only keys are dropped, the
+/// assignor class names mapped to librdkafka's names, and the security keys (`security.protocol`,
+/// `sasl.*`, `ssl.*`) translated by [`Security`], with the stores read into PEM.
+pub fn client_config(props: &BTreeMap<String, String>) -> Result<ClientConfig, SecurityError> {
     let mut cfg = ClientConfig::new();
+    for (k, v) in Security::from_props(props)?.librdkafka() {
+        cfg.set(k, v);
+    }
     for (k, v) in props {
-        if JAVA_ONLY_KEYS.contains(&k.as_str())
-            || k.starts_with("ssl.truststore.")
-            || k.starts_with("ssl.keystore.")
-        {
+        if JAVA_ONLY_KEYS.contains(&k.as_str()) || is_security_key(k) {
             continue;
         }
         if k == "partition.assignment.strategy" {
@@ -44,7 +45,7 @@ pub fn client_config(props: &BTreeMap<String, String>) -> ClientConfig {
         }
         cfg.set(k, v);
     }
-    cfg
+    Ok(cfg)
 }
 
 fn map_assignors(v: &str) -> String {
@@ -92,8 +93,9 @@ mod tests {
             ("bootstrap.servers".to_string(), "b:1".to_string()),
             ("max.poll.records".to_string(), "10".to_string()),
         ]);
-        let cfg = client_config(&props);
+        let cfg = client_config(&props).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.get("bootstrap.servers"), Some("b:1"));
+        assert_eq!(cfg.get("security.protocol"), Some("plaintext"));
         assert_eq!(cfg.get("max.poll.records"), None);
     }
 }

@@ -18,6 +18,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::kafka_config::client_config;
+use crate::kafka_security::Security;
 use crate::plugin::ConfigMap;
 use crate::wire::find_coordinator;
 use crate::worker_config::{list_value, WorkerConfig};
@@ -39,6 +40,7 @@ fn group_consumer(worker: &WorkerConfig, group: &str) -> Result<BaseConsumer, St
     props.insert("group.id".into(), group.into());
     props.insert("enable.auto.commit".into(), "false".into());
     client_config(&props)
+        .map_err(|e| format!("cannot create a consumer for group {group}: consumer.{e}"))?
         .create()
         .map_err(|e| format!("cannot create a consumer for group {group}: {e}"))
 }
@@ -187,20 +189,16 @@ async fn delete_offsets(
     group: &str,
     partitions: &[&PartitionOffset],
 ) -> Result<(), String> {
-    let protocol = worker
-        .props
-        .get("consumer.security.protocol")
-        .or_else(|| worker.props.get("security.protocol"));
-    if protocol.is_some_and(|p| !p.trim().eq_ignore_ascii_case("PLAINTEXT")) {
-        return Err("Resetting a single partition's offset (\"offset\": null) needs a PLAINTEXT connection to the group coordinator; use DELETE /connectors/{name}/offsets to reset all of them".into());
-    }
+    // The group's offsets are the consumers' to change: their security settings apply.
+    let security = Security::from_props(&worker.with_prefix("consumer."))
+        .map_err(|e| format!("cannot reach the coordinator of group {group}: consumer.{e}"))?;
     let bootstrap: Vec<String> = worker
         .bootstrap_servers
         .split(',')
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    let mut conn = find_coordinator(&bootstrap, group, "floe-offsets")
+    let mut conn = find_coordinator(&bootstrap, group, "floe-offsets", &security)
         .await
         .map_err(|e| format!("cannot reach the coordinator of group {group}: {e}"))?;
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
@@ -253,9 +251,9 @@ async fn delete_offsets(
 
 /// Deletes the group (and so its offsets); a group that does not exist is fine.
 pub async fn delete_group(worker: &WorkerConfig, group: &str) -> Result<(), String> {
-    let mut props: BTreeMap<String, String> = worker.with_prefix("admin.");
-    props.insert("bootstrap.servers".into(), worker.bootstrap_servers.clone());
+    let props = worker.admin_props();
     let admin: AdminClient<DefaultClientContext> = client_config(&props)
+        .map_err(|e| format!("cannot create an admin client: {e}"))?
         .create()
         .map_err(|e| format!("cannot create an admin client: {e}"))?;
     let results = admin

@@ -58,6 +58,14 @@ fn ok(body: Json) -> RestResult {
 
 /// Builds the router.
 pub fn router(herder: Arc<dyn ConnectApi>) -> Router {
+    secured_router(herder, None)
+}
+
+/// The REST API with basic authentication (when `auth` is set) in front of everything.
+pub fn secured_router(
+    herder: Arc<dyn ConnectApi>,
+    auth: Option<Arc<crate::rest_security::BasicAuth>>,
+) -> Router {
     Router::new()
         .route("/", get(server_info))
         .route("/health", get(health))
@@ -110,6 +118,10 @@ pub fn router(herder: Arc<dyn ConnectApi>) -> Router {
             herder.clone(),
             forward_to_leader,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::rest_security::authenticate,
+        ))
         .with_state(herder)
 }
 
@@ -157,8 +169,7 @@ async fn forward_to_leader(
 
 /// The HTTP client for requests to other workers (forwarding), shared by the process.
 pub(crate) fn http() -> &'static reqwest::Client {
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(reqwest::Client::new)
+    crate::rest_security::http()
 }
 
 async fn proxy(
@@ -181,8 +192,7 @@ async fn proxy(
     let failed = |e: reqwest::Error| {
         RestError::new(500, format!("Error trying to forward REST request: {e}"))
     };
-    let answer = client
-        .request(method, &url)
+    let answer = crate::rest_security::forwarded(client.request(method, &url))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body.to_vec())
         .send()

@@ -281,6 +281,21 @@ fn worker_kafka_props(worker: &WorkerConfig) -> BTreeMap<String, String> {
     props
 }
 
+/// Errors a consumer cannot get past by retrying: authentication (SASL, TLS) and
+/// authorization failures.
+fn refused(code: rdkafka::types::RDKafkaErrorCode) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::Authentication
+            | C::SaslAuthenticationFailed
+            | C::SSL
+            | C::TopicAuthorizationFailed
+            | C::GroupAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+    )
+}
+
 /// How long a poll waits while partitions are paused: the task still gets `put` calls often
 /// enough to answer a commit and release its hold.
 const HELD_POLL: Duration = Duration::from_millis(50);
@@ -398,6 +413,9 @@ async fn run_task(
     let consumer = Release::new(
         Arc::new(
             client_config(&props)
+                .map_err(|e| {
+                    TaskError::connect(format!("Failed to create the task consumer: consumer.{e}"))
+                })?
                 .create_with_context(context)
                 .map_err(|e| {
                     TaskError::connect(format!("Failed to create the task consumer: {e}"))
@@ -588,6 +606,13 @@ impl Loop<'_> {
             let record = match received {
                 Err(_) => break,
                 Ok(Err(e)) => {
+                    if let Some(code) = e.rdkafka_error_code().filter(|c| refused(*c)) {
+                        // As Java's consumer throws on a failed authentication or a refused
+                        // authorization: retrying cannot help, the task fails saying why.
+                        return Err(TaskError::connect(format!(
+                            "The task consumer was refused by the broker ({code:?}): {e}"
+                        )));
+                    }
                     warn!(connector = %self.spec.connector, task = self.spec.task_id, error = %e, "consumer error");
                     break;
                 }

@@ -1,19 +1,31 @@
 //! Requests to a Kafka broker spoken directly with the `kafka-protocol` crate's codecs, for
 //! what librdkafka does not offer: group membership with protocol type `connect`, and deleting
-//! one partition's committed offset (`OffsetDelete`).
+//! one partition's committed offset (`OffsetDelete`). Connections speak TLS and authenticate
+//! with SASL (PLAIN, SCRAM) as the worker's `security.protocol` says.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
+use crate::kafka_security::{Sasl, Security};
+use crate::sasl::Exchange;
+
 const FIND_COORDINATOR_VERSION: i16 = 3;
+const SASL_HANDSHAKE_VERSION: i16 = 1;
+const SASL_AUTHENTICATE_VERSION: i16 = 2;
+
+/// A byte stream to a broker: plain TCP or TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
 
 /// A failure talking to a broker.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +38,8 @@ pub enum WireError {
         addr: String,
         reason: String,
     },
+    #[error("cannot authenticate to broker {addr}: {reason}")]
+    Auth { addr: String, reason: String },
     #[error("{api} answered error code {code} for group {group}")]
     Kafka {
         api: &'static str,
@@ -39,10 +53,11 @@ pub async fn find_coordinator(
     bootstrap: &[String],
     group: &str,
     client_id: &str,
+    security: &Security,
 ) -> Result<Conn, WireError> {
     let mut last = None;
     for addr in bootstrap {
-        let mut conn = match Conn::open(addr, client_id).await {
+        let mut conn = match Conn::open(addr, client_id, security).await {
             Ok(c) => c,
             Err(e) => {
                 last = Some(e);
@@ -72,7 +87,7 @@ pub async fn find_coordinator(
         }
         let coordinator = format!("{}:{}", response.host.as_str(), response.port);
         debug!(%coordinator, group, "found the group coordinator");
-        return Conn::open(&coordinator, client_id).await;
+        return Conn::open(&coordinator, client_id, security).await;
     }
     Err(last.unwrap_or_else(|| WireError::Connect {
         addr: String::new(),
@@ -83,14 +98,15 @@ pub async fn find_coordinator(
 /// One connection to a broker, one request at a time.
 pub struct Conn {
     addr: String,
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     client_id: String,
     correlation: i32,
 }
 
 impl Conn {
-    pub async fn open(addr: &str, client_id: &str) -> Result<Conn, WireError> {
-        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
+    /// Connects to `addr`, with TLS and SASL as `security` says.
+    pub async fn open(addr: &str, client_id: &str, security: &Security) -> Result<Conn, WireError> {
+        let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
             .await
             .map_err(|_| WireError::Connect {
                 addr: addr.to_string(),
@@ -100,13 +116,94 @@ impl Conn {
                 addr: addr.to_string(),
                 reason: e.to_string(),
             })?;
-        let _ = stream.set_nodelay(true);
-        Ok(Conn {
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Stream> = match &security.tls {
+            None => Box::new(tcp),
+            Some(material) => {
+                let auth = |reason: String| WireError::Auth {
+                    addr: addr.to_string(),
+                    reason,
+                };
+                let config = material
+                    .client_config("ssl")
+                    .map_err(|e| auth(e.to_string()))?;
+                let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls_pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| auth(format!("{host} is not a server name: {e}")))?;
+                let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+                let tls =
+                    tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
+                        .await
+                        .map_err(|_| auth("the TLS handshake timed out".into()))?
+                        .map_err(|e| auth(format!("TLS handshake failed: {e}")))?;
+                Box::new(tls)
+            }
+        };
+        let mut conn = Conn {
             addr: addr.to_string(),
             stream,
             client_id: client_id.to_string(),
             correlation: 0,
-        })
+        };
+        if let Some(sasl) = &security.sasl {
+            conn.authenticate(sasl).await?;
+        }
+        Ok(conn)
+    }
+
+    /// SaslHandshake, then SaslAuthenticate rounds until the mechanism is done.
+    async fn authenticate(&mut self, sasl: &Sasl) -> Result<(), WireError> {
+        let addr = self.addr.clone();
+        let auth = |reason: String| WireError::Auth {
+            addr: addr.clone(),
+            reason,
+        };
+        let mut handshake = SaslHandshakeRequest::default();
+        handshake.mechanism = StrBytes::from_static_str(sasl.mechanism.name());
+        let answer: SaslHandshakeResponse = self
+            .call(ApiKey::SaslHandshake, SASL_HANDSHAKE_VERSION, &handshake)
+            .await?;
+        if answer.error_code != 0 {
+            let offered: Vec<&str> = answer.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(auth(format!(
+                "the broker does not accept {} (error code {}); it offers {}",
+                sasl.mechanism.name(),
+                answer.error_code,
+                offered.join(", ")
+            )));
+        }
+        let (mut exchange, mut message) = Exchange::start(sasl).map_err(|e| auth(e.to_string()))?;
+        loop {
+            let mut request = SaslAuthenticateRequest::default();
+            request.auth_bytes = Bytes::from(message);
+            let answer: SaslAuthenticateResponse = self
+                .call(
+                    ApiKey::SaslAuthenticate,
+                    SASL_AUTHENTICATE_VERSION,
+                    &request,
+                )
+                .await?;
+            if answer.error_code != 0 {
+                let why = answer
+                    .error_message
+                    .as_ref()
+                    .map(|m| m.as_str().to_string())
+                    .unwrap_or_default();
+                return Err(auth(format!(
+                    "{} refused (error code {}): {why}",
+                    sasl.mechanism.name(),
+                    answer.error_code
+                )));
+            }
+            match exchange
+                .step(&answer.auth_bytes)
+                .map_err(|e| auth(e.to_string()))?
+            {
+                Some(next) => message = next,
+                None => return Ok(()),
+            }
+        }
     }
 
     pub async fn call<Req: Encodable, Resp: Decodable>(
@@ -175,6 +272,8 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::Heartbeat => "Heartbeat",
         ApiKey::LeaveGroup => "LeaveGroup",
         ApiKey::OffsetDelete => "OffsetDelete",
+        ApiKey::SaslHandshake => "SaslHandshake",
+        ApiKey::SaslAuthenticate => "SaslAuthenticate",
         _ => "request",
     }
 }

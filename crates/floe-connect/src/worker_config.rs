@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::config_provider::ConfigProviders;
 use crate::error::ConfigError;
+use crate::kafka_security::{is_security_key, Security};
 use crate::properties::{connect_env_properties, parse_properties};
 
 /// The configuration of one worker process.
@@ -19,6 +21,8 @@ pub struct WorkerConfig {
     /// Host and port the REST API listens on.
     pub listen_host: String,
     pub listen_port: u16,
+    /// `http` or `https`, from `listeners`.
+    pub rest_scheme: &'static str,
     /// `<advertised host>:<advertised port>`, shown as `worker_id`.
     pub worker_id: String,
     pub offset_flush_interval: Duration,
@@ -40,8 +44,23 @@ impl WorkerConfig {
         WorkerConfig::from_props(props)
     }
 
-    /// Builds the config from properties.
+    /// Builds the config from properties. `${provider:…}` placeholders are resolved with the
+    /// worker's own `config.providers`, as Java's worker config resolves them; the Kafka
+    /// security settings of every client the worker opens are checked here, so a setting
+    /// Floe cannot honour stops the worker at startup.
     pub fn from_props(props: BTreeMap<String, String>) -> Result<WorkerConfig, ConfigError> {
+        let providers =
+            ConfigProviders::from_worker(&props).map_err(|reason| ConfigError::Security {
+                key: "config.providers".into(),
+                reason,
+            })?;
+        let props = providers
+            .resolve(&props)
+            .map_err(|reason| ConfigError::Security {
+                key: "worker config".into(),
+                reason,
+            })?;
+        check_client_security(&props)?;
         let get = |k: &str| props.get(k).map(|s| s.trim().to_string());
         let required = |k: &str| {
             get(k)
@@ -52,7 +71,14 @@ impl WorkerConfig {
         let value_converter = required("value.converter")?;
         let bootstrap_servers = get("bootstrap.servers").unwrap_or_else(|| "localhost:9092".into());
         let listeners = get("listeners").unwrap_or_else(|| "http://:8083".into());
-        let (listen_host, listen_port) = parse_listener(&listeners)?;
+        let (rest_scheme, listen_host, listen_port) = parse_listener(&listeners)?;
+        if let Some(admin) = get("admin.listeners").filter(|a| a.trim() != listeners.trim()) {
+            return Err(ConfigError::Invalid {
+                key: "admin.listeners".into(),
+                value: admin,
+                reason: "Floe serves /admin on the REST listener; remove admin.listeners or set it to the value of listeners".into(),
+            });
+        }
         let advertised_host = get("rest.advertised.host.name")
             .filter(|h| !h.is_empty())
             .or_else(|| {
@@ -74,6 +100,7 @@ impl WorkerConfig {
             });
         Ok(WorkerConfig {
             worker_id: format!("{advertised_host}:{advertised_port}"),
+            rest_scheme,
             props,
             bootstrap_servers,
             key_converter,
@@ -96,6 +123,55 @@ impl WorkerConfig {
     pub fn with_prefix(&self, prefix: &str) -> BTreeMap<String, String> {
         strip_prefix(&self.props, prefix)
     }
+
+    /// An admin client's properties, as Java's worker builds them: the bootstrap servers and
+    /// the worker's own security keys, then `admin.*`.
+    pub fn admin_props(&self) -> BTreeMap<String, String> {
+        let mut props: BTreeMap<String, String> = self
+            .props
+            .iter()
+            .filter(|(k, _)| is_security_key(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        props.insert("bootstrap.servers".into(), self.bootstrap_servers.clone());
+        props.extend(self.with_prefix("admin."));
+        props
+    }
+
+    /// The URL other workers reach this one at.
+    pub fn rest_url(&self) -> String {
+        format!("{}://{}/", self.rest_scheme, self.worker_id)
+    }
+
+    /// The URL of another worker of the cluster, by its worker id (`host:port`).
+    pub fn peer_url(&self, worker_id: &str) -> String {
+        format!("{}://{worker_id}/", self.rest_scheme)
+    }
+}
+
+/// The worker's clients and the properties each is configured from (as in Java: the worker's
+/// own clients and admin clients take the un-prefixed keys, task consumers `consumer.*`, DLQ
+/// producers `producer.*`, admin clients `admin.*` over the un-prefixed ones).
+fn check_client_security(props: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    let unprefixed: BTreeMap<String, String> = props
+        .iter()
+        .filter(|(k, _)| is_security_key(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut admin = unprefixed.clone();
+    admin.extend(strip_prefix(props, "admin."));
+    for (prefix, client) in [
+        ("", unprefixed),
+        ("consumer.", strip_prefix(props, "consumer.")),
+        ("producer.", strip_prefix(props, "producer.")),
+        ("admin.", admin),
+    ] {
+        Security::from_props(&client).map_err(|e| ConfigError::Security {
+            key: format!("{prefix}{}", e.key),
+            reason: e.reason,
+        })?;
+    }
+    Ok(())
 }
 
 /// A `LIST` config value (`topics`, `iceberg.tables`): comma-separated, trimmed, no empties.
@@ -128,24 +204,38 @@ fn parse_num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError>
     })
 }
 
-/// Parses the first entry of `listeners` (`http://host:port`; empty host = all interfaces).
-fn parse_listener(listeners: &str) -> Result<(String, u16), ConfigError> {
-    let first = listeners.split(',').next().unwrap_or("").trim();
+/// Parses `listeners` (`http://host:port` or `https://host:port`; empty host = all
+/// interfaces). Floe serves one listener.
+fn parse_listener(listeners: &str) -> Result<(&'static str, String, u16), ConfigError> {
+    let entries: Vec<&str> = listeners
+        .split(',')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let invalid = |reason: &str| ConfigError::Invalid {
         key: "listeners".into(),
         value: listeners.into(),
         reason: reason.into(),
     };
-    let rest = first
-        .strip_prefix("http://")
-        .or_else(|| first.strip_prefix("HTTP://"))
-        .ok_or_else(|| invalid("only http:// listeners are supported"))?;
+    let [first] = entries[..] else {
+        return Err(invalid(
+            "Floe serves exactly one listener (http://host:port or https://host:port)",
+        ));
+    };
+    let (scheme, rest) = first
+        .split_once("://")
+        .ok_or_else(|| invalid("expected http://host:port or https://host:port"))?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "http" => "http",
+        "https" => "https",
+        _ => return Err(invalid("only http:// and https:// listeners are supported")),
+    };
     let (host, port) = rest
         .rsplit_once(':')
         .ok_or_else(|| invalid("expected http://host:port"))?;
     let port = port.parse().map_err(|_| invalid("invalid port"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    Ok((host.to_string(), port))
+    Ok((scheme, host.to_string(), port))
 }
 
 fn local_hostname() -> String {
@@ -179,8 +269,58 @@ mod tests {
         assert_eq!(c.listen_host, "127.0.0.1");
         assert_eq!(c.listen_port, 18083);
         assert_eq!(c.worker_id, "127.0.0.1:18083");
+        assert_eq!(c.rest_url(), "http://127.0.0.1:18083/");
         assert_eq!(c.offset_flush_interval, Duration::from_secs(1));
         assert_eq!(c.bootstrap_servers, "localhost:9092");
+    }
+
+    #[test]
+    fn https_listeners_placeholders_and_client_security_are_read() {
+        let dir = std::env::temp_dir().join(format!("floe-worker-config-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let secrets = dir.join("secrets.properties");
+        let _ = std::fs::write(&secrets, "password=s3cr3t\n");
+        let jaas = format!(
+            "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"floe\" password=\"${{file:{}:password}}\";",
+            secrets.display()
+        );
+        let c = WorkerConfig::from_props(props(&[
+            ("key.converter", "a"),
+            ("value.converter", "b"),
+            ("listeners", "https://localhost:8443"),
+            ("config.providers", "file"),
+            (
+                "config.providers.file.class",
+                "org.apache.kafka.common.config.provider.FileConfigProvider",
+            ),
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.jaas.config", &jaas),
+        ]))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.rest_url(), "https://localhost:8443/");
+        assert!(c.props["sasl.jaas.config"].contains("password=\"s3cr3t\""));
+        let err = WorkerConfig::from_props(props(&[
+            ("key.converter", "a"),
+            ("value.converter", "b"),
+            ("consumer.security.protocol", "SASL_SSL"),
+            ("consumer.sasl.mechanism", "GSSAPI"),
+            (
+                "consumer.sasl.jaas.config",
+                "com.sun.security.auth.module.Krb5LoginModule required password=\"hunter2\";",
+            ),
+        ]))
+        .err()
+        .unwrap_or_else(|| panic!("GSSAPI accepted"));
+        assert!(err.to_string().contains("consumer.sasl.mechanism"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = WorkerConfig::from_props(props(&[
+            ("key.converter", "a"),
+            ("value.converter", "b"),
+            ("listeners", "http://:8083,https://:8443"),
+        ]))
+        .err();
+        assert!(err.is_some_and(|e| e.to_string().contains("exactly one listener")));
     }
 
     #[test]

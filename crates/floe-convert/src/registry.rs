@@ -86,6 +86,13 @@ impl RegistryClient {
             .get("basic.auth.credentials.source")
             .map(|s| s.trim().to_ascii_uppercase())
             .unwrap_or_else(|| "URL".into());
+        if !matches!(source.as_str(), "URL" | "USER_INFO") {
+            return Err(ConfigError::InvalidValue {
+                key: "basic.auth.credentials.source".into(),
+                value: source,
+                reason: "Floe reads registry credentials from URL or USER_INFO".into(),
+            });
+        }
         let mut auth = match source.as_str() {
             "USER_INFO" => props
                 .get("basic.auth.user.info")
@@ -109,14 +116,31 @@ impl RegistryClient {
                 _ => clean_urls.push(u),
             }
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| ConfigError::InvalidValue {
-                key: "schema.registry.url".into(),
-                value: clean_urls.join(","),
-                reason: e.to_string(),
-            })?;
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        // A custom CA, and a client certificate for mutual TLS, as the Confluent client's
+        // schema.registry.ssl.* keys say, or else the JVM-wide stores of KAFKA_OPTS.
+        let jvm = floe_tls::jvm_default_keys(std::env::var("KAFKA_OPTS").ok().as_deref());
+        let specific = props.keys().any(|k| k.starts_with("schema.registry.ssl."));
+        if specific || !jvm.is_empty() {
+            let (source, prefix) = if specific {
+                (props, "schema.registry.")
+            } else {
+                (&jvm, "")
+            };
+            let tls = floe_tls::Material::from_java(source, prefix)
+                .and_then(|m| m.client_config("schema.registry.ssl"))
+                .map_err(|e| ConfigError::InvalidValue {
+                    key: e.key,
+                    value: "(not shown)".into(),
+                    reason: e.reason,
+                })?;
+            builder = builder.use_preconfigured_tls(tls);
+        }
+        let http = builder.build().map_err(|e| ConfigError::InvalidValue {
+            key: "schema.registry.url".into(),
+            value: clean_urls.join(","),
+            reason: e.to_string(),
+        })?;
         Ok(RegistryClient {
             urls: clean_urls,
             auth,

@@ -166,6 +166,31 @@ impl ConfigKey {
 }
 
 /// A BOOLEAN value as `ConfigDef` reads it: `true`/`false` in any case, trimmed.
+/// Whether a config key holds a secret by its name (passwords, JAAS configs, tokens, S3 and
+/// OAuth2 secrets, registry user info, private keys). Such values are never shown: the
+/// validate answer shows `[hidden]`, as Java shows PASSWORD values.
+pub fn is_secret_key(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "credential",
+        "jaas.config",
+        "user.info",
+        "ssl.keystore.key",
+        "private-key",
+        "private.key",
+        "sas-key",
+        "account-key",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+/// How a secret value is shown.
+pub const HIDDEN: &str = "[hidden]";
+
 pub fn parse_boolean(value: &str) -> Option<bool> {
     let v = value.trim();
     if v.eq_ignore_ascii_case("true") {
@@ -203,6 +228,30 @@ pub fn java_split(value: &str, sep: char) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_keys_are_known_by_name() {
+        for k in [
+            "iceberg.catalog.s3.secret-access-key",
+            "consumer.override.sasl.jaas.config",
+            "value.converter.basic.auth.user.info",
+            "iceberg.catalog.credential",
+            "iceberg.catalog.token",
+            "iceberg.catalog.jdbc.password",
+            "ssl.keystore.key",
+            "iceberg.catalog.adls.account-key",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in [
+            "iceberg.catalog.s3.access-key-id",
+            "topics",
+            "iceberg.tables",
+            "ssl.keystore.location",
+        ] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+    }
 
     #[test]
     fn lists_split_as_config_def_does() {

@@ -33,6 +33,8 @@ pub struct IcebergSinkConfig {
     pub commit_interval: Duration,
     pub commit_timeout: Duration,
     pub max_consecutive_failures: u32,
+    /// `iceberg.control.commit.threads`: tables the coordinator commits at once.
+    pub commit_threads: usize,
     pub control_topic: String,
     pub group_id_prefix: String,
     /// `iceberg.connect.group-id`: the connector's consumer group when it is not the default.
@@ -118,6 +120,10 @@ pub fn validate(config: &ConfigMap) -> Vec<(String, String)> {
     {
         errors.push(("iceberg.catalog".to_string(), e.to_string()));
     }
+    if let Some(e) = crate::catalog::io_impl_error(&strip_prefix(config, "iceberg.catalog.")) {
+        errors.push(("iceberg.catalog.io-impl".to_string(), e));
+    }
+    errors.extend(unhonoured(config));
     let has_tables = non_empty(config, TABLES).is_some();
     let dynamic = flag(config, DYNAMIC);
     if has_tables && dynamic {
@@ -150,6 +156,93 @@ pub fn validate(config: &ConfigMap) -> Vec<(String, String)> {
         }
     }
     errors
+}
+
+/// Hadoop settings (`iceberg.hadoop.*`) Floe reads: the S3A keys a HadoopFileIO on `s3a://`
+/// warehouses takes, as the FileIO keys that mean the same.
+pub const HADOOP_S3A_KEYS: &[(&str, &str)] = &[
+    ("fs.s3a.endpoint", "s3.endpoint"),
+    ("fs.s3a.access.key", "s3.access-key-id"),
+    ("fs.s3a.secret.key", "s3.secret-access-key"),
+    ("fs.s3a.session.token", "s3.session-token"),
+    ("fs.s3a.path.style.access", "s3.path-style-access"),
+    ("fs.s3a.endpoint.region", "client.region"),
+];
+
+/// Keys the Java sink accepts that Floe cannot honour, each with why and what to do instead:
+/// reported by validation rather than silently ignored.
+fn unhonoured(config: &ConfigMap) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    for (key, value) in config {
+        if let Some(hadoop) = key.strip_prefix("iceberg.hadoop.") {
+            if !HADOOP_S3A_KEYS.iter().any(|(k, _)| *k == hadoop) {
+                errors.push((key.clone(), format!(
+                    "Invalid value {value} for configuration {key}: Floe reads no Hadoop configuration beyond the S3A keys ({}); set the FileIO keys under iceberg.catalog. instead (e.g. iceberg.catalog.s3.endpoint)",
+                    HADOOP_S3A_KEYS.iter().map(|(k, _)| format!("iceberg.hadoop.{k}")).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+    }
+    if let Some(dir) = non_empty(config, "iceberg.hadoop-conf-dir") {
+        errors.push(("iceberg.hadoop-conf-dir".into(), format!(
+            "Invalid value {dir} for configuration iceberg.hadoop-conf-dir: Floe reads no Hadoop configuration files; set the FileIO keys under iceberg.catalog. instead (e.g. iceberg.catalog.s3.endpoint)"
+        )));
+    }
+    if let Some(v) = non_empty(config, "iceberg.tables.auto-create-props.format-version") {
+        if !matches!(v.trim(), "1" | "2" | "3") {
+            errors.push(("iceberg.tables.auto-create-props.format-version".into(), format!(
+                "Invalid value {v} for configuration iceberg.tables.auto-create-props.format-version: Iceberg format versions are 1, 2 and 3"
+            )));
+        }
+    }
+    let catalog = catalog_props(config);
+    if catalog.keys().any(|k| k.starts_with("ssl.")) {
+        let rest = matches!(
+            crate::catalog::CatalogKind::from_props(&catalog),
+            Ok(crate::catalog::CatalogKind::Rest)
+        );
+        if !rest {
+            errors.push(("iceberg.catalog.ssl".into(), "Invalid configuration iceberg.catalog.ssl.*: TLS settings apply to the REST catalog only".into()));
+        } else if let Err(e) = floe_tls::Material::from_java(&catalog, "") {
+            errors.push((
+                format!("iceberg.catalog.{}", e.key),
+                format!(
+                    "Invalid configuration iceberg.catalog.{}: {}",
+                    e.key, e.reason
+                ),
+            ));
+        }
+    }
+    for key in [
+        "iceberg.tables.upsert-mode-enabled",
+        "iceberg.tables.cdc-field",
+    ] {
+        let set = match key {
+            "iceberg.tables.upsert-mode-enabled" => flag(config, key),
+            _ => non_empty(config, key).is_some(),
+        };
+        if set {
+            errors.push((key.into(), format!(
+                "Invalid value {} for configuration {key}: Floe does not write upserts or CDC deletes yet; every record is appended",
+                config.get(key).map(String::as_str).unwrap_or("")
+            )));
+        }
+    }
+    errors
+}
+
+/// `iceberg.catalog.*`, with the Hadoop S3A keys as the FileIO keys they stand for (a
+/// FileIO key given under `iceberg.catalog.` wins).
+fn catalog_props(config: &ConfigMap) -> BTreeMap<String, String> {
+    let mut props = strip_prefix(config, "iceberg.catalog.");
+    for (hadoop, fileio) in HADOOP_S3A_KEYS {
+        if let Some(v) = non_empty(config, &format!("iceberg.hadoop.{hadoop}")) {
+            props
+                .entry(fileio.to_string())
+                .or_insert_with(|| v.to_string());
+        }
+    }
+    props
 }
 
 fn partition_by_entries(config: &ConfigMap) -> Vec<(String, String)> {
@@ -200,6 +293,7 @@ impl IcebergSinkConfig {
         let commit_interval_ms = number(COMMIT_INTERVAL, 300_000)?;
         let commit_timeout_ms = number(COMMIT_TIMEOUT, 30_000)?;
         let max_consecutive_failures = number(MAX_FAILURES, 1)?.max(1) as u32;
+        let commit_threads = number("iceberg.control.commit.threads", 4)?.max(1) as usize;
         let mut table_commit_branch = BTreeMap::new();
         for (key, value) in config {
             if let Some(table) = key
@@ -241,10 +335,11 @@ impl IcebergSinkConfig {
             catalog_name: non_empty(config, "iceberg.catalog")
                 .unwrap_or("iceberg")
                 .to_string(),
-            catalog_props: strip_prefix(config, "iceberg.catalog."),
+            catalog_props: catalog_props(config),
             commit_interval: Duration::from_millis(commit_interval_ms),
             commit_timeout: Duration::from_millis(commit_timeout_ms),
             max_consecutive_failures,
+            commit_threads,
             control_topic: non_empty(config, "iceberg.control.topic")
                 .unwrap_or("control-iceberg")
                 .to_string(),
@@ -326,6 +421,60 @@ mod tests {
                 (TABLES.to_string(), "Must specify table name(s)".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn keys_floe_cannot_honour_are_refused() {
+        let base = [
+            ("iceberg.catalog.type", "rest"),
+            ("iceberg.catalog.uri", "http://c"),
+            ("iceberg.tables", "db.t"),
+        ];
+        let keys_with_errors = |extra: &[(&str, &str)]| -> Vec<String> {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            validate(&cfg(&pairs)).into_iter().map(|(k, _)| k).collect()
+        };
+        assert_eq!(
+            keys_with_errors(&[("iceberg.catalog.io-impl", "com.example.IO")]),
+            vec!["iceberg.catalog.io-impl"]
+        );
+        assert_eq!(
+            keys_with_errors(&[("iceberg.hadoop.fs.defaultFS", "hdfs://nn")]),
+            vec!["iceberg.hadoop.fs.defaultFS"]
+        );
+        assert!(keys_with_errors(&[("iceberg.hadoop.fs.s3a.endpoint", "http://s3")]).is_empty());
+        assert_eq!(
+            keys_with_errors(&[("iceberg.tables.auto-create-props.format-version", "4")]),
+            vec!["iceberg.tables.auto-create-props.format-version"]
+        );
+        assert_eq!(
+            keys_with_errors(&[("iceberg.tables.upsert-mode-enabled", "true")]),
+            vec!["iceberg.tables.upsert-mode-enabled"]
+        );
+        assert!(keys_with_errors(&[("iceberg.tables.upsert-mode-enabled", "false")]).is_empty());
+        assert!(keys_with_errors(&[(
+            "iceberg.catalog.io-impl",
+            "org.apache.iceberg.aws.s3.S3FileIO"
+        )])
+        .is_empty());
+    }
+
+    #[test]
+    fn hadoop_s3a_keys_become_fileio_keys() {
+        let c = IcebergSinkConfig::parse(&cfg(&[
+            ("name", "ice"),
+            ("topics", "t"),
+            ("iceberg.catalog.type", "jdbc"),
+            ("iceberg.catalog.uri", "jdbc:sqlite:/tmp/c.db"),
+            ("iceberg.catalog.s3.endpoint", "http://given"),
+            ("iceberg.tables", "db.t"),
+            ("iceberg.hadoop.fs.s3a.endpoint", "http://hadoop"),
+            ("iceberg.hadoop.fs.s3a.access.key", "AK"),
+        ]))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.catalog_props["s3.endpoint"], "http://given");
+        assert_eq!(c.catalog_props["s3.access-key-id"], "AK");
     }
 
     #[test]

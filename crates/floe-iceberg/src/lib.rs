@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 mod json_rows;
+pub mod outage;
 pub mod schema;
 pub mod schema_update;
 pub mod sink;

@@ -269,6 +269,7 @@ fn parse_term(entry: &str) -> Result<PartitionTerm, SinkError> {
         "hour" | "hours" => (one_arg()?, Transform::Hour),
         "bucket" => with_width().map(|(c, n)| (c, Transform::Bucket(n)))?,
         "truncate" => with_width().map(|(c, n)| (c, Transform::Truncate(n)))?,
+        "void" => (one_arg()?, Transform::Void),
         other => return Err(bad(&format!("Unsupported transform: {other}"))),
     };
     Ok(PartitionTerm { column, transform })
@@ -321,7 +322,8 @@ pub fn with_identifier_fields(schema: Schema, columns: &[String]) -> Result<Sche
 /// Builds the partition spec for a new table; an unknown column is an error, never a silent
 /// unpartitioned table.
 pub fn partition_spec(schema: &Schema, text: &str) -> Result<UnboundPartitionSpec, SinkError> {
-    let mut builder = UnboundPartitionSpec::builder();
+    // The spec id is sent: Java's REST catalog refuses a create-table request without it.
+    let mut builder = UnboundPartitionSpec::builder().with_spec_id(0);
     for term in parse_partition_by(text)? {
         let field = schema.field_by_name(&term.column).ok_or_else(|| {
             SinkError::Config(format!(
@@ -337,6 +339,7 @@ pub fn partition_spec(schema: &Schema, text: &str) -> Result<UnboundPartitionSpe
             Transform::Hour => format!("{}_hour", term.column),
             Transform::Bucket(_) => format!("{}_bucket", term.column),
             Transform::Truncate(_) => format!("{}_trunc", term.column),
+            Transform::Void => format!("{}_null", term.column),
             _ => term.column.clone(),
         };
         builder = builder

@@ -11,6 +11,7 @@ use floe_connect::config_def::ConfigKey;
 use floe_connect::{ConfigMap, Offsets, SinkConnector, SinkTask, TaskContext, TaskError};
 use floe_data::{SinkRecord, TopicPartition, Value};
 use iceberg::spec::{DataFile, FormatVersion};
+use iceberg::table::Table;
 use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 use tracing::{debug, info, warn};
 
@@ -22,6 +23,7 @@ use crate::channel::worker::WorkerChannel;
 use crate::config::{self, IcebergSinkConfig};
 use crate::error::SinkError;
 use crate::json_rows::{JsonRows, Row as JsonRow};
+use crate::outage::Outage;
 use crate::schema::{partition_spec, schema_for_record, with_identifier_fields};
 use crate::schema_update::{self, EvolveOptions};
 use crate::writer::TableWriter;
@@ -118,6 +120,9 @@ struct Started {
     /// answered again.
     last_answered: Option<uuid::Uuid>,
     reanswer: bool,
+    /// Each table as last loaded: written to while the catalog does not answer.
+    known_tables: HashMap<String, Table>,
+    outage: Outage,
 }
 
 fn connect_err(e: SinkError) -> TaskError {
@@ -175,6 +180,7 @@ impl SinkTask for IcebergSinkTask {
                     commit_interval: config.commit_interval,
                     commit_timeout: config.commit_timeout,
                     max_consecutive_failures: config.max_consecutive_failures,
+                    commit_threads: config.commit_threads,
                     topics: config.topics.clone(),
                     topics_regex: config.topics_regex.clone(),
                     default_branch: config.default_commit_branch.clone(),
@@ -202,6 +208,8 @@ impl SinkTask for IcebergSinkTask {
             buffered_bytes: 0,
             early_commit_requested: false,
             row_widths: HashMap::new(),
+            known_tables: HashMap::new(),
+            outage: Outage::default(),
         });
         Ok(())
     }
@@ -226,36 +234,33 @@ impl SinkTask for IcebergSinkTask {
                 s.config.connector_name, s.context.task_id
             )));
         }
-        if records.iter().any(|r| r.encoded_value.is_some()) {
-            s.write_encoded(records).await?;
-        } else if !records.is_empty() {
-            s.note_offsets(&records);
-            s.write(&records).await?;
-        }
-        let mut answered = false;
-        for commit_id in s.channel.start_commits().map_err(connect_err)? {
-            s.answer(commit_id).await?;
-            answered = true;
-        }
-        if s.reanswer && !answered {
-            if let Some(commit_id) = s.last_answered {
-                debug!(commit_id = %commit_id, "partitions assigned after answering; answering again");
-                s.answer(commit_id).await?;
+        let records = if s.outage.waiting() {
+            // Waiting out an outage: records that still arrive are read again afterwards.
+            if !records.is_empty() {
+                s.context.request_rewind();
             }
-        }
-        s.reanswer = false;
-        if s.buffer_full() {
-            // At the limit: ask for a commit, and read nothing more until this task has
-            // answered one (its files closed, its buffers empty) — memory stays bounded.
-            s.context.hold_consumption(true);
-            if !s.early_commit_requested {
-                s.early_commit_requested = true;
-                if let Err(e) = s.channel.request_commit(&s.connect_group) {
-                    warn!(error = %e, "cannot ask for an early commit; the next scheduled one will do");
+            Vec::new()
+        } else {
+            if s.outage.lasted().is_some() {
+                s.context.hold_consumption(false);
+            }
+            records
+        };
+        let wrote = !records.is_empty();
+        match s.put_records(records).await {
+            Ok(()) => {
+                if wrote {
+                    if let Some(lasted) = s.outage.end() {
+                        info!(
+                            outage_ms = lasted.as_millis() as u64,
+                            "catalog and storage answer again; writing resumed"
+                        );
+                    }
                 }
+                Ok(())
             }
+            Err(e) => s.ride_out(e).await,
         }
-        Ok(())
     }
 
     async fn pre_commit(
@@ -289,6 +294,66 @@ impl SinkTask for IcebergSinkTask {
 
     fn decodes_json_values(&self) -> bool {
         true
+    }
+}
+
+impl Started {
+    /// Writes a batch, answers the commit cycles started meanwhile, and asks for an early
+    /// commit when the buffer is full.
+    async fn put_records(&mut self, records: Vec<SinkRecord>) -> Result<(), TaskError> {
+        let s = self;
+        if records.iter().any(|r| r.encoded_value.is_some()) {
+            s.write_encoded(records).await?;
+        } else if !records.is_empty() {
+            s.note_offsets(&records);
+            s.write(&records).await?;
+        }
+        let mut answered = false;
+        for commit_id in s.channel.start_commits().map_err(connect_err)? {
+            s.answer(commit_id).await?;
+            answered = true;
+        }
+        if s.reanswer && !answered {
+            if let Some(commit_id) = s.last_answered {
+                debug!(commit_id = %commit_id, "partitions assigned after answering; answering again");
+                s.answer(commit_id).await?;
+            }
+        }
+        s.reanswer = false;
+        if s.buffer_full() {
+            // At the limit: ask for a commit, and read nothing more until this task has
+            // answered one (its files closed, its buffers empty) — memory stays bounded.
+            s.context.hold_consumption(true);
+            if !s.early_commit_requested {
+                s.early_commit_requested = true;
+                if let Err(e) = s.channel.request_commit(&s.connect_group) {
+                    warn!(error = %e, "cannot ask for an early commit; the next scheduled one will do");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A write or an answer failed: if the catalog or the storage does not answer, the task
+    /// rides the outage out (outage.rs) instead of failing; otherwise the error stands.
+    async fn ride_out(&mut self, error: TaskError) -> Result<(), TaskError> {
+        let tables: Vec<Table> = self.known_tables.values().cloned().collect();
+        if !crate::outage::server_error(&error.to_string())
+            && crate::outage::reachable(&*self.catalog, &tables).await
+        {
+            return Err(error);
+        }
+        let wait = self.outage.begin();
+        warn!(
+            error = %error,
+            retry_in_ms = wait.as_millis() as u64,
+            outage_ms = self.outage.lasted().map_or(0, |d| d.as_millis() as u64),
+            "catalog or storage unreachable: dropping unannounced files, rewinding to the committed offsets and retrying"
+        );
+        self.abandon().await;
+        self.context.request_rewind();
+        self.context.hold_consumption(true);
+        Ok(())
     }
 }
 
@@ -655,24 +720,47 @@ impl Started {
             return Ok(true);
         }
         let ident = table_ident(name).map_err(connect_err)?;
-        let exists = self.catalog.table_exists(&ident).await.map_err(|e| {
-            TaskError::connect(format!("Cannot check whether table {name} exists: {e}"))
-        })?;
-        let table = if exists {
-            self.catalog
-                .load_table(&ident)
-                .await
-                .map_err(|e| TaskError::connect(format!("Cannot load table {name}: {e}")))?
-        } else if let (true, Some(first)) = (self.config.auto_create, first) {
-            create_table(&*self.catalog, &self.config, name, &ident, first).await?
-        } else {
-            return Ok(false);
+        let table = match self.load_table(name, &ident).await {
+            Ok(Some(table)) => table,
+            Ok(None) => match (self.config.auto_create, first) {
+                (true, Some(first)) => {
+                    create_table(&*self.catalog, &self.config, name, &ident, first).await?
+                }
+                _ => return Ok(false),
+            },
+            // The catalog does not answer: the table as last loaded is good to write to; the
+            // coordinator holds the files until it can commit them.
+            Err(e) => match self.known_tables.get(name) {
+                Some(known) => {
+                    debug!(table = name, error = %e, "catalog unavailable; writing to the table as last loaded");
+                    known.clone()
+                }
+                None => return Err(e),
+            },
         };
+        self.known_tables.insert(name.to_string(), table.clone());
         let writer = TableWriter::open(name, table, &self.config.write_props)
             .await
             .map_err(connect_err)?;
         self.writers.insert(name.to_string(), writer);
         Ok(true)
+    }
+}
+
+impl Started {
+    /// The current state of table `name`, or None when it does not exist.
+    async fn load_table(&self, name: &str, ident: &TableIdent) -> Result<Option<Table>, TaskError> {
+        let exists = self.catalog.table_exists(ident).await.map_err(|e| {
+            TaskError::connect(format!("Cannot check whether table {name} exists: {e}"))
+        })?;
+        if !exists {
+            return Ok(None);
+        }
+        self.catalog
+            .load_table(ident)
+            .await
+            .map(Some)
+            .map_err(|e| TaskError::connect(format!("Cannot load table {name}: {e}")))
     }
 }
 
@@ -835,10 +923,11 @@ impl Started {
         self.early_commit_requested = false;
         self.context.hold_consumption(false);
         if let Err(e) = sent {
-            warn!(commit_id = %commit_id, error = %e, "answering the commit failed; dropping this cycle's files and rewinding");
-            for (io, f) in written {
-                let _ = io.delete(f.file_path()).await;
-            }
+            // The transaction's outcome may be unknown (a commit that timed out may still have
+            // been completed by the broker), so a committed DataWritten may reference these
+            // files: they are left in place — orphan cleanup removes them if no snapshot does —
+            // and the records are read again from the committed offsets.
+            warn!(commit_id = %commit_id, error = %e, files = written.len(), "answering the commit failed; leaving this cycle's files and rewinding");
             self.context.request_rewind();
         } else {
             debug!(commit_id = %commit_id, files = written.len(), "answered commit");

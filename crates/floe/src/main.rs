@@ -12,13 +12,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use floe_connect::distributed::DistributedHerder;
+use floe_connect::kafka_config::client_config;
 use floe_connect::loggers::{ApplyFilter, Loggers};
 use floe_connect::plugin::{ConfigMap, Plugins};
 use floe_connect::properties::parse_properties;
+use floe_connect::rest_listener::RestListener;
+use floe_connect::rest_security::RestSecurity;
 use floe_connect::{rest, ConnectApi, Herder, WorkerConfig};
 use floe_iceberg::IcebergSinkConnector;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 use tracing::{error, info};
 
 /// mimalloc rather than the system allocator: records are decoded into many small values, and
@@ -139,9 +141,10 @@ async fn standalone(
     loggers: Loggers,
 ) -> Result<()> {
     let worker = load_worker(&worker_file)?;
-    let listener = bind(&worker).await?;
+    let security = rest_security(&worker)?;
+    let listener = bind(&worker, &security).await?;
     let herder = Arc::new(Herder::new(worker.clone(), plugins()).with_loggers(loggers));
-    let server = serve(listener, herder.clone());
+    let server = serve(listener, herder.clone(), &security);
     let cluster_herder = herder.clone();
     find_cluster_id(&worker, move |id| cluster_herder.set_cluster_id(id));
 
@@ -166,11 +169,12 @@ async fn standalone(
 
 async fn distributed(worker_file: PathBuf, loggers: Loggers) -> Result<()> {
     let worker = load_worker(&worker_file)?;
-    let listener = bind(&worker).await?;
+    let security = rest_security(&worker)?;
+    let listener = bind(&worker, &security).await?;
     let herder = DistributedHerder::start(worker.clone(), plugins(), loggers)
         .await
         .context("cannot start the distributed worker")?;
-    let server = serve(listener, herder.clone());
+    let server = serve(listener, herder.clone(), &security);
     let cluster_herder = herder.clone();
     find_cluster_id(&worker, move |id| cluster_herder.set_cluster_id(id));
     until_stopped(server).await;
@@ -193,21 +197,41 @@ fn plugins() -> Plugins {
     plugins
 }
 
-async fn bind(worker: &WorkerConfig) -> Result<tokio::net::TcpListener> {
+/// The REST API's TLS and authentication; also sets up the client for requests to other
+/// workers.
+fn rest_security(worker: &WorkerConfig) -> Result<RestSecurity> {
+    let kafka_opts = std::env::var("KAFKA_OPTS").ok();
+    let security = RestSecurity::from_worker(worker, kafka_opts.as_deref())
+        .context("invalid REST API security settings")?;
+    floe_connect::rest_security::configure_http(&security)
+        .context("invalid REST API security settings")?;
+    Ok(security)
+}
+
+async fn bind(worker: &WorkerConfig, security: &RestSecurity) -> Result<RestListener> {
     let addr = listen_addr(worker);
-    let listener = tokio::net::TcpListener::bind(&addr)
+    let tcp = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    info!(listen = %addr, worker_id = %worker.worker_id, "REST API listening");
+    let listener = RestListener::new(tcp, security.tls.clone())
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    info!(
+        listen = %addr,
+        worker_id = %worker.worker_id,
+        scheme = worker.rest_scheme,
+        basic_auth = security.basic_auth.is_some(),
+        "REST API listening"
+    );
     Ok(listener)
 }
 
 /// Serves the REST API until SIGTERM/SIGINT; a second signal ends the process at once.
 fn serve(
-    listener: tokio::net::TcpListener,
+    listener: RestListener,
     api: Arc<dyn ConnectApi>,
+    security: &RestSecurity,
 ) -> tokio::task::JoinHandle<std::io::Result<()>> {
-    let app = rest::router(api);
+    let app = rest::secured_router(api, security.basic_auth.clone());
     tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -233,8 +257,8 @@ async fn until_stopped(server: tokio::task::JoinHandle<std::io::Result<()>>) {
 
 /// Looks up the Kafka cluster id (for `GET /`) off the async runtime.
 fn find_cluster_id(worker: &WorkerConfig, set: impl FnOnce(Option<String>) + Send + 'static) {
-    let bootstrap = worker.bootstrap_servers.clone();
-    tokio::task::spawn_blocking(move || set(fetch_cluster_id(&bootstrap)));
+    let props = floe_connect::distributed::internal_client_props(worker);
+    tokio::task::spawn_blocking(move || set(fetch_cluster_id(&props)));
 }
 
 fn listen_addr(worker: &WorkerConfig) -> String {
@@ -272,11 +296,8 @@ async fn shutdown_signal() {
     }
 }
 
-fn fetch_cluster_id(bootstrap: &str) -> Option<String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .ok()?;
+fn fetch_cluster_id(props: &BTreeMap<String, String>) -> Option<String> {
+    let consumer: BaseConsumer = client_config(props).ok()?.create().ok()?;
     consumer.client().fetch_cluster_id(Duration::from_secs(10))
 }
 

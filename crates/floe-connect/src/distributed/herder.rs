@@ -33,6 +33,7 @@ use crate::herder::{
     validate_with, HerderError, RestartRequest, TargetState,
 };
 use crate::instances::{Instance, Instances};
+use crate::kafka_security::Security;
 use crate::loggers::Loggers;
 use crate::plugin::{ConfigMap, Plugins};
 use crate::status::State;
@@ -188,7 +189,7 @@ impl DistributedHerder {
                 .collect();
         }
         let herder = Arc::new(DistributedHerder {
-            url: format!("http://{}/", worker.worker_id),
+            url: worker.rest_url(),
             worker: worker.clone(),
             plugins,
             loggers,
@@ -222,6 +223,10 @@ impl DistributedHerder {
             session_timeout: settings.session_timeout,
             rebalance_timeout: settings.rebalance_timeout,
             heartbeat_interval: settings.heartbeat_interval,
+            security: Security::from_props(&client).map_err(|e| ConfigError::Security {
+                key: e.key,
+                reason: e.reason,
+            })?,
         };
         let listener: Arc<dyn GroupListener> = Arc::new(Listener(herder.clone()));
         let started = Membership::start(group, listener);
@@ -1083,12 +1088,22 @@ impl ConnectApi for DistributedHerder {
             .filter(|w| *w != self.worker.worker_id)
             .ok_or_else(|| HerderError::Conflict(CONFLICT.into()))?;
         let url = format!(
-            "http://{owner}/connectors/{}/tasks/{task_id}/restart?forward=false",
+            "{}connectors/{}/tasks/{task_id}/restart?forward=false",
+            self.worker.peer_url(&owner),
             crate::rest::encode_segment(name)
         );
-        let answer = crate::rest::http().post(&url).send().await.map_err(|e| {
-            HerderError::Internal(format!("Error trying to forward REST request: {e}"))
-        })?;
+        let answer = crate::rest_security::forwarded(crate::rest::http().post(&url))
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    // The owner has gone (stopped, or killed) and the group has not yet
+                    // moved its tasks: the same answer as during any rebalance.
+                    HerderError::Conflict(CONFLICT.into())
+                } else {
+                    HerderError::Internal(format!("Error trying to forward REST request: {e}"))
+                }
+            })?;
         if answer.status().is_success() {
             return Ok(());
         }

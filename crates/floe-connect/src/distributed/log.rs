@@ -69,7 +69,7 @@ impl KafkaLog {
         topic: &str,
         mut apply: Box<dyn FnMut(LogRecord) + Send>,
     ) -> Result<KafkaLog, LogError> {
-        let client_err = |e: rdkafka::error::KafkaError| LogError::Client {
+        let client_err = |e: &dyn std::fmt::Display| LogError::Client {
             topic: topic.to_string(),
             reason: e.to_string(),
         };
@@ -81,10 +81,13 @@ impl KafkaLog {
         cprops.insert("enable.auto.commit".into(), "false".into());
         cprops.insert("fetch.wait.max.ms".into(), "50".into());
         cprops.insert("isolation.level".into(), "read_committed".into());
-        let consumer: BaseConsumer = client_config(&cprops).create().map_err(client_err)?;
+        let consumer: BaseConsumer = client_config(&cprops)
+            .map_err(|e| client_err(&e))?
+            .create()
+            .map_err(|e| client_err(&e))?;
         let metadata = consumer
             .fetch_metadata(Some(topic), Duration::from_secs(30))
-            .map_err(client_err)?;
+            .map_err(|e| client_err(&e))?;
         let partitions: Vec<i32> = metadata
             .topics()
             .iter()
@@ -100,15 +103,18 @@ impl KafkaLog {
         let mut tpl = TopicPartitionList::new();
         for p in &partitions {
             tpl.add_partition_offset(topic, *p, Offset::Beginning)
-                .map_err(client_err)?;
+                .map_err(|e| client_err(&e))?;
         }
-        consumer.assign(&tpl).map_err(client_err)?;
+        consumer.assign(&tpl).map_err(|e| client_err(&e))?;
         let mut pprops = client.clone();
         pprops.insert("acks".into(), "all".into());
         pprops.insert("enable.idempotence".into(), "false".into());
         pprops.insert("max.in.flight.requests.per.connection".into(), "1".into());
         pprops.insert("linger.ms".into(), "0".into());
-        let producer: FutureProducer = client_config(&pprops).create().map_err(client_err)?;
+        let producer: FutureProducer = client_config(&pprops)
+            .map_err(|e| client_err(&e))?
+            .create()
+            .map_err(|e| client_err(&e))?;
 
         let consumer = Arc::new(consumer);
         let positions = Arc::new(Mutex::new(
@@ -291,6 +297,7 @@ pub async fn ensure_topic(
         reason,
     };
     let admin: AdminClient<DefaultClientContext> = client_config(admin_props)
+        .map_err(|e| err(e.to_string()))?
         .create()
         .map_err(|e| err(e.to_string()))?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication))
@@ -314,6 +321,7 @@ pub async fn ensure_topic(
         let topic = topic.to_string();
         move || -> Result<usize, String> {
             let consumer: BaseConsumer = client_config(&admin_props)
+                .map_err(|e| e.to_string())?
                 .create()
                 .map_err(|e| e.to_string())?;
             let md = consumer

@@ -24,6 +24,7 @@ use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use super::protocol::{Assignment, MemberMetadata, PROTOCOL_NAME};
+use crate::kafka_security::Security;
 use crate::wire::{find_coordinator, Conn, WireError as GroupError};
 
 const PROTOCOL_TYPE: &str = "connect";
@@ -51,6 +52,8 @@ pub struct GroupConfig {
     pub session_timeout: Duration,
     pub rebalance_timeout: Duration,
     pub heartbeat_interval: Duration,
+    /// TLS and SASL for the connection to the group coordinator.
+    pub security: Security,
 }
 
 /// What the distributed herder does at each step of a generation.
@@ -194,6 +197,7 @@ impl Member {
             &self.config.bootstrap_servers,
             &self.config.group_id,
             &self.config.client_id,
+            &self.config.security,
         )
         .await
     }

@@ -60,15 +60,6 @@ impl DistributedConfig {
         let ms = |k: &str, default: i64| -> Result<Duration, ConfigError> {
             Ok(Duration::from_millis(num(k, default)?.max(0) as u64))
         };
-        if let Some(p) = props.get("security.protocol") {
-            if !p.trim().eq_ignore_ascii_case("PLAINTEXT") {
-                return Err(ConfigError::Invalid {
-                    key: "security.protocol".into(),
-                    value: p.clone(),
-                    reason: "distributed mode joins the worker group over PLAINTEXT only".into(),
-                });
-            }
-        }
         Ok(DistributedConfig {
             group_id: required("group.id")?,
             config_topic: required("config.storage.topic")?,
@@ -143,15 +134,20 @@ mod tests {
     }
 
     #[test]
-    fn a_secured_group_connection_is_refused_clearly() {
-        let err = DistributedConfig::from_worker(&worker(&[
+    fn a_secured_group_connection_is_read_and_checked() {
+        let jaas = "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"u\" password=\"p\";";
+        let w = worker(&[
             ("group.id", "g"),
             ("config.storage.topic", "c"),
             ("status.storage.topic", "s"),
             ("offset.storage.topic", "o"),
-            ("security.protocol", "SASL_SSL"),
-        ]))
-        .unwrap_err();
-        assert!(err.to_string().contains("PLAINTEXT"), "{err}");
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.jaas.config", jaas),
+        ]);
+        let props = internal_client_props(&w);
+        assert_eq!(props["sasl.jaas.config"], jaas);
+        let security = crate::kafka_security::Security::from_props(&props);
+        assert!(security.is_ok_and(|s| s.sasl.is_some()));
     }
 }

@@ -1,19 +1,52 @@
 //! Building a catalog from `iceberg.catalog.*`, accepting the Java spellings.
 
 pub mod jdbc;
+pub mod oauth;
+pub mod rest;
 pub mod rest_commit;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use iceberg::io::{FileIOBuilder, LocalFsStorageFactory};
+use iceberg::io::{FileIO, FileIOBuilder};
 use iceberg::table::Table;
-use iceberg::{Catalog, CatalogBuilder, TableRequirement, TableUpdate};
-use iceberg_catalog_rest::RestCatalogBuilder;
+use iceberg::{Catalog, TableRequirement, TableUpdate};
+use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
 
 use self::jdbc::JdbcCatalog;
 use self::rest_commit::RestCommitter;
+
+/// An HTTP client builder for the REST catalog (its API, its OAuth2 token endpoint), with a
+/// custom CA and a client certificate when the catalog properties give Java-style
+/// `ssl.truststore.*` / `ssl.keystore.*` keys (`iceberg.catalog.ssl.truststore.location`, …),
+/// or else the JVM-wide `-Djavax.net.ssl.*` stores given in `KAFKA_OPTS`.
+pub fn http_builder<'a>(
+    props: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> iceberg::Result<reqwest::ClientBuilder> {
+    let mut ssl: BTreeMap<String, String> = props
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("ssl."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if ssl.is_empty() {
+        // As a Java worker's REST catalog client, the JVM-wide stores of KAFKA_OPTS.
+        ssl = floe_tls::jvm_default_keys(std::env::var("KAFKA_OPTS").ok().as_deref());
+    }
+    let builder = reqwest::Client::builder();
+    if ssl.is_empty() {
+        return Ok(builder);
+    }
+    let tls = floe_tls::Material::from_java(&ssl, "")
+        .and_then(|m| m.client_config("iceberg.catalog.ssl"))
+        .map_err(|e| {
+            iceberg::Error::new(
+                iceberg::ErrorKind::DataInvalid,
+                format!("iceberg.catalog.{}: {}", e.key, e.reason),
+            )
+        })?;
+    Ok(builder.use_preconfigured_tls(tls))
+}
 
 /// A loaded catalog, and the way Floe sends it commits it built itself (appends to a branch,
 /// schema updates), which iceberg's `Transaction` cannot express. Dereferences to the catalog.
@@ -195,28 +228,69 @@ fn absolute(path: &str) -> std::path::PathBuf {
     }
 }
 
+/// The `io-impl` values Floe reads and writes with: Java's S3, Hadoop and resolving FileIOs
+/// (and Floe's storage picks the store by the location's scheme for each of them).
+pub const IO_IMPLS: &[&str] = &[
+    "org.apache.iceberg.aws.s3.S3FileIO",
+    "org.apache.iceberg.io.ResolvingFileIO",
+    "org.apache.iceberg.hadoop.HadoopFileIO",
+    "org.apache.iceberg.gcp.gcs.GCSFileIO",
+    "org.apache.iceberg.azure.adlsv2.ADLSFileIO",
+];
+
+/// Why an `io-impl` cannot be used, if it cannot.
+pub fn io_impl_error(props: &BTreeMap<String, String>) -> Option<String> {
+    let io = props
+        .get("io-impl")
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())?;
+    (!IO_IMPLS.contains(&io)).then(|| {
+        format!(
+            "Unsupported io-impl {io}: Floe reads and writes tables through {} (the store is chosen by the location's scheme: file, s3, s3a, gs, abfss)",
+            IO_IMPLS.join(", ")
+        )
+    })
+}
+
+/// The FileIO of a catalog: local files, S3 (and S3-compatible stores), GCS and ADLS, chosen
+/// by each location's scheme and configured with Java's FileIO keys (`s3.endpoint`,
+/// `s3.path-style-access`, `s3.access-key-id`, `s3.secret-access-key`, `s3.session-token`,
+/// `client.region`, `gcs.*`, `adls.*`). Without keys, S3 uses the AWS default credential chain
+/// (environment, profile, web identity, instance metadata).
+pub fn file_io(props: &BTreeMap<String, String>) -> FileIO {
+    FileIOBuilder::new(storage_factory())
+        .with_props(props.iter().map(|(k, v)| (k.clone(), v.clone())))
+        .build()
+}
+
+fn storage_factory() -> Arc<OpenDalResolvingStorageFactory> {
+    Arc::new(OpenDalResolvingStorageFactory::new())
+}
+
 /// Loads the catalog named `name` from its properties.
 pub async fn load_catalog(
     name: &str,
     props: &BTreeMap<String, String>,
 ) -> Result<CatalogHandle, SinkError> {
     let kind = CatalogKind::from_props(props)?;
-    let storage = Arc::new(LocalFsStorageFactory);
+    if let Some(e) = io_impl_error(props) {
+        return Err(SinkError::Config(e));
+    }
+    let storage = storage_factory();
     match kind {
         CatalogKind::Rest => {
-            let rest_props: HashMap<String, String> = props
-                .iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "type" | "catalog-impl" | "io-impl"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let catalog = RestCatalogBuilder::default()
-                .with_storage_factory(storage)
-                .load(name, rest_props)
+            let cannot = |e: iceberg::Error| {
+                SinkError::Catalog(format!("cannot load REST catalog {name}: {e}"))
+            };
+            let tokens = oauth::TokenSource::from_props(props)
+                .map_err(cannot)?
+                .map(Arc::new);
+            let catalog = rest::RenewingRestCatalog::connect(name, props, storage, tokens.clone())
                 .await
-                .map_err(|e| SinkError::Catalog(format!("cannot load REST catalog {name}: {e}")))?;
-            let committer = RestCommitter::connect(props)
+                .map_err(cannot)?;
+            let committer = RestCommitter::connect(props, tokens)
                 .await
-                .map_err(|e| SinkError::Catalog(format!("cannot load REST catalog {name}: {e}")))?;
+                .map_err(cannot)?;
             Ok(CatalogHandle {
                 catalog: Arc::new(catalog),
                 committer: Committer::Rest(Arc::new(committer)),
@@ -244,8 +318,7 @@ pub async fn load_catalog(
                     })?;
                 }
             }
-            let file_io = FileIOBuilder::new(storage).build();
-            let catalog = JdbcCatalog::open(name, &url, &warehouse, file_io)
+            let catalog = JdbcCatalog::open(name, &url, &warehouse, file_io(props))
                 .await
                 .map_err(|e| SinkError::Catalog(format!("cannot open SQL catalog {name}: {e}")))?;
             let catalog = Arc::new(catalog);
@@ -322,6 +395,38 @@ mod tests {
         assert!(
             CatalogKind::from_props(&props(&[("type", "hive"), ("uri", "thrift://x")])).is_err()
         );
+    }
+
+    #[test]
+    fn every_store_is_reachable_through_the_java_keys() {
+        // Building an output file resolves the store from the scheme and reads its keys;
+        // nothing is sent until something is written.
+        let io = file_io(&props(&[
+            ("io-impl", "org.apache.iceberg.io.ResolvingFileIO"),
+            ("s3.endpoint", "http://127.0.0.1:1"),
+            ("s3.path-style-access", "true"),
+            ("s3.access-key-id", "AK"),
+            ("s3.secret-access-key", "SK"),
+            ("client.region", "us-east-1"),
+            ("gcs.project-id", "p"),
+            ("gcs.no-auth", "true"),
+            ("adls.account-name", "acct"),
+            ("adls.account-key", "a2V5"),
+        ]));
+        for location in [
+            "file:///tmp/w/t/data/f.parquet",
+            "s3://bucket/w/f.parquet",
+            "s3a://bucket/w/f.parquet",
+            "gs://bucket/w/f.parquet",
+            "abfss://fs@acct.dfs.core.windows.net/w/f.parquet",
+        ] {
+            assert!(io.new_output(location).is_ok(), "{location}");
+        }
+        assert!(
+            io_impl_error(&props(&[("io-impl", "org.apache.iceberg.aws.s3.S3FileIO")])).is_none()
+        );
+        assert!(io_impl_error(&props(&[("io-impl", "com.example.IO")]))
+            .is_some_and(|e| e.contains("Unsupported io-impl com.example.IO")));
     }
 
     #[test]

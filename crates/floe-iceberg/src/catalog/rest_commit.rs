@@ -5,6 +5,7 @@
 //! outcome unknown.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use iceberg::spec::TableMetadata;
@@ -12,15 +13,17 @@ use iceberg::{Error, ErrorKind, Result, TableIdent, TableRequirement, TableUpdat
 use serde::Deserialize;
 use serde_json::json;
 
+use super::oauth::TokenSource;
 use super::percent_encode as encode;
 
-/// The HTTP side of Floe's REST commits: the catalog URI, its path prefix and the headers the
-/// connector config gives (`token`, `header.*`).
+/// The HTTP side of Floe's REST commits: the catalog URI, its path prefix, the headers the
+/// connector config gives (`header.*`) and the bearer token of the catalog's token source.
 #[derive(Clone)]
 pub struct RestCommitter {
     client: reqwest::Client,
     base: String,
     headers: Vec<(String, String)>,
+    tokens: Option<Arc<TokenSource>>,
 }
 
 impl std::fmt::Debug for RestCommitter {
@@ -55,30 +58,23 @@ fn http_error(what: impl std::fmt::Display, e: reqwest::Error) -> Error {
 
 impl RestCommitter {
     /// Reads the catalog's `/v1/config` (for the path prefix) with the connector's catalog
-    /// properties (`uri`, `warehouse`, `prefix`, `token`, `header.*`).
-    pub async fn connect(props: &BTreeMap<String, String>) -> Result<Self> {
+    /// properties (`uri`, `warehouse`, `prefix`, `header.*`) and its token source.
+    pub async fn connect(
+        props: &BTreeMap<String, String>,
+        tokens: Option<Arc<TokenSource>>,
+    ) -> Result<Self> {
         let uri = props
             .get("uri")
             .map(|u| u.trim().trim_end_matches('/').to_string())
             .ok_or_else(|| Error::new(ErrorKind::DataInvalid, "the REST catalog needs a uri"))?;
-        if props.contains_key("credential") && !props.contains_key("token") {
-            return Err(Error::new(
-                ErrorKind::FeatureUnsupported,
-                "commits Floe builds itself (branches, schema updates) need iceberg.catalog.token \
-                 when the REST catalog uses OAuth2 client credentials",
-            ));
-        }
-        let mut headers: Vec<(String, String)> = props
+        let headers: Vec<(String, String)> = props
             .iter()
             .filter_map(|(k, v)| {
                 k.strip_prefix("header.")
                     .map(|h| (h.to_string(), v.clone()))
             })
             .collect();
-        if let Some(token) = props.get("token") {
-            headers.push(("Authorization".into(), format!("Bearer {token}")));
-        }
-        let client = reqwest::Client::builder()
+        let client = super::http_builder(props)?
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| http_error("cannot build the HTTP client", e))?;
@@ -86,6 +82,7 @@ impl RestCommitter {
             client,
             base: format!("{uri}/v1"),
             headers,
+            tokens,
         };
         let mut url = format!("{uri}/v1/config");
         if let Some(warehouse) = props.get("warehouse") {
@@ -93,6 +90,7 @@ impl RestCommitter {
         }
         let config: ConfigResponse = committer
             .request(committer.client.get(&url))
+            .await?
             .send()
             .await
             .and_then(|r| r.error_for_status())
@@ -112,11 +110,15 @@ impl RestCommitter {
         Ok(committer)
     }
 
-    fn request(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    /// A request with the configured headers and the current bearer token.
+    async fn request(&self, mut req: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder> {
         for (k, v) in &self.headers {
             req = req.header(k, v);
         }
-        req
+        if let Some(tokens) = &self.tokens {
+            req = req.bearer_auth(tokens.token().await?);
+        }
+        Ok(req)
     }
 
     /// Sends one commit; answers the metadata location and metadata the catalog now holds.
@@ -137,12 +139,26 @@ impl RestCommitter {
             "requirements": requirements,
             "updates": updates,
         });
-        let response = self
+        let mut response = self
             .request(self.client.post(&url))
+            .await?
             .json(&body)
             .send()
             .await
             .map_err(|e| http_error(format!("commit to {ident}: POST {url}"), e))?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            // The token was refused before anything was applied: renew it and send again.
+            if let Some(tokens) = self.tokens.as_ref().filter(|t| t.renews()) {
+                tokens.invalidate().await;
+                response = self
+                    .request(self.client.post(&url))
+                    .await?
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| http_error(format!("commit to {ident}: POST {url}"), e))?;
+            }
+        }
         let status = response.status();
         if status.is_success() {
             let committed: CommitResponse = response

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::catalog::CatalogHandle;
 use crate::events::{Event, Payload, TableReference, WireDataFile};
 use floe_data::TopicPartition;
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use iceberg::table::Table;
 use iceberg::{NamespaceIdent, TableIdent};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -51,6 +51,8 @@ pub struct CoordinatorConfig {
     pub commit_interval: Duration,
     pub commit_timeout: Duration,
     pub max_consecutive_failures: u32,
+    /// Tables committed at once (`iceberg.control.commit.threads`).
+    pub commit_threads: usize,
     /// Source topics (`topics`), or None with `topics_regex` set.
     pub topics: Vec<String>,
     pub topics_regex: Option<regex::Regex>,
@@ -116,6 +118,11 @@ impl Drop for CoordinatorHandle {
         self.join.abort();
     }
 }
+
+/// One table's commit in a cycle, run beside the others.
+type TableCommitFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (TableKey, Result<Option<i64>, SinkError>)> + Send + 'a>,
+>;
 
 /// Starts the coordinator.
 pub fn spawn(
@@ -270,12 +277,13 @@ impl Coordinator {
     ) -> Result<(), SinkError> {
         self.state.consumed(partition, offset);
         let Some(bytes) = payload else { return Ok(()) };
-        let event = crate::events::decode(bytes).map_err(|e| {
-            SinkError::Record(format!(
-                "undecodable control-topic record {}-{partition}@{offset}: {e}",
-                self.config.control_topic
-            ))
-        })?;
+        let event = match crate::events::decode(bytes) {
+            Ok(event) => event,
+            Err(e) => {
+                super::skip_undecodable(&self.config.control_topic, partition, offset, &e);
+                return Ok(());
+            }
+        };
         if event.group_id != self.config.connect_group {
             return Ok(());
         }
@@ -493,13 +501,27 @@ impl Coordinator {
             .map(|(k, v)| (k, v.into_iter().cloned().collect()))
             .collect();
         let mut all_ok = true;
+        let mut outage = false;
         let mut announcements = Vec::new();
-        for (key, envelopes) in tables {
-            let refs: Vec<&Envelope> = envelopes.iter().collect();
-            match self
-                .commit_table(&key, &refs, commit_id, valid_through)
-                .await
-            {
+        // Up to `iceberg.control.commit.threads` tables commit at once.
+        let this = &*self;
+        let mut commits: Vec<TableCommitFuture<'_>> = Vec::with_capacity(tables.len());
+        for (key, envelopes) in &tables {
+            commits.push(Box::pin(async move {
+                let refs: Vec<&Envelope> = envelopes.iter().collect();
+                let outcome = this
+                    .commit_table(key, &refs, commit_id, valid_through)
+                    .await;
+                (key.clone(), outcome)
+            }));
+        }
+        let outcomes: Vec<(TableKey, Result<Option<i64>, SinkError>)> =
+            futures::stream::iter(commits)
+                .buffer_unordered(self.config.commit_threads.max(1))
+                .collect()
+                .await;
+        for (key, outcome) in outcomes {
+            match outcome {
                 Ok(Some(snapshot_id)) => announcements.push(self.event(Payload::CommitToTable {
                     commit_id,
                     table_reference: TableReference {
@@ -513,8 +535,15 @@ impl Coordinator {
                 })),
                 Ok(None) => {}
                 Err(e) => {
-                    warn!(table = %key.display_name(), commit_id = %commit_id, error = %e, "table commit failed; its files stay buffered for the next cycle");
                     all_ok = false;
+                    if crate::outage::server_error(&e.to_string()) || self.unreachable().await {
+                        // An outage is not a failed commit: the files stay buffered and the
+                        // commit is retried next cycle, however long the outage lasts.
+                        outage = true;
+                        warn!(table = %key.display_name(), commit_id = %commit_id, error = %e, "catalog or storage unreachable; the commit is retried next cycle");
+                    } else {
+                        warn!(table = %key.display_name(), commit_id = %commit_id, error = %e, "table commit failed; its files stay buffered for the next cycle");
+                    }
                 }
             }
         }
@@ -537,7 +566,7 @@ impl Coordinator {
             if !announcements.is_empty() {
                 let _ = self.send(announcements, None)?;
             }
-            if !partial {
+            if !partial && !outage {
                 self.consecutive_failures += 1;
                 if self.consecutive_failures >= self.config.max_consecutive_failures {
                     self.state.end(false);
@@ -554,7 +583,7 @@ impl Coordinator {
 
     /// Commits one table; Ok(None) when there was nothing new for it.
     async fn commit_table(
-        &mut self,
+        &self,
         key: &TableKey,
         envelopes: &[&Envelope],
         commit_id: Uuid,
@@ -663,8 +692,29 @@ impl Coordinator {
         }
         Err(SinkError::Table {
             table: name,
-            message: "commit did not succeed".into(),
+            message: "commit did not succeed: the commit state is unknown after every attempt"
+                .into(),
         })
+    }
+
+    /// Whether the catalog (or the storage of the tables being committed) does not answer: a
+    /// commit that failed during an outage is retried, never counted against
+    /// `max-consecutive-failures` (outage.rs).
+    async fn unreachable(&self) -> bool {
+        let mut tables = Vec::new();
+        for key in self.state.by_table().keys().take(3) {
+            let Ok(ns) = NamespaceIdent::from_vec(key.namespace.clone()) else {
+                continue;
+            };
+            let ident = TableIdent::new(ns, key.name.clone());
+            let load =
+                tokio::time::timeout(Duration::from_secs(5), self.catalog.load_table(&ident));
+            match load.await {
+                Ok(Ok(table)) => tables.push(table),
+                _ => return true,
+            }
+        }
+        !crate::outage::reachable(&*self.catalog, &tables).await
     }
 
     /// Control-topic offsets stored in the branch's ancestry (I2), ignoring offsets beyond the

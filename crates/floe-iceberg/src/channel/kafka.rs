@@ -48,6 +48,7 @@ pub fn transactional_producer(
     p.insert("client.id".into(), id.into());
     p.remove("group.id");
     let producer: TxnProducer = client_config(&p)
+        .map_err(|e| kafka_err(&format!("cannot create producer {id}"), e))?
         .create()
         .map_err(|e| kafka_err(&format!("cannot create producer {id}"), e))?;
     tokio::task::block_in_place(|| producer.init_transactions(KAFKA_TIMEOUT))
@@ -83,6 +84,7 @@ pub fn control_consumer(
     p.entry("fetch.wait.max.ms".into())
         .or_insert_with(|| "100".into());
     let consumer: StreamConsumer = client_config(&p)
+        .map_err(|e| kafka_err("cannot create the control-topic consumer", e))?
         .create()
         .map_err(|e| kafka_err("cannot create the control-topic consumer", e))?;
     let partitions = control_partitions(&consumer, topic)?;
@@ -157,6 +159,7 @@ pub async fn ensure_control_topic(
     let mut p = props.clone();
     p.remove("group.id");
     let admin: AdminClient<DefaultClientContext> = client_config(&p)
+        .map_err(|e| kafka_err("cannot create an admin client", e))?
         .create()
         .map_err(|e| kafka_err("cannot create an admin client", e))?;
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1));

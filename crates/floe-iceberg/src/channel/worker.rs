@@ -79,14 +79,13 @@ impl WorkerChannel {
                 }
             };
             let Some(bytes) = msg.payload() else { continue };
-            let event = crate::events::decode(bytes).map_err(|e| {
-                SinkError::Record(format!(
-                    "undecodable control-topic record {}-{}@{}: {e}",
-                    msg.topic(),
-                    msg.partition(),
-                    msg.offset()
-                ))
-            })?;
+            let event = match crate::events::decode(bytes) {
+                Ok(event) => event,
+                Err(e) => {
+                    super::skip_undecodable(msg.topic(), msg.partition(), msg.offset(), &e);
+                    continue;
+                }
+            };
             if event.group_id != self.connect_group {
                 continue;
             }
@@ -107,6 +106,14 @@ impl WorkerChannel {
         metadata: Option<&ConsumerGroupMetadata>,
     ) -> Result<(), SinkError> {
         let result = self.try_send(events, offsets, metadata);
+        if result.is_ok() && super::fault_injected("worker-commit-outcome-unknown") {
+            // The broker committed the transaction, but the task is told the commit timed out:
+            // what it does next must be right whether or not the transaction went through.
+            warn!(transactional_id = %self.transactional_id, "test fault: reporting a committed transaction as failed");
+            return Err(SinkError::Record(
+                "commit_transaction timed out (FLOE_TEST_FAULT)".into(),
+            ));
+        }
         if let Err(e) = &result {
             warn!(transactional_id = %self.transactional_id, error = %e, "control-topic transaction failed; aborting");
             let aborted =
