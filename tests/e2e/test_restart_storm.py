@@ -218,7 +218,7 @@ def test_restart_storm_three_workers(tmp_path):
         storm.stopped.set()
         for w in workers:
             try:
-                w.stop(signal.SIGKILL)
+                w.stop()
             except AssertionError:
                 pass
         delete_topics(topic, f"{group}-configs", f"{group}-status", f"{group}-offsets")

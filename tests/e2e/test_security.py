@@ -333,7 +333,7 @@ def test_distributed_on_sasl_ssl_with_https_and_basic_auth(tmp_path):
         producer.stopped.set()
         for w in workers:
             try:
-                w.stop(signal.SIGKILL)
+                w.stop()
             except AssertionError:
                 pass
         delete_topics(topic, f"{group}-configs", f"{group}-status", f"{group}-offsets")

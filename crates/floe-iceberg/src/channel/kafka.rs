@@ -16,6 +16,12 @@ use crate::error::SinkError;
 /// How long a blocking Kafka call may take before it counts as failed.
 pub const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Default `transaction.timeout.ms` of the sink's transactional producers (unless set through
+/// `iceberg.kafka.*`). Their transactions last milliseconds, but one left open by a killed
+/// process holds back every `read_committed` reader of the control topic — every connector
+/// sharing it — until the broker aborts it: Kafka's default of 60 s would stall them that long.
+pub const CONTROL_TRANSACTION_TIMEOUT_MS: u32 = 15_000;
+
 /// The transactional producer type of workers and coordinators. No polling thread: a
 /// transaction's commit flushes the producer, which serves its delivery reports, and a
 /// polling thread per producer cost CPU even while idle (two per task).
@@ -46,6 +52,8 @@ pub fn transactional_producer(
     p.insert("enable.idempotence".into(), "true".into());
     p.insert("acks".into(), "all".into());
     p.insert("client.id".into(), id.into());
+    p.entry("transaction.timeout.ms".into())
+        .or_insert_with(|| CONTROL_TRANSACTION_TIMEOUT_MS.to_string());
     p.remove("group.id");
     let producer: TxnProducer = client_config(&p)
         .map_err(|e| kafka_err(&format!("cannot create producer {id}"), e))?

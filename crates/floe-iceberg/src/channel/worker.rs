@@ -18,9 +18,6 @@ use uuid::Uuid;
 use super::kafka::{control_consumer, transactional_producer, StartAt, TxnProducer, KAFKA_TIMEOUT};
 use crate::error::SinkError;
 
-/// Default `transaction.timeout.ms` of worker producers (a transaction lasts milliseconds).
-const WORKER_TRANSACTION_TIMEOUT_MS: u32 = 15_000;
-
 /// The control-topic channel of one task.
 pub struct WorkerChannel {
     producer: TxnProducer,
@@ -49,11 +46,9 @@ impl WorkerChannel {
             StartAt::End,
         )?;
         // A transaction left open by a killed worker blocks read_committed readers of the
-        // control topic and its pending offsets until it times out: keep that short.
-        let mut producer_props = props.clone();
-        producer_props
-            .entry("transaction.timeout.ms".to_string())
-            .or_insert_with(|| WORKER_TRANSACTION_TIMEOUT_MS.to_string());
+        // control topic and its pending offsets until it times out: transactional_producer
+        // keeps that short.
+        let producer_props = props.clone();
         let producer = transactional_producer(&producer_props, transactional_id)?;
         Ok(WorkerChannel {
             producer,
