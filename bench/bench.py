@@ -62,10 +62,25 @@ class Case:
     fmt: str  # json | avro
     partitions: int
     tasks: int
+    # Connector keys of a transform chain, if the case has one.
+    transforms: dict[str, str] = field(default_factory=dict)
 
+
+# Two transforms on schemaless JSON, as many Iceberg sink configs carry them: the record's
+# Kafka offset and timestamp as columns, and its epoch-millisecond `ts` as a timestamp.
+TWO_TRANSFORMS = {
+    "transforms": "meta,ts",
+    "transforms.meta.type": "org.apache.kafka.connect.transforms.InsertField$Value",
+    "transforms.meta.offset.field": "kafka_offset",
+    "transforms.meta.timestamp.field": "kafka_ts",
+    "transforms.ts.type": "org.apache.kafka.connect.transforms.TimestampConverter$Value",
+    "transforms.ts.field": "ts",
+    "transforms.ts.target.type": "Timestamp",
+}
 
 CASES = {c.name: c for c in [
     Case("json-1p-1t", "json", 1, 1),
+    Case("json-smt-1p-1t", "json", 1, 1, TWO_TRANSFORMS),
     Case("json-16p-4t", "json", 16, 4),
     Case("avro-16p-4t", "avro", 16, 4),
 ]}
@@ -265,7 +280,9 @@ def latencies(catalog, table: str, first_id: int) -> list[int]:
                     continue
                 data = pq.read_table(file_path(entry.data_file.file_path), columns=["id", "ts"])
                 data = data.filter(pc.greater_equal(data["id"], first_id))
-                out.extend(snap.timestamp_ms - ts for ts in data["ts"].to_pylist())
+                # `ts` is epoch ms, or a timestamp where a transform made it one.
+                out.extend(snap.timestamp_ms - (ts if isinstance(ts, int) else int(ts.timestamp() * 1000))
+                           for ts in data["ts"].to_pylist())
     return out
 
 
@@ -308,7 +325,7 @@ def run_sink(system: str, case: Case, topic: str, encode: Encoder, n: int, paylo
     create_topic(steady_topic, case.partitions)
     config = connector_config(f"{topic},{steady_topic}", table, catalog_cfg, **{
         "tasks.max": str(case.tasks), "iceberg.control.commit.interval-ms": str(args.commit_interval_ms),
-        "iceberg.control.topic": f"control-{name}",
+        "iceberg.control.topic": f"control-{name}", **case.transforms,
     })
     create_topic(f"control-{name}")
     worker.start()
@@ -383,6 +400,16 @@ def report(results: dict[str, dict[str, Result]], args, started: str) -> tuple[s
         ratios[case] = r
         lines.append(f"| {case} | {fmt(r['cpu_floe_over_java'], 3)} | {fmt(r['rss_floe_over_java'], 3)} | "
                      f"{fmt(r['rate_floe_over_java'], 2)} | {fmt(r['rate_floe_over_ceiling'], 2)} |")
+    plain, chained = results.get("json-1p-1t", {}), results.get("json-smt-1p-1t", {})
+    if plain and chained:
+        lines += ["", "Cost of a two-transform chain (InsertField + TimestampConverter) on json-1p-1t:", "",
+                  "| system | CPU s / M plain | CPU s / M with the chain | extra CPU µs per record | rate plain | rate with the chain |",
+                  "|---|---|---|---|---|---|"]
+        for system in ("floe", "java"):
+            p, c = plain.get(system), chained.get(system)
+            if p and c and p.cpu_s_per_m and c.cpu_s_per_m:
+                lines.append(f"| {system} | {fmt(p.cpu_s_per_m, 2)} | {fmt(c.cpu_s_per_m, 2)} | "
+                             f"{fmt(c.cpu_s_per_m - p.cpu_s_per_m, 2)} | {fmt(p.rate, 0)} | {fmt(c.rate, 0)} |")
     notes = [f"- {case}/{system}: {n}" for case, s in results.items() for system, r in s.items() for n in r.notes]
     if notes:
         lines += ["", "Notes:", *notes]
