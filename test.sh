@@ -28,3 +28,5 @@ export FLOE_BIN="$TARGET_DIR/debug/floe"
 
 step "benchmark smoke run (bench/run --smoke; the full run is by hand, docs/performance.md)"
 bench/run --smoke
+step "upsert benchmark smoke run (bench/run --upsert --smoke)"
+bench/run --upsert --smoke

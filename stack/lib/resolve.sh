@@ -3,6 +3,10 @@
 # profile of stack/pom.xml each). Sourced after lib/common.sh, not executed.
 
 REST_LAUNCHER_SRC=$STACK_SRC/rest-catalog/LoopbackRestCatalogServer.java
+# The test oracle: Iceberg's generic reader (applies every kind of delete), compiled against the
+# iceberg-sink jars.
+ORACLE_SRC=$STACK_SRC/oracle/ReadTable.java
+ORACLE_CLASSES=$LIB_DIR/iceberg-oracle
 REST_LAUNCHER_CLASS=dev.floe.stack.LoopbackRestCatalogServer
 
 # Files that, when newer than a component's lib folder, call for a new resolve.
@@ -45,13 +49,27 @@ build_weed() {
   say "s3: built in $((SECONDS - start))s"
 }
 
+# Compiles the oracle when its class is missing or older than its source.
+build_oracle() {
+  local log=$LOG_DIR/resolve-iceberg-sink.log
+  if [[ -f $ORACLE_CLASSES/ReadTable.class && $ORACLE_CLASSES/ReadTable.class -nt $ORACLE_SRC ]]; then
+    return 0
+  fi
+  mkdir -p "$ORACLE_CLASSES"
+  javac -nowarn -d "$ORACLE_CLASSES" -cp "$LIB_DIR/iceberg-sink/iceberg-sink/*" "$ORACLE_SRC" >>"$log" 2>&1 ||
+    die "iceberg-sink: compiling $ORACLE_SRC failed (log: $log)"
+}
+
 resolve() {
   local c=$1 log=$LOG_DIR/resolve-$1.log start=$SECONDS
   case $c in
     s3) build_weed; return ;;
     rest-catalog-s3) c=rest-catalog log=$LOG_DIR/resolve-rest-catalog.log ;;
   esac
-  is_resolved "$c" && return
+  if is_resolved "$c"; then
+    if [[ $c == iceberg-sink ]]; then build_oracle; fi
+    return 0
+  fi
   say "$c: resolving jars with Maven into $LIB_DIR/$c"
   rm -rf "${LIB_DIR:?}/$c" "$STACK_DIR/maven-build"
   if ! mvn -q -B -Dstyle.color=never -f "$STACK_SRC/pom.xml" -P "$c" \
@@ -70,5 +88,6 @@ resolve() {
       die "$c: compiling $REST_LAUNCHER_SRC failed (log: $log)"
   fi
   touch "$LIB_DIR/$c/.resolved"
+  if [[ $c == iceberg-sink ]]; then build_oracle; fi
   say "$c: resolved in $((SECONDS - start))s"
 }

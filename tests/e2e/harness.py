@@ -268,6 +268,23 @@ def java_connect_libs() -> tuple[Path, Path]:
     return Path(paths["java-connect"]), Path(paths["iceberg-sink"])
 
 
+def java_rows(catalog_config: dict[str, str], table: str) -> list[dict]:
+    """The rows of `table` as Iceberg's own generic reader reads them (IcebergGenerics, which
+    applies every kind of delete): the oracle for tables with deletes (stack/oracle)."""
+    _, plugin = java_connect_libs()
+    jars = plugin / "iceberg-sink"
+    classes = plugin.parent / "iceberg-oracle"
+    props = [f"{k.removeprefix('iceberg.catalog.')}={v}" for k, v in catalog_config.items()
+             if k.startswith("iceberg.catalog.")]
+    props.append(f"oracle.catalog-name={catalog_config.get('iceberg.catalog', 'iceberg')}")
+    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else "java"
+    out = subprocess.run([java, "-Xmx512m", "-cp", f"{jars}/*:{classes}", "ReadTable", *props, table],
+                         capture_output=True, text=True, timeout=180)
+    if out.returncode != 0:
+        raise AssertionError(f"the Java reader failed on {table} (exit {out.returncode}):\n{out.stderr[-4000:]}")
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
 class JavaWorker(Worker):
     """The Java Kafka Connect standalone worker with the Apache Iceberg sink plugin: the reference
     Floe is checked against (same broker, same connector JSON, same catalog)."""

@@ -53,7 +53,15 @@ pub struct IcebergSinkConfig {
     pub max_buffered_records: Option<u64>,
     /// Floe extension: ask for an early commit once a task buffers this many bytes (Arrow).
     pub max_buffered_bytes: Option<u64>,
+    /// `iceberg.tables.upsert-mode-enabled`: every record replaces the row with its key.
+    pub upsert: bool,
+    /// `iceberg.tables.cdc-field`: the field holding each record's operation.
+    pub cdc_field: Option<String>,
 }
+
+/// What a task in delta mode keeps before asking for an early commit, unless
+/// `floe.commit.max-buffered-bytes` says otherwise: the cycle's rows are held until it answers.
+pub const DELTA_DEFAULT_MAX_BUFFERED_BYTES: u64 = 64 * 1024 * 1024;
 
 const TABLES: &str = "iceberg.tables";
 const DYNAMIC: &str = "iceberg.tables.dynamic-enabled";
@@ -65,6 +73,8 @@ const COMMIT_TIMEOUT: &str = "iceberg.control.commit.timeout-ms";
 const MAX_FAILURES: &str = "iceberg.control.commit.max-consecutive-failures";
 const MAX_BUFFERED_RECORDS: &str = "floe.commit.max-buffered-records";
 const MAX_BUFFERED_BYTES: &str = "floe.commit.max-buffered-bytes";
+const UPSERT: &str = "iceberg.tables.upsert-mode-enabled";
+const CDC_FIELD: &str = "iceberg.tables.cdc-field";
 
 /// The sink's configuration keys, for `/connector-plugins/…/config/validate`.
 pub fn config_keys() -> Vec<ConfigKey> {
@@ -213,19 +223,28 @@ fn unhonoured(config: &ConfigMap) -> Vec<(String, String)> {
             ));
         }
     }
-    for key in [
-        "iceberg.tables.upsert-mode-enabled",
-        "iceberg.tables.cdc-field",
-    ] {
-        let set = match key {
-            "iceberg.tables.upsert-mode-enabled" => flag(config, key),
-            _ => non_empty(config, key).is_some(),
-        };
-        if set {
-            errors.push((key.into(), format!(
-                "Invalid value {} for configuration {key}: Floe does not write upserts or CDC deletes yet; every record is appended",
-                config.get(key).map(String::as_str).unwrap_or("")
-            )));
+    let delta = flag(config, UPSERT) || non_empty(config, CDC_FIELD).is_some();
+    if delta {
+        let version = non_empty(config, "iceberg.tables.auto-create-props.format-version");
+        if version == Some("1") {
+            errors.push(("iceberg.tables.auto-create-props.format-version".into(), "Invalid value 1 for configuration iceberg.tables.auto-create-props.format-version: upserts and CDC delete rows, which format version 1 cannot express; use 2".into()));
+        }
+        if version == Some("3") {
+            errors.push(("iceberg.tables.auto-create-props.format-version".into(), "Invalid value 3 for configuration iceberg.tables.auto-create-props.format-version: Floe writes upserts and CDC deletes as position deletes, which format version 3 replaces with deletion vectors Floe does not write yet; use 2".into()));
+        }
+        let has_default = non_empty(config, "iceberg.tables.default-id-columns").is_some();
+        if flag(config, AUTO_CREATE) && !has_default {
+            let tables = list_value(config, TABLES);
+            let missing: Vec<&String> = tables
+                .iter()
+                .filter(|t| non_empty(config, &format!("iceberg.table.{t}.id-columns")).is_none())
+                .collect();
+            if flag(config, DYNAMIC) || !missing.is_empty() {
+                errors.push(("iceberg.tables.default-id-columns".into(), format!(
+                    "Upserts and CDC need the rows' key: tables created by the sink{} need iceberg.tables.default-id-columns or iceberg.table.<table>.id-columns",
+                    if missing.is_empty() { String::new() } else { format!(" ({})", missing.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")) }
+                )));
+            }
         }
     }
     errors
@@ -369,7 +388,14 @@ impl IcebergSinkConfig {
             topics: list_value(config, "topics"),
             topics_regex,
             max_buffered_records: Some(number(MAX_BUFFERED_RECORDS, 0)?).filter(|n| *n > 0),
-            max_buffered_bytes: Some(number(MAX_BUFFERED_BYTES, 0)?).filter(|n| *n > 0),
+            max_buffered_bytes: Some(number(MAX_BUFFERED_BYTES, 0)?)
+                .filter(|n| *n > 0)
+                .or_else(|| {
+                    (flag(config, UPSERT) || non_empty(config, CDC_FIELD).is_some())
+                        .then_some(DELTA_DEFAULT_MAX_BUFFERED_BYTES)
+                }),
+            upsert: flag(config, UPSERT),
+            cdc_field: non_empty(config, CDC_FIELD).map(str::to_string),
         })
     }
 
@@ -386,6 +412,14 @@ impl IcebergSinkConfig {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// How records change the tables: None when every record is appended.
+    pub fn delta_mode(&self) -> Option<crate::delta::DeltaMode> {
+        (self.upsert || self.cdc_field.is_some()).then(|| crate::delta::DeltaMode {
+            upsert: self.upsert,
+            cdc_field: self.cdc_field.clone(),
+        })
     }
 
     /// The partition spec text for auto-creating `table`.
@@ -448,11 +482,27 @@ mod tests {
             keys_with_errors(&[("iceberg.tables.auto-create-props.format-version", "4")]),
             vec!["iceberg.tables.auto-create-props.format-version"]
         );
+        assert!(keys_with_errors(&[("iceberg.tables.upsert-mode-enabled", "true")]).is_empty());
         assert_eq!(
-            keys_with_errors(&[("iceberg.tables.upsert-mode-enabled", "true")]),
-            vec!["iceberg.tables.upsert-mode-enabled"]
+            keys_with_errors(&[
+                ("iceberg.tables.upsert-mode-enabled", "true"),
+                ("iceberg.tables.auto-create-enabled", "true"),
+            ]),
+            vec!["iceberg.tables.default-id-columns"]
         );
-        assert!(keys_with_errors(&[("iceberg.tables.upsert-mode-enabled", "false")]).is_empty());
+        assert!(keys_with_errors(&[
+            ("iceberg.tables.cdc-field", "_cdc.op"),
+            ("iceberg.tables.auto-create-enabled", "true"),
+            ("iceberg.table.db.t.id-columns", "id"),
+        ])
+        .is_empty());
+        assert_eq!(
+            keys_with_errors(&[
+                ("iceberg.tables.upsert-mode-enabled", "true"),
+                ("iceberg.tables.auto-create-props.format-version", "1"),
+            ]),
+            vec!["iceberg.tables.auto-create-props.format-version"]
+        );
         assert!(keys_with_errors(&[(
             "iceberg.catalog.io-impl",
             "org.apache.iceberg.aws.s3.S3FileIO"

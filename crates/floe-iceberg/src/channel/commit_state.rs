@@ -163,13 +163,30 @@ pub fn files_to_commit(
     envelopes: &[&Envelope],
     committed: &BTreeMap<i32, i64>,
 ) -> (Vec<WireDataFile>, Vec<WireDataFile>) {
-    let mut seen = BTreeSet::new();
     let mut data = Vec::new();
     let mut deletes = Vec::new();
+    for (d, x) in files_by_envelope(envelopes, committed) {
+        data.extend(d);
+        deletes.extend(x);
+    }
+    (data, deletes)
+}
+
+/// [`files_to_commit`], kept per envelope in the order they were read: a task's later cycle
+/// comes after its earlier one, which upserts need (a cycle's deleted keys apply to the rows
+/// of the cycles before it, docs/upserts.md).
+pub fn files_by_envelope(
+    envelopes: &[&Envelope],
+    committed: &BTreeMap<i32, i64>,
+) -> Vec<(Vec<WireDataFile>, Vec<WireDataFile>)> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
     for e in envelopes {
         if committed.get(&e.partition).is_some_and(|c| e.offset < *c) {
             continue;
         }
+        let mut data = Vec::new();
+        let mut deletes = Vec::new();
         for f in &e.data_files {
             if f.record_count > 0 && seen.insert(f.file_path.clone()) {
                 data.push(f.clone());
@@ -180,8 +197,11 @@ pub fn files_to_commit(
                 deletes.push(f.clone());
             }
         }
+        if !data.is_empty() || !deletes.is_empty() {
+            out.push((data, deletes));
+        }
     }
-    (data, deletes)
+    out
 }
 
 /// Per-partition max of two offset maps (I3).

@@ -29,15 +29,16 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use super::commit_state::{
-    files_to_commit, merge_offsets, offsets_json, parse_offsets_json, CommitState, Envelope,
+    files_by_envelope, merge_offsets, offsets_json, parse_offsets_json, CommitState, Envelope,
     TableKey,
 };
 use super::kafka::{
     control_consumer, high_watermarks, transactional_producer, StartAt, TxnProducer, KAFKA_TIMEOUT,
 };
+use crate::delta::resolve::KeyIndexCache;
 use crate::error::SinkError;
 use crate::summary;
-use crate::table_commit::{self, CommitOutcome};
+use crate::table_commit::CommitOutcome;
 
 /// What the coordinator needs to know.
 #[derive(Debug, Clone)]
@@ -167,6 +168,8 @@ struct Coordinator {
     recent_commits: Vec<Uuid>,
     /// The producer's last transaction could not be aborted; it is replaced before the next.
     producer_broken: bool,
+    /// Per table, the key indexes of its data files, for resolving deleted keys.
+    key_caches: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<KeyIndexCache>>>>,
 }
 
 async fn run(
@@ -201,6 +204,7 @@ async fn run(
         consecutive_failures: 0,
         recent_commits: Vec::new(),
         producer_broken: false,
+        key_caches: Mutex::new(std::collections::HashMap::new()),
     };
     loop {
         if *shutdown.borrow() {
@@ -622,8 +626,8 @@ impl Coordinator {
             }
             let branch = self.config.branch_for(&name).map(str::to_string);
             let committed = self.committed_offsets(&table, branch.as_deref());
-            let (data, deletes) = files_to_commit(envelopes, &committed);
-            if data.is_empty() && deletes.is_empty() {
+            let groups = files_by_envelope(envelopes, &committed);
+            if groups.is_empty() {
                 return Ok(None);
             }
             let offsets = merge_offsets(&committed, self.state.consumed_offsets());
@@ -654,14 +658,19 @@ impl Coordinator {
                             message: format!("invalid announced file: {e}"),
                         })
                 };
-            let (data, deletes) = (to_files(data)?, to_files(deletes)?);
-            match table_commit::append(
+            let groups = groups
+                .into_iter()
+                .map(|(data, deletes)| Ok((to_files(data)?, to_files(deletes)?)))
+                .collect::<Result<Vec<_>, SinkError>>()?;
+            let cache = self.key_cache(&name);
+            let mut cache = cache.lock().await;
+            match crate::delta::commit(
                 &self.catalog,
                 &table,
-                data,
-                deletes,
+                groups,
                 properties,
                 branch.as_deref(),
+                &mut cache,
             )
             .await
             {
@@ -695,6 +704,14 @@ impl Coordinator {
             message: "commit did not succeed: the commit state is unknown after every attempt"
                 .into(),
         })
+    }
+
+    /// The key index cache of table `name`.
+    fn key_cache(&self, name: &str) -> Arc<tokio::sync::Mutex<KeyIndexCache>> {
+        match self.key_caches.lock() {
+            Ok(mut caches) => caches.entry(name.to_string()).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
     }
 
     /// Whether the catalog (or the storage of the tables being committed) does not answer: a

@@ -180,15 +180,9 @@ fn payload_type(p: &Payload) -> Result<AvroType, EventError> {
         }
         Payload::DataWritten { partition_type, .. } => {
             let file = data_file::avro_type(partition_type)?;
-            let file_name = match &file {
-                AvroType::Record { name, .. } => name.clone(),
-                _ => String::new(),
-            };
-            // Java's schema cache gives the delete-file list the same record (by name).
-            let delete_ref = AvroType::Record {
-                name: file_name,
-                fields: Vec::new(),
-            };
+            // Java's schema cache gives the delete-file list the same record: the schema
+            // prints it as a reference by name (avro::to_json defines a name once).
+            let delete_file = file.clone();
             (
                 "DataWritten",
                 vec![
@@ -207,7 +201,7 @@ fn payload_type(p: &Payload) -> Result<AvroType, EventError> {
                         "delete_files",
                         10304,
                         optional(AvroType::Array {
-                            items: Box::new(delete_ref),
+                            items: Box::new(delete_file),
                             element_id: Some(10305),
                             logical_map: false,
                         }),

@@ -98,6 +98,26 @@ fn every_event_type_round_trips() {
             data_files: vec![],
             delete_files: vec![],
         },
+        // Upserts: equality deletes beside the data files (the list's items are a reference
+        // to the data-file record by name).
+        Payload::DataWritten {
+            commit_id,
+            table_reference: table(),
+            partition_type: partition_type(),
+            data_files: vec![file("/c.parquet")],
+            delete_files: vec![
+                WireDataFile {
+                    content: 2,
+                    equality_ids: Some(vec![1, 3]),
+                    split_offsets: None,
+                    ..file("/c-keys.parquet")
+                },
+                WireDataFile {
+                    content: 1,
+                    ..file("/c-pos.parquet")
+                },
+            ],
+        },
         Payload::DataComplete {
             commit_id,
             assignments: vec![

@@ -15,7 +15,7 @@ use iceberg::table::Table;
 use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 use tracing::{debug, info, warn};
 
-use crate::arrow::{records_to_batch, Cell, Lookup};
+use crate::arrow::Lookup;
 use crate::catalog::{load_catalog, CatalogHandle};
 use crate::channel::coordinator::{self, CoordinatorConfig, CoordinatorHandle};
 use crate::channel::kafka::{client_props, ensure_control_topic};
@@ -28,6 +28,9 @@ use crate::schema::{partition_spec, schema_for_record, with_identifier_fields};
 use crate::schema_update::{self, EvolveOptions};
 use crate::writer::TableWriter;
 use arrow_array::RecordBatch;
+
+mod changes;
+use crate::delta::changes::ChangeBuffer;
 
 /// The connector class name.
 pub const CONNECTOR_CLASS: &str = "org.apache.iceberg.connect.IcebergSinkConnector";
@@ -100,6 +103,8 @@ struct Started {
     context: TaskContext,
     connect_group: String,
     writers: BTreeMap<String, TableWriter>,
+    /// Per table in delta mode (upserts, CDC), the cycle's changes (sink/changes.rs).
+    changes: BTreeMap<String, ChangeBuffer>,
     /// Files of writers closed before a schema update, announced with the next answer.
     flushed: Vec<(String, iceberg::table::Table, Vec<DataFile>)>,
     channel: WorkerChannel,
@@ -197,6 +202,7 @@ impl SinkTask for IcebergSinkTask {
             context,
             connect_group,
             writers: BTreeMap::new(),
+            changes: BTreeMap::new(),
             flushed: Vec::new(),
             last_answered: None,
             reanswer: false,
@@ -293,7 +299,10 @@ impl SinkTask for IcebergSinkTask {
     }
 
     fn decodes_json_values(&self) -> bool {
-        true
+        // Upserts and CDC read each record's key and operation: values come decoded.
+        self.state
+            .as_ref()
+            .is_none_or(|s| s.config.delta_mode().is_none())
     }
 }
 
@@ -380,7 +389,7 @@ fn table_ident(name: &str) -> Result<TableIdent, SinkError> {
 }
 
 /// Reads a dotted path from a struct or map value.
-fn route_value(record: &SinkRecord, path: &str) -> Result<Option<String>, String> {
+pub(crate) fn route_value(record: &SinkRecord, path: &str) -> Result<Option<String>, String> {
     let mut schema = record.value_schema.as_deref();
     let mut value = &record.value;
     for part in path.split('.') {
@@ -591,35 +600,23 @@ impl Started {
             let Some(writer) = self.writers.get(&table) else {
                 continue;
             };
+            if self.config.delta_mode().is_some() {
+                self.buffer_changes(&table, records, rows).await?;
+                continue;
+            }
             let table_schema = writer.table().metadata().current_schema().clone();
             let arrow_schema = writer.arrow_schema().clone();
             let lookup = lookup_for(&table, writer, self.config.case_insensitive)?;
-            // A record that does not fit its columns is reported (the task fails, or it goes to
-            // the dead-letter queue under errors.tolerance=all) and the rest are converted again.
-            let batch = loop {
-                let cells: Vec<Cell<'_>> = rows
-                    .iter()
-                    .map(|i| Cell {
-                        schema: records[*i].value_schema.as_deref(),
-                        value: &records[*i].value,
-                    })
-                    .collect();
-                match records_to_batch(&table_schema, &arrow_schema, &cells, &lookup) {
-                    Ok(batch) => break Some(batch),
-                    Err(e) => {
-                        let r = &records[rows[e.row]];
-                        let message = format!(
-                            "An error occurred converting record, topic: {}, partition: {}, offset: {}, table: {table}: {}",
-                            r.topic, r.partition, r.offset, e.message
-                        );
-                        self.context.report_errant(r, TASK_CLASS, message).await?;
-                        rows.remove(e.row);
-                        if rows.is_empty() {
-                            break None;
-                        }
-                    }
-                }
-            };
+            let batch = self
+                .convert_rows(
+                    &table,
+                    &table_schema,
+                    &arrow_schema,
+                    &lookup,
+                    records,
+                    &mut rows,
+                )
+                .await?;
             if let Some(batch) = batch {
                 self.write_batch(&table, batch).await?;
             }
@@ -837,6 +834,9 @@ impl Started {
         for (_, writer) in std::mem::take(&mut self.writers) {
             writer.abandon().await;
         }
+        for buffer in self.changes.values_mut() {
+            buffer.take();
+        }
         for (_, table, files) in std::mem::take(&mut self.flushed) {
             for f in files {
                 let _ = table.file_io().delete(f.file_path()).await;
@@ -854,6 +854,7 @@ impl Started {
     /// rewinds, so the records are read again for a later cycle.
     async fn answer(&mut self, commit_id: uuid::Uuid) -> Result<(), TaskError> {
         self.last_answered = Some(commit_id);
+        let mut key_deletes = self.flush_changes().await?;
         let now = chrono::Utc::now().timestamp_micros();
         let event = |payload| Event {
             id: uuid::Uuid::new_v4(),
@@ -879,6 +880,17 @@ impl Started {
                 .map_err(|e| {
                     TaskError::connect(format!("Cannot announce the files of table {name}: {e}"))
                 })?;
+            let deletes: Vec<WireDataFile> = key_deletes
+                .iter()
+                .filter(|(t, _)| *t == name)
+                .map(|(_, f)| WireDataFile::from_data_file(f, spec_id))
+                .collect::<Result<_, _>>()
+                .map_err(|e| {
+                    TaskError::connect(format!(
+                        "Cannot announce the deleted keys of table {name}: {e}"
+                    ))
+                })?;
+            key_deletes.retain(|(t, _)| *t != name);
             let ident = table_ident(&name).map_err(connect_err)?;
             events.push(event(Payload::DataWritten {
                 commit_id,
@@ -890,7 +902,7 @@ impl Started {
                 },
                 partition_type: table.metadata().default_partition_type().clone(),
                 data_files: wire,
-                delete_files: Vec::new(),
+                delete_files: deletes,
             }));
         }
         let assignments = self

@@ -1,0 +1,85 @@
+import java.math.BigDecimal;
+import java.nio.ByteBuffer;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.iceberg.CatalogUtil;
+import org.apache.iceberg.Schema;
+import org.apache.iceberg.Table;
+import org.apache.iceberg.catalog.Catalog;
+import org.apache.iceberg.catalog.TableIdentifier;
+import org.apache.iceberg.data.IcebergGenerics;
+import org.apache.iceberg.data.Record;
+import org.apache.iceberg.io.CloseableIterable;
+import org.apache.iceberg.types.Types;
+
+/**
+ * The test oracle: reads a table with Iceberg's own generic reader, which applies every kind of
+ * delete (position deletes, equality deletes, deletion vectors), and prints one JSON object per
+ * row on stdout.
+ *
+ * <p>Usage: ReadTable key=value... namespace.table, where the keys are catalog properties
+ * (type, uri, warehouse, ...) and oracle.catalog-name, the catalog's name (default iceberg).
+ */
+public class ReadTable {
+  public static void main(String[] args) throws Exception {
+    Map<String, String> props = new HashMap<>();
+    for (int i = 0; i < args.length - 1; i++) {
+      int eq = args[i].indexOf('=');
+      props.put(args[i].substring(0, eq), args[i].substring(eq + 1));
+    }
+    // The catalog's name matters to the JDBC catalog: its rows carry the name they were
+    // created under.
+    String name = props.getOrDefault("oracle.catalog-name", "iceberg");
+    props.remove("oracle.catalog-name");
+    Catalog catalog =
+        CatalogUtil.buildIcebergCatalog(name, props, new org.apache.hadoop.conf.Configuration());
+    Table table = catalog.loadTable(TableIdentifier.parse(args[args.length - 1]));
+    Schema schema = table.schema();
+    StringBuilder out = new StringBuilder();
+    try (CloseableIterable<Record> rows = IcebergGenerics.read(table).build()) {
+      for (Record row : rows) {
+        out.setLength(0);
+        out.append('{');
+        List<Types.NestedField> fields = schema.columns();
+        for (int i = 0; i < fields.size(); i++) {
+          if (i > 0) {
+            out.append(',');
+          }
+          out.append(quote(fields.get(i).name())).append(':');
+          append(out, row.getField(fields.get(i).name()));
+        }
+        out.append('}');
+        System.out.println(out);
+      }
+    }
+  }
+
+  private static void append(StringBuilder out, Object value) {
+    if (value == null) {
+      out.append("null");
+    } else if (value instanceof Boolean || value instanceof Integer || value instanceof Long) {
+      out.append(value);
+    } else if (value instanceof Float || value instanceof Double || value instanceof BigDecimal) {
+      out.append(quote(value.toString()));
+    } else if (value instanceof ByteBuffer) {
+      out.append(quote("bytes:" + ((ByteBuffer) value).remaining()));
+    } else {
+      out.append(quote(value.toString()));
+    }
+  }
+
+  private static String quote(String s) {
+    StringBuilder b = new StringBuilder("\"");
+    for (char c : s.toCharArray()) {
+      if (c == '"' || c == '\\') {
+        b.append('\\').append(c);
+      } else if (c < 0x20) {
+        b.append(String.format("\\u%04x", (int) c));
+      } else {
+        b.append(c);
+      }
+    }
+    return b.append('"').toString();
+  }
+}
