@@ -59,6 +59,25 @@ pub fn server_error(message: &str) -> bool {
         || message.contains("the commit state is unknown")
 }
 
+/// Whether a storage request never got an answer (connection refused or reset, a timeout):
+/// the object store is away, even when no table is loaded yet whose location could be probed.
+pub fn storage_unreachable(message: &str) -> bool {
+    message.contains("Failure in doing io operation")
+        && [
+            "error sending request for url",
+            "operation timeout reached",
+            "io timeout reached",
+        ]
+        .iter()
+        .any(|s| message.contains(s))
+}
+
+/// Whether an error is one to ride out without probing: a server's 5xx, an unknown commit
+/// outcome, or a storage request that got no answer.
+pub fn transient(message: &str) -> bool {
+    server_error(message) || storage_unreachable(message)
+}
+
 /// A task's view of an outage: when it started, and until when the task waits.
 #[derive(Debug, Default)]
 pub struct Outage {
@@ -112,6 +131,18 @@ mod tests {
             "An unknown server-side problem occurred; the commit state is unknown."
         ));
         assert!(!server_error("Cannot create table t: 400 Bad Request"));
+    }
+
+    #[test]
+    fn storage_requests_without_an_answer_are_transient() {
+        let load = "Cannot load table db.t: Unexpected => Failure in doing io operation, source: \
+            Unexpected (persistent) at read, context: { service: s3 } => send http request, \
+            source: error sending request for url (http://127.0.0.1:1/b/t/metadata/1.json)";
+        assert!(storage_unreachable(load) && transient(load));
+        let missing = "Cannot load table db.t: Unexpected => Failure in doing io operation, \
+            source: NotFound (permanent) at read, context: { service: s3 }";
+        assert!(!transient(missing));
+        assert!(transient("Cannot create table t: 503 Service Unavailable"));
     }
 
     #[test]

@@ -540,7 +540,7 @@ impl Coordinator {
                 Ok(None) => {}
                 Err(e) => {
                     all_ok = false;
-                    if crate::outage::server_error(&e.to_string()) || self.unreachable().await {
+                    if crate::outage::transient(&e.to_string()) || self.unreachable().await {
                         // An outage is not a failed commit: the files stay buffered and the
                         // commit is retried next cycle, however long the outage lasts.
                         outage = true;

@@ -347,7 +347,7 @@ impl Started {
     /// rides the outage out (outage.rs) instead of failing; otherwise the error stands.
     async fn ride_out(&mut self, error: TaskError) -> Result<(), TaskError> {
         let tables: Vec<Table> = self.known_tables.values().cloned().collect();
-        if !crate::outage::server_error(&error.to_string())
+        if !crate::outage::transient(&error.to_string())
             && crate::outage::reachable(&*self.catalog, &tables).await
         {
             return Err(error);
