@@ -129,6 +129,16 @@ def bulk_producer() -> Producer:
                      "queue.buffering.max.messages": 1_000_000, "enable.idempotence": True})
 
 
+def produce_waiting(p, topic: str, value: bytes, key: bytes) -> None:
+    """Produces one record, serving delivery reports while the client's queue is full."""
+    while True:
+        try:
+            p.produce(topic, value=value, key=key)
+            return
+        except BufferError:
+            p.poll(0.05)
+
+
 def preload(topic: str, encode: Encoder, first: int, count: int) -> int:
     """Produces ids first..first+count-1 as fast as the client goes; returns the payload bytes."""
     p, total = bulk_producer(), 0
@@ -136,12 +146,7 @@ def preload(topic: str, encode: Encoder, first: int, count: int) -> int:
     for i in range(first, first + count):
         value = encode(record(i, now))
         total += len(value)
-        while True:
-            try:
-                p.produce(topic, value=value, key=str(i).encode())
-                break
-            except BufferError:
-                p.poll(0.05)
+        produce_waiting(p, topic, value, str(i).encode())
         if i % 10_000 == 0:
             p.poll(0)
     left = p.flush(120)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("FLOE_LOG", "info")
 
-from bench import bulk_producer, cpu_seconds, fmt, status_kb  # noqa: E402
+from bench import bulk_producer, cpu_seconds, fmt, produce_waiting, status_kb  # noqa: E402
 from harness import (  # noqa: E402
     Worker, connector_config, create_topic, delete_topics, pyiceberg_catalog, sqlite_catalog_config, unique,
     wait_for,
@@ -54,14 +54,10 @@ def produce_all(topic: str, rows) -> None:
     p = bulk_producer()
     for key, version in rows:
         value = json.dumps({"id": key, "version": version, "op": "U", "payload": PAYLOAD}).encode()
-        while True:
-            try:
-                p.produce(topic, value=value, key=str(key).encode())
-                break
-            except BufferError:
-                p.poll(0.1)
+        produce_waiting(p, topic, value, str(key).encode())
         p.poll(0)
-    p.flush(120)
+    left = p.flush(120)
+    assert left == 0, f"{left} records were not delivered to {topic}"
 
 
 def live_rows(catalog, table: str) -> int:

@@ -14,8 +14,6 @@ use arrow_schema::SchemaRef as ArrowSchemaRef;
 use floe_data::{SinkRecord, Value};
 use iceberg::spec::{DataContentType, DataFile, DataFileFormat, PartitionSpec, Schema, Struct};
 use iceberg::table::Table;
-use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
-use parquet::file::properties::WriterProperties;
 
 use super::keys::{arrow_key_schema, KeyEncoder};
 use super::{DeltaMode, Op};
@@ -160,31 +158,8 @@ pub async fn write_equality_deletes(
     let batch = arrow_select::concat::concat_batches(key_arrow, batches)
         .map_err(|e| format!("cannot gather the deleted keys: {e}"))?;
     let metadata = table.metadata();
-    let path = format!(
-        "{}/data/{}-keys.parquet",
-        metadata.location().trim_end_matches('/'),
-        uuid::Uuid::now_v7()
-    );
-    let output = table
-        .file_io()
-        .new_output(&path)
-        .map_err(|e| format!("cannot create {path}: {e}"))?;
-    let mut writer =
-        ParquetWriterBuilder::new(WriterProperties::builder().build(), key_schema.clone())
-            .build(output)
-            .await
-            .map_err(|e| format!("cannot create {path}: {e}"))?;
-    writer
-        .write(&batch)
-        .await
-        .map_err(|e| format!("cannot write {path}: {e}"))?;
-    let mut builders = writer
-        .close()
-        .await
-        .map_err(|e| format!("cannot write {path}: {e}"))?;
-    let mut builder = builders
-        .pop()
-        .ok_or_else(|| format!("{path} was not written"))?;
+    let (path, mut builder) =
+        super::write_parquet(table, key_schema.clone(), &batch, "keys").await?;
     let spec: &PartitionSpec = metadata.default_partition_spec();
     // The keys are matched against every live data file, whatever its partition: the file's
     // partition values are left null.

@@ -236,6 +236,42 @@ pub fn key_schema(fields: &[NestedFieldRef]) -> Result<Arc<Schema>, String> {
         .map_err(|e| format!("cannot build the key schema: {e}"))
 }
 
+/// Writes `batch` as one Parquet file `<table>/data/<uuid>-<suffix>.parquet`: its path and the
+/// builder of its entry, for the caller to set content, partition and spec.
+async fn write_parquet(
+    table: &Table,
+    schema: Arc<Schema>,
+    batch: &arrow_array::RecordBatch,
+    suffix: &str,
+) -> Result<(String, iceberg::spec::DataFileBuilder), String> {
+    use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
+    let path = format!(
+        "{}/data/{}-{suffix}.parquet",
+        table.metadata().location().trim_end_matches('/'),
+        uuid::Uuid::now_v7()
+    );
+    let output = table
+        .file_io()
+        .new_output(&path)
+        .map_err(|e| format!("cannot create {path}: {e}"))?;
+    let properties = parquet::file::properties::WriterProperties::builder().build();
+    let mut writer = ParquetWriterBuilder::new(properties, schema)
+        .build(output)
+        .await
+        .map_err(|e| format!("cannot create {path}: {e}"))?;
+    writer
+        .write(batch)
+        .await
+        .map_err(|e| format!("cannot write {path}: {e}"))?;
+    let builder = writer
+        .close()
+        .await
+        .map_err(|e| format!("cannot write {path}: {e}"))?
+        .pop()
+        .ok_or_else(|| format!("{path} was not written"))?;
+    Ok((path, builder))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,8 +10,6 @@ use iceberg::spec::{
     DataContentType, DataFile, DataFileFormat, NestedField, PrimitiveType, Schema, Struct, Type,
 };
 use iceberg::table::Table;
-use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
-use parquet::file::properties::WriterProperties;
 
 /// The reserved field ids of position delete files (Iceberg spec, "Position Delete Files").
 pub const FILE_PATH_ID: i32 = 2147483546;
@@ -84,30 +82,8 @@ pub async fn write(
             ],
         )
         .map_err(|e| format!("cannot build position deletes: {e}"))?;
-        let path = format!(
-            "{}/data/{}-deletes.parquet",
-            table.metadata().location().trim_end_matches('/'),
-            uuid::Uuid::now_v7()
-        );
-        let output = table
-            .file_io()
-            .new_output(&path)
-            .map_err(|e| format!("cannot create {path}: {e}"))?;
-        let mut writer =
-            ParquetWriterBuilder::new(WriterProperties::builder().build(), schema.clone())
-                .build(output)
-                .await
-                .map_err(|e| format!("cannot create {path}: {e}"))?;
-        writer
-            .write(&batch)
-            .await
-            .map_err(|e| format!("cannot write {path}: {e}"))?;
-        let mut builder = writer
-            .close()
-            .await
-            .map_err(|e| format!("cannot write {path}: {e}"))?
-            .pop()
-            .ok_or_else(|| format!("{path} was not written"))?;
+        let (path, mut builder) =
+            super::write_parquet(table, schema.clone(), &batch, "deletes").await?;
         let first = &files[0];
         builder
             .content(DataContentType::PositionDeletes)
