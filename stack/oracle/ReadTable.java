@@ -19,7 +19,9 @@ import org.apache.iceberg.types.Types;
  * row on stdout.
  *
  * <p>Usage: ReadTable key=value... namespace.table, where the keys are catalog properties
- * (type, uri, warehouse, ...) and oracle.catalog-name, the catalog's name (default iceberg).
+ * (type, uri, warehouse, ...), oracle.catalog-name, the catalog's name (default iceberg), and
+ * oracle.format-version, a format version to upgrade the table to before reading it (as a
+ * user's engine upgrades a table: the table property, committed through the catalog).
  */
 public class ReadTable {
   public static void main(String[] args) throws Exception {
@@ -32,9 +34,14 @@ public class ReadTable {
     // created under.
     String name = props.getOrDefault("oracle.catalog-name", "iceberg");
     props.remove("oracle.catalog-name");
+    String upgrade = props.remove("oracle.format-version");
     Catalog catalog =
         CatalogUtil.buildIcebergCatalog(name, props, new org.apache.hadoop.conf.Configuration());
     Table table = catalog.loadTable(TableIdentifier.parse(args[args.length - 1]));
+    if (upgrade != null) {
+      table.updateProperties().set("format-version", upgrade).commit();
+      table.refresh();
+    }
     Schema schema = table.schema();
     StringBuilder out = new StringBuilder();
     try (CloseableIterable<Record> rows = IcebergGenerics.read(table).build()) {

@@ -229,9 +229,6 @@ fn unhonoured(config: &ConfigMap) -> Vec<(String, String)> {
         if version == Some("1") {
             errors.push(("iceberg.tables.auto-create-props.format-version".into(), "Invalid value 1 for configuration iceberg.tables.auto-create-props.format-version: upserts and CDC delete rows, which format version 1 cannot express; use 2".into()));
         }
-        if version == Some("3") {
-            errors.push(("iceberg.tables.auto-create-props.format-version".into(), "Invalid value 3 for configuration iceberg.tables.auto-create-props.format-version: Floe writes upserts and CDC deletes as position deletes, which format version 3 replaces with deletion vectors Floe does not write yet; use 2".into()));
-        }
         let has_default = non_empty(config, "iceberg.tables.default-id-columns").is_some();
         if flag(config, AUTO_CREATE) && !has_default {
             let tables = list_value(config, TABLES);
@@ -503,6 +500,13 @@ mod tests {
             ]),
             vec!["iceberg.tables.auto-create-props.format-version"]
         );
+        // Format v3: deletion vectors.
+        assert!(keys_with_errors(&[
+            ("iceberg.tables.upsert-mode-enabled", "true"),
+            ("iceberg.tables.default-id-columns", "id"),
+            ("iceberg.tables.auto-create-props.format-version", "3"),
+        ])
+        .is_empty());
         assert!(keys_with_errors(&[(
             "iceberg.catalog.io-impl",
             "org.apache.iceberg.aws.s3.S3FileIO"

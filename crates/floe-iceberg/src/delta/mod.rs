@@ -11,10 +11,12 @@
 //!   announces both (the control-topic events stay Java's).
 //! * The coordinator never commits those equality deletes: before committing it finds the rows
 //!   the keys match in the table's live data files ([`resolve`]) and commits position deletes
-//!   for them, with the new data files, in one row-delta snapshot (`row_delta.rs`). Readers
+//!   for them, with the new data files, in one row-delta snapshot (`row_delta.rs`): position
+//!   delete files on format v2 tables, deletion vectors on v3 ([`deletion_vectors`]). Readers
 //!   join nothing.
 
 pub mod changes;
+pub mod deletion_vectors;
 pub mod keys;
 pub mod position_deletes;
 pub mod resolve;
@@ -23,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use floe_data::SinkRecord;
-use iceberg::spec::{DataContentType, DataFile, NestedFieldRef, Schema};
+use iceberg::spec::{DataContentType, DataFile, FormatVersion, NestedFieldRef, Schema};
 use iceberg::table::Table;
 use tracing::{info, warn};
 
@@ -89,14 +91,32 @@ pub async fn commit(
     if equality.is_empty() {
         return table_commit::append(catalog, table, data, Vec::new(), properties, branch).await;
     }
-    let written = position_deletes::write(table, file_deletes.into_values().collect())
-        .await
-        .map_err(|e| fail(format!("cannot write position deletes: {e}")))?;
-    let rows: u64 = written.iter().map(|(_, f)| f.record_count()).sum();
+    let file_deletes: Vec<position_deletes::FileDeletes> = file_deletes.into_values().collect();
+    let rows: usize = file_deletes.iter().map(|d| d.positions.len()).sum();
+    let (written, replaced) = if table.metadata().format_version() == FormatVersion::V3 {
+        let vectors = write_vectors(table, branch, file_deletes)
+            .await
+            .map_err(|e| fail(format!("cannot write deletion vectors: {e}")))?;
+        (vectors.added, vectors.replaced)
+    } else {
+        let files = position_deletes::write(table, file_deletes)
+            .await
+            .map_err(|e| fail(format!("cannot write position deletes: {e}")))?;
+        (files, Vec::new())
+    };
     let outcome = if written.is_empty() {
         table_commit::append(catalog, table, data, Vec::new(), properties, branch).await?
     } else {
-        crate::row_delta::commit(catalog, table, data, written.clone(), properties, branch).await?
+        crate::row_delta::commit(
+            catalog,
+            table,
+            data,
+            written.clone(),
+            replaced,
+            properties,
+            branch,
+        )
+        .await?
     };
     match &outcome {
         CommitOutcome::Committed(snapshot_id) => {
@@ -116,12 +136,44 @@ pub async fn commit(
             remove(table, equality.iter().map(|f| f.file_path())).await;
         }
         CommitOutcome::Conflict(_) => {
-            remove(table, written.iter().map(|(_, f)| f.file_path())).await;
+            let paths: std::collections::BTreeSet<&str> =
+                written.iter().map(|(_, f)| f.file_path()).collect();
+            remove(table, paths.into_iter()).await;
         }
         // The commit may have landed: its files stay.
         CommitOutcome::Unknown(_) => {}
     }
     Ok(outcome)
+}
+
+/// Writes the deletion vectors of `deletes`, each merged with its data file's live vector on
+/// the branch head.
+async fn write_vectors(
+    table: &Table,
+    branch: Option<&str>,
+    deletes: Vec<position_deletes::FileDeletes>,
+) -> Result<deletion_vectors::Written, String> {
+    let metadata = table.metadata();
+    let snapshot = match branch {
+        Some(b) => metadata.snapshot_for_ref(b),
+        None => metadata.current_snapshot(),
+    };
+    let existing = match snapshot {
+        Some(snapshot) => {
+            let manifests = table
+                .manifest_list_reader(snapshot)
+                .load()
+                .await
+                .map_err(|e| format!("cannot read the manifest list: {e}"))?
+                .consume_entries()
+                .into_iter()
+                .collect::<Vec<_>>();
+            let targets = deletes.iter().map(|d| d.data_file.clone()).collect();
+            deletion_vectors::existing(table, &manifests, &targets).await?
+        }
+        None => HashMap::new(),
+    };
+    deletion_vectors::write(table, deletes, existing).await
 }
 
 async fn remove<'a>(table: &Table, paths: impl Iterator<Item = &'a str>) {
