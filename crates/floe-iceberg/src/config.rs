@@ -57,6 +57,8 @@ pub struct IcebergSinkConfig {
     pub upsert: bool,
     /// `iceberg.tables.cdc-field`: the field holding each record's operation.
     pub cdc_field: Option<String>,
+    /// `floe.maintenance.compaction.*`; None when off.
+    pub compaction: Option<crate::maintenance::CompactionSettings>,
 }
 
 /// What a task in delta mode keeps before asking for an early commit, unless
@@ -73,6 +75,12 @@ const COMMIT_TIMEOUT: &str = "iceberg.control.commit.timeout-ms";
 const MAX_FAILURES: &str = "iceberg.control.commit.max-consecutive-failures";
 const MAX_BUFFERED_RECORDS: &str = "floe.commit.max-buffered-records";
 const MAX_BUFFERED_BYTES: &str = "floe.commit.max-buffered-bytes";
+const COMPACTION: &str = "floe.maintenance.compaction.enabled";
+const COMPACTION_INTERVAL: &str = "floe.maintenance.compaction.interval-ms";
+const COMPACTION_TARGET: &str = "floe.maintenance.compaction.target-file-size-bytes";
+const COMPACTION_MIN_FILES: &str = "floe.maintenance.compaction.min-input-files";
+/// Ten minutes between two compactions of a table.
+pub const DEFAULT_COMPACTION_INTERVAL_MS: u64 = 600_000;
 const UPSERT: &str = "iceberg.tables.upsert-mode-enabled";
 const CDC_FIELD: &str = "iceberg.tables.cdc-field";
 
@@ -104,6 +112,10 @@ pub fn config_keys() -> Vec<ConfigKey> {
         ConfigKey::optional(MAX_FAILURES, Int, "1", Medium, "Number of consecutive failed full commits before the coordinator stops"),
         ConfigKey::optional(MAX_BUFFERED_RECORDS, Long, "0", Medium, "Floe: a task asks for a commit before the interval once it holds this many records (0: off)"),
         ConfigKey::optional(MAX_BUFFERED_BYTES, Long, "0", Medium, "Floe: a task asks for a commit before the interval once it holds this many bytes of rows (0: off)"),
+        ConfigKey::optional(COMPACTION, Boolean, "true", Medium, "Floe: the coordinator compacts the tables it commits (small files bin-packed, deletes applied)"),
+        ConfigKey::optional(COMPACTION_INTERVAL, Long, "600000", Medium, "Floe: time between two compactions of one table, in millis"),
+        ConfigKey::nullable(COMPACTION_TARGET, Long, Medium, "Floe: the size compaction writes files at (default: the table's write.target-file-size-bytes, else 512 MiB)"),
+        ConfigKey::optional(COMPACTION_MIN_FILES, Int, "5", Medium, "Floe: a partition is compacted once it has this many small files"),
     ]
 }
 
@@ -245,6 +257,14 @@ fn unhonoured(config: &ConfigMap) -> Vec<(String, String)> {
         }
     }
     errors
+}
+
+/// The catalog a connector config names: its name (`iceberg.catalog`) and properties.
+pub fn catalog_of(config: &ConfigMap) -> (String, BTreeMap<String, String>) {
+    let name = non_empty(config, "iceberg.catalog")
+        .unwrap_or("iceberg")
+        .to_string();
+    (name, catalog_props(config))
 }
 
 /// `iceberg.catalog.*`, with the Hadoop S3A keys as the FileIO keys they stand for (a
@@ -393,6 +413,24 @@ impl IcebergSinkConfig {
                 }),
             upsert: flag(config, UPSERT),
             cdc_field: non_empty(config, CDC_FIELD).map(str::to_string),
+            compaction: match non_empty(config, COMPACTION) {
+                Some(v) if v.eq_ignore_ascii_case("false") => None,
+                Some(v) if !v.eq_ignore_ascii_case("true") => {
+                    return Err(format!(
+                        "Invalid value {v} for configuration {COMPACTION}: Expected value to be either true or false"
+                    ))
+                }
+                _ => Some(crate::maintenance::CompactionSettings {
+                    interval: Duration::from_millis(
+                        number(COMPACTION_INTERVAL, DEFAULT_COMPACTION_INTERVAL_MS)?.max(1),
+                    ),
+                    target_file_size: match non_empty(config, COMPACTION_TARGET) {
+                        Some(_) => Some(number(COMPACTION_TARGET, 0)?.max(1)),
+                        None => None,
+                    },
+                    min_input_files: number(COMPACTION_MIN_FILES, 5)?.max(2) as usize,
+                }),
+            },
         })
     }
 

@@ -159,7 +159,7 @@ pub async fn commit(
         if replaced.is_empty() {
             manifests.extend(parents);
         } else {
-            let rewritten = remove_replaced(
+            let rewritten = remove_entries(
                 table,
                 parents.into_iter().collect(),
                 &replaced,
@@ -268,7 +268,7 @@ pub async fn commit(
 /// What a row delta counts differently for deletion vectors: Java counts them as `dvs` rather
 /// than position delete files, and by the size of their blob rather than of the Puffin file.
 #[derive(Default)]
-struct VectorCounts {
+pub(crate) struct VectorCounts {
     added: i64,
     removed: i64,
     added_overcount: i64,
@@ -276,7 +276,7 @@ struct VectorCounts {
 }
 
 impl VectorCounts {
-    fn added(&mut self, f: &DataFile) {
+    pub(crate) fn added(&mut self, f: &DataFile) {
         if is_vector(f) {
             self.added += 1;
             self.added_overcount += f.file_size_in_bytes() as i64
@@ -285,7 +285,7 @@ impl VectorCounts {
         }
     }
 
-    fn removed(&mut self, f: &DataFile) {
+    pub(crate) fn removed(&mut self, f: &DataFile) {
         if is_vector(f) {
             self.removed += 1;
             self.removed_overcount += f.file_size_in_bytes() as i64
@@ -294,7 +294,7 @@ impl VectorCounts {
         }
     }
 
-    fn apply(&self, props: &mut HashMap<String, String>) {
+    pub(crate) fn apply(&self, props: &mut HashMap<String, String>) {
         adjust(props, "added-dvs", self.added);
         adjust(props, "added-position-delete-files", -self.added);
         adjust(props, "added-files-size", -self.added_overcount);
@@ -322,31 +322,33 @@ fn adjust(props: &mut HashMap<String, String>, key: &str, delta: i64) {
     }
 }
 
-/// The parent's manifests with `replaced` (deletion vectors, and position delete files a
-/// vector took over) marked deleted: each delete manifest holding one of them is rewritten (its other live entries kept as existing), the rest are kept as they are.
-struct Rewritten {
-    manifests: Vec<ManifestFile>,
+/// The parent's manifests with `removed` (data files, deletion vectors, position delete files)
+/// marked deleted: each manifest holding one of them is rewritten (its other live entries kept
+/// as existing), the rest are kept as they are.
+pub(crate) struct Rewritten {
+    pub manifests: Vec<ManifestFile>,
     /// With the partition spec id of the manifest that held each.
-    removed: Vec<(i32, DataFile)>,
+    pub removed: Vec<(i32, DataFile)>,
 }
 
-async fn remove_replaced(
+pub(crate) async fn remove_entries(
     table: &Table,
     parents: Vec<ManifestFile>,
-    replaced: &[DataFile],
+    removed: &[DataFile],
     snapshot_id: i64,
     prefix: &str,
 ) -> Result<Rewritten, String> {
     let metadata = table.metadata();
+    let v3 = metadata.format_version() == FormatVersion::V3;
     let key = |f: &DataFile| (f.file_path().to_string(), f.content_offset());
     let wanted: std::collections::HashSet<(String, Option<i64>)> =
-        replaced.iter().map(key).collect();
+        removed.iter().map(key).collect();
     let mut out = Rewritten {
         manifests: Vec::with_capacity(parents.len()),
         removed: Vec::new(),
     };
     for (n, manifest) in parents.into_iter().enumerate() {
-        if manifest.content != ManifestContentType::Deletes || out.removed.len() == wanted.len() {
+        if out.removed.len() == wanted.len() {
             out.manifests.push(manifest);
             continue;
         }
@@ -375,13 +377,18 @@ async fn remove_replaced(
             .file_io()
             .new_output(&path)
             .map_err(|e| format!("cannot create manifest {path}: {e}"))?;
-        let mut writer = ManifestWriterBuilder::new(
+        let builder = ManifestWriterBuilder::new(
             output,
             Some(snapshot_id),
             metadata.current_schema().clone(),
             spec.as_ref().clone(),
-        )
-        .build_v3_deletes();
+        );
+        let mut writer = match (manifest.content, v3) {
+            (ManifestContentType::Deletes, true) => builder.build_v3_deletes(),
+            (ManifestContentType::Deletes, false) => builder.build_v2_deletes(),
+            (ManifestContentType::Data, true) => builder.build_v3_data(),
+            (ManifestContentType::Data, false) => builder.build_v2_data(),
+        };
         for entry in loaded.entries() {
             if !entry.is_alive() {
                 continue;
@@ -410,7 +417,7 @@ async fn remove_replaced(
     }
     if out.removed.len() != wanted.len() {
         return Err(format!(
-            "{} of the {} delete files to replace are no longer live",
+            "{} of the {} files to remove are no longer live",
             wanted.len() - out.removed.len(),
             wanted.len()
         ));
@@ -419,7 +426,7 @@ async fn remove_replaced(
 }
 
 /// A snapshot id not used by the table (Java's: random, positive).
-fn new_snapshot_id(table: &Table) -> i64 {
+pub(crate) fn new_snapshot_id(table: &Table) -> i64 {
     loop {
         let id = (uuid::Uuid::new_v4().as_u128() as i64) & i64::MAX;
         if id != 0 && table.metadata().snapshot_by_id(id).is_none() {
@@ -429,7 +436,7 @@ fn new_snapshot_id(table: &Table) -> i64 {
 }
 
 /// Adds Java's `total-*` keys: the parent's totals with this snapshot's additions.
-fn with_totals(props: &mut HashMap<String, String>, parent: Option<&Summary>) {
+pub(crate) fn with_totals(props: &mut HashMap<String, String>, parent: Option<&Summary>) {
     let get = |map: &HashMap<String, String>, key: &str| {
         map.get(key)
             .and_then(|v| v.parse::<u64>().ok())

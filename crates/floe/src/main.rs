@@ -3,6 +3,7 @@
 //! ```text
 //! floe standalone <worker.properties> [connector.json|connector.properties …]
 //! floe distributed <worker.properties>
+//! floe table compact <connector.json> <namespace.table> [--dry-run] [--json]
 //! ```
 
 use std::collections::BTreeMap;
@@ -22,6 +23,8 @@ use floe_connect::{rest, ConnectApi, Herder, WorkerConfig};
 use floe_iceberg::IcebergSinkConnector;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tracing::{error, info};
+
+mod table_cmd;
 
 /// mimalloc rather than the system allocator: records are decoded into many small values, and
 /// glibc's arenas made that a fifth of the CPU (with lock waits between runtime threads). It
@@ -46,7 +49,7 @@ fn tune_allocator() {
     }
 }
 
-const USAGE: &str = "usage: floe standalone <worker.properties> [connector.json|connector.properties ...]\n       floe distributed <worker.properties>\n\nEnvironment: CONNECT_* variables override worker properties (Confluent image convention);\nFLOE_LOG sets the log filter (default info), FLOE_LOG_FORMAT=json logs JSON lines.";
+const USAGE: &str = "usage: floe standalone <worker.properties> [connector.json|connector.properties ...]\n       floe distributed <worker.properties>\n       floe table compact <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--target-file-size-bytes N]\n\nEnvironment: CONNECT_* variables override worker properties (Confluent image convention);\nFLOE_LOG sets the log filter (default info), FLOE_LOG_FORMAT=json logs JSON lines.";
 
 fn main() -> Result<()> {
     tune_allocator();
@@ -66,6 +69,10 @@ fn main() -> Result<()> {
                 PathBuf::from(&args[1]),
                 Loggers::new(&root, Some(apply)),
             ))
+        }
+        Some("table") => {
+            init_logging();
+            run_worker(table_cmd::run(&args[1..]))
         }
         Some("--version" | "version") => {
             println!("floe {}", env!("CARGO_PKG_VERSION"));

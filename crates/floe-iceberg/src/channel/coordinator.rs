@@ -60,6 +60,8 @@ pub struct CoordinatorConfig {
     /// Branch per table (`ns.table`); None = main.
     pub default_branch: Option<String>,
     pub table_branches: BTreeMap<String, String>,
+    /// Compaction of the committed tables (their main branch), between commits.
+    pub compaction: Option<crate::maintenance::CompactionSettings>,
 }
 
 impl CoordinatorConfig {
@@ -170,6 +172,8 @@ struct Coordinator {
     producer_broken: bool,
     /// Per table, the key indexes of its data files, for resolving deleted keys.
     key_caches: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<KeyIndexCache>>>>,
+    /// The tables this coordinator committed, and when each is next compacted.
+    compaction_due: BTreeMap<String, (TableKey, Instant)>,
 }
 
 async fn run(
@@ -205,6 +209,7 @@ async fn run(
         recent_commits: Vec::new(),
         producer_broken: false,
         key_caches: Mutex::new(std::collections::HashMap::new()),
+        compaction_due: BTreeMap::new(),
     };
     loop {
         if *shutdown.borrow() {
@@ -566,6 +571,7 @@ impl Coordinator {
             }
             self.consecutive_failures = 0;
             info!(commit_id = %commit_id, partial, "commit complete");
+            self.maintain(&tables).await;
         } else {
             if !announcements.is_empty() {
                 let _ = self.send(announcements, None)?;
@@ -583,6 +589,78 @@ impl Coordinator {
         }
         self.state.end(all_ok);
         Ok(())
+    }
+
+    /// Compacts the tables this coordinator has committed whose time has come, after every
+    /// completed commit cycle (idle ones too, so a table is compacted after its stream stops;
+    /// docs/maintenance.md). Never fails the coordinator: a compaction that cannot run (or loses
+    /// to a concurrent commit) is logged and tried again after the interval.
+    async fn maintain(&mut self, tables: &[(TableKey, Vec<Envelope>)]) {
+        let Some(settings) = self.config.compaction.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        for (key, _) in tables {
+            let name = key.display_name();
+            if key.catalog == self.catalog_name && self.config.branch_for(&name).is_none() {
+                self.compaction_due
+                    .entry(name)
+                    .or_insert_with(|| (key.clone(), now + settings.interval));
+            }
+        }
+        let due: Vec<(String, TableKey)> = self
+            .compaction_due
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(name, (key, _))| (name.clone(), key.clone()))
+            .collect();
+        for (name, key) in due {
+            self.compaction_due.insert(
+                name.clone(),
+                (key.clone(), Instant::now() + settings.interval),
+            );
+            let Ok(ns) = NamespaceIdent::from_vec(key.namespace.clone()) else {
+                continue;
+            };
+            let table = match self
+                .catalog
+                .load_table(&TableIdent::new(ns, key.name.clone()))
+                .await
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    warn!(table = %name, error = %e, "cannot load the table to compact it");
+                    continue;
+                }
+            };
+            let mut options = crate::maintenance::compact::CompactOptions::for_table(
+                &table,
+                settings.target_file_size,
+            );
+            options.min_input_files = settings.min_input_files;
+            let started = Instant::now();
+            match crate::maintenance::compact::compact(&self.catalog, &table, &options).await {
+                Ok(r) if r.snapshot_id.is_some() => info!(
+                    table = %name,
+                    snapshot_id = r.snapshot_id,
+                    partitions = r.partitions,
+                    data_files_rewritten = r.data_files_rewritten,
+                    bytes_rewritten = r.bytes_rewritten,
+                    data_files_written = r.data_files_written,
+                    bytes_written = r.bytes_written,
+                    delete_files_removed = r.delete_files_removed,
+                    deleted_rows_applied = r.deleted_rows_applied,
+                    millis = started.elapsed().as_millis() as u64,
+                    "table compacted"
+                ),
+                Ok(r) => {
+                    debug!(table = %name, reason = r.skipped.as_deref().unwrap_or(""), "nothing to compact")
+                }
+                Err(e) => {
+                    warn!(table = %name, error = %e, "compaction did not run; it is tried again after the interval")
+                }
+            }
+        }
     }
 
     /// Commits one table; Ok(None) when there was nothing new for it.

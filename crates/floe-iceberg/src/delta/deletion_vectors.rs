@@ -127,7 +127,9 @@ pub async fn existing(
                 slot.positions |= positions;
                 slot.entries.push(file.clone());
             } else {
-                for (found, positions) in read_position_deletes(table, file, data_files).await? {
+                for (found, positions) in
+                    read_position_deletes(table, file, Some(data_files)).await?
+                {
                     let slot: &mut Existing = out.entry(found).or_default();
                     slot.positions |= positions;
                     if target.is_some() {
@@ -140,11 +142,12 @@ pub async fn existing(
     Ok(out)
 }
 
-/// The positions a (format v2) position delete file holds for `data_files`.
-async fn read_position_deletes(
+/// The positions a (format v2) position delete file holds, per data file: for `data_files`
+/// only, or for all.
+pub async fn read_position_deletes(
     table: &Table,
     file: &DataFile,
-    data_files: &HashSet<String>,
+    data_files: Option<&HashSet<String>>,
 ) -> Result<HashMap<String, RoaringTreemap>, String> {
     use arrow_array::{Array, Int64Array, StringArray};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -186,7 +189,7 @@ async fn read_position_deletes(
                 continue;
             }
             let target = paths.value(i);
-            if data_files.contains(target) {
+            if data_files.is_none_or(|d| d.contains(target)) {
                 if let Ok(p) = u64::try_from(positions.value(i)) {
                     out.entry(target.to_string()).or_default().insert(p);
                 }

@@ -1,0 +1,543 @@
+//! Compaction: the small data files of a partition, and the files with many deleted rows,
+//! rewritten into files near the target size with their deletes applied, in one `replace`
+//! snapshot (Java's `RewriteDataFiles` bin-pack, docs/maintenance.md).
+//!
+//! Which files: those under `min-file-size` (75 % of the target, as Java) or with at least
+//! `delete-ratio` of their rows deleted. A partition is rewritten when it has at least
+//! `min-input-files` such files, when they add up to more than the target, or when one of them
+//! has that share of deleted rows. The rewrite reads the files with the table's current schema
+//! (columns added since read as null), drops deleted positions, writes through the sink's own
+//! writer (rolling at the target size), and commits as a compare-and-set on the branch head it
+//! read: if anything was committed meanwhile the new files are deleted and the compaction
+//! reports the conflict, so a concurrent delete can never be lost. Position delete files whose
+//! every row points at a rewritten file are removed with them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use arrow_array::{BooleanArray, RecordBatch};
+use futures::TryStreamExt;
+use iceberg::arrow::ArrowReaderBuilder;
+use iceberg::scan::FileScanTask;
+use iceberg::spec::{
+    DataContentType, DataFile, FormatVersion, ManifestContentType, ManifestFile,
+    ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotReference,
+    SnapshotRetention, SnapshotSummaryCollector, Summary, MAIN_BRANCH,
+};
+use iceberg::table::Table;
+use iceberg::Runtime;
+use iceberg::{TableRequirement, TableUpdate};
+use roaring::RoaringTreemap;
+use serde::Serialize;
+
+use crate::catalog::CatalogHandle;
+use crate::delta::deletion_vectors::read_position_deletes;
+use crate::row_delta::{new_snapshot_id, remove_entries, with_totals};
+use crate::writer::TableWriter;
+
+/// The table property of the target size (Java's), and its default.
+pub const TARGET_FILE_SIZE: &str = "write.target-file-size-bytes";
+pub const DEFAULT_TARGET_FILE_SIZE: u64 = 512 * 1024 * 1024;
+
+/// What a compaction may rewrite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactOptions {
+    pub target_file_size: u64,
+    /// Files under this size are rewritten.
+    pub min_file_size: u64,
+    /// A partition with at least this many files to rewrite is rewritten.
+    pub min_input_files: usize,
+    /// Files with at least this share of deleted rows are rewritten.
+    pub delete_ratio: f64,
+    /// Plan only.
+    pub dry_run: bool,
+}
+
+impl CompactOptions {
+    /// Java's defaults, with the target from the table's `write.target-file-size-bytes`
+    /// (`target` overrides it).
+    pub fn for_table(table: &Table, target: Option<u64>) -> CompactOptions {
+        let target_file_size = target
+            .or_else(|| {
+                table
+                    .metadata()
+                    .properties()
+                    .get(TARGET_FILE_SIZE)
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(DEFAULT_TARGET_FILE_SIZE)
+            .max(1);
+        CompactOptions {
+            target_file_size,
+            min_file_size: target_file_size / 4 * 3,
+            min_input_files: 5,
+            delete_ratio: 0.3,
+            dry_run: false,
+        }
+    }
+}
+
+/// What a compaction did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct CompactReport {
+    pub table: String,
+    /// Partitions rewritten.
+    pub partitions: usize,
+    pub data_files_rewritten: usize,
+    pub bytes_rewritten: u64,
+    pub data_files_written: usize,
+    pub bytes_written: u64,
+    pub delete_files_removed: usize,
+    /// Rows carried into the new files, and deleted rows left behind.
+    pub rows: u64,
+    pub deleted_rows_applied: u64,
+    pub snapshot_id: Option<i64>,
+    /// Why nothing was rewritten, when nothing was.
+    pub skipped: Option<String>,
+}
+
+/// Why a compaction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompactError {
+    #[error("table {table}: {message}")]
+    Table { table: String, message: String },
+}
+
+struct LiveFile {
+    file: DataFile,
+    deleted: u64,
+}
+
+/// Compacts `table`'s main branch.
+pub async fn compact(
+    catalog: &CatalogHandle,
+    table: &Table,
+    options: &CompactOptions,
+) -> Result<CompactReport, CompactError> {
+    let name = table.identifier().to_string();
+    let fail = |message: String| CompactError::Table {
+        table: name.clone(),
+        message,
+    };
+    let mut report = CompactReport {
+        table: name.clone(),
+        ..CompactReport::default()
+    };
+    let metadata = table.metadata();
+    if metadata.format_version() != FormatVersion::V2 {
+        report.skipped = Some(format!(
+            "format version {:?}: compaction rewrites format version 2 tables (on version 3 it would have to carry the rows' lineage ids)",
+            metadata.format_version()
+        ));
+        return Ok(report);
+    }
+    let Some(head) = metadata.snapshot_for_ref(MAIN_BRANCH).cloned() else {
+        report.skipped = Some("the table has no snapshot".into());
+        return Ok(report);
+    };
+    let manifests: Vec<ManifestFile> = table
+        .manifest_list_reader(&head)
+        .load()
+        .await
+        .map_err(|e| fail(format!("cannot read the manifest list: {e}")))?
+        .consume_entries()
+        .into_iter()
+        .collect();
+
+    // The live files, and every position each position delete file deletes.
+    let default_spec = metadata.default_partition_spec_id();
+    let mut groups: BTreeMap<String, Vec<LiveFile>> = BTreeMap::new();
+    let mut delete_files: Vec<(DataFile, HashSet<String>)> = Vec::new();
+    let mut deleted: HashMap<String, RoaringTreemap> = HashMap::new();
+    for manifest in &manifests {
+        let loaded = manifest.load_manifest(table.file_io()).await.map_err(|e| {
+            fail(format!(
+                "cannot read manifest {}: {e}",
+                manifest.manifest_path
+            ))
+        })?;
+        for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
+            let file = entry.data_file();
+            match (manifest.content, file.content_type()) {
+                (ManifestContentType::Data, _) => {
+                    if manifest.partition_spec_id == default_spec {
+                        groups
+                            .entry(format!("{:?}", file.partition()))
+                            .or_default()
+                            .push(LiveFile {
+                                file: file.clone(),
+                                deleted: 0,
+                            });
+                    }
+                }
+                (_, DataContentType::EqualityDeletes) => {
+                    report.skipped = Some(format!(
+                        "the table has equality deletes ({}); compaction does not apply them yet",
+                        file.file_path()
+                    ));
+                    return Ok(report);
+                }
+                _ => {
+                    let positions = read_position_deletes(table, file, None)
+                        .await
+                        .map_err(fail)?;
+                    let targets = positions.keys().cloned().collect();
+                    for (target, p) in positions {
+                        *deleted.entry(target).or_default() |= p;
+                    }
+                    delete_files.push((file.clone(), targets));
+                }
+            }
+        }
+    }
+
+    // The plan.
+    for files in groups.values_mut() {
+        for f in files.iter_mut() {
+            f.deleted = deleted.get(f.file.file_path()).map_or(0, |d| d.len());
+        }
+    }
+    let rewrite: Vec<DataFile> = plan(groups.values().map(Vec::as_slice), options, &mut report);
+    if rewrite.is_empty() {
+        report.skipped = Some("no partition has enough small files or deleted rows".into());
+        return Ok(report);
+    }
+    let rewritten: HashSet<&str> = rewrite.iter().map(|f| f.file_path()).collect();
+    let removable: Vec<DataFile> = delete_files
+        .iter()
+        .filter(|(_, targets)| targets.iter().all(|t| rewritten.contains(t.as_str())))
+        .map(|(f, _)| f.clone())
+        .collect();
+    report.delete_files_removed = removable.len();
+    if options.dry_run {
+        return Ok(report);
+    }
+
+    // The rewrite.
+    let written = rewrite_files(table, &rewrite, &deleted, &mut report)
+        .await
+        .map_err(fail)?;
+    report.data_files_written = written.len();
+    report.bytes_written = written.iter().map(|f| f.file_size_in_bytes()).sum();
+    let mut removed = rewrite.clone();
+    removed.extend(removable);
+    match commit(catalog, table, &head, written.clone(), &removed).await {
+        Ok(snapshot_id) => {
+            report.snapshot_id = Some(snapshot_id);
+            Ok(report)
+        }
+        Err(e) => {
+            for f in &written {
+                let _ = table.file_io().delete(f.file_path()).await;
+            }
+            Err(fail(e))
+        }
+    }
+}
+
+/// The files to rewrite, partition by partition.
+fn plan<'a>(
+    groups: impl Iterator<Item = &'a [LiveFile]>,
+    options: &CompactOptions,
+    report: &mut CompactReport,
+) -> Vec<DataFile> {
+    let mut rewrite = Vec::new();
+    for files in groups {
+        let too_deleted = |f: &LiveFile| {
+            f.deleted > 0
+                && f.deleted as f64 >= options.delete_ratio * f.file.record_count().max(1) as f64
+        };
+        let picked: Vec<&LiveFile> = files
+            .iter()
+            .filter(|f| f.file.file_size_in_bytes() < options.min_file_size || too_deleted(f))
+            .collect();
+        let size: u64 = picked.iter().map(|f| f.file.file_size_in_bytes()).sum();
+        let worth = picked.iter().any(|f| too_deleted(f))
+            || (picked.len() >= 2
+                && (picked.len() >= options.min_input_files || size > options.target_file_size));
+        if worth {
+            report.partitions += 1;
+            report.data_files_rewritten += picked.len();
+            report.bytes_rewritten += size;
+            rewrite.extend(picked.into_iter().map(|f| f.file.clone()));
+        }
+    }
+    rewrite
+}
+
+/// Reads `files` with the current schema, drops their deleted rows, writes the rest.
+async fn rewrite_files(
+    table: &Table,
+    files: &[DataFile],
+    deleted: &HashMap<String, RoaringTreemap>,
+    report: &mut CompactReport,
+) -> Result<Vec<DataFile>, String> {
+    let name = table.identifier().to_string();
+    let mut writer = TableWriter::open(&name, table.clone(), &BTreeMap::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    let schema = table.metadata().current_schema().clone();
+    let field_ids: Vec<i32> = schema.as_struct().fields().iter().map(|f| f.id).collect();
+    let runtime = Runtime::try_current().map_err(|e| e.to_string())?;
+    let arrow_schema = writer.arrow_schema().clone();
+    let empty = RoaringTreemap::new();
+    for file in files {
+        let path = file.file_path();
+        let task = FileScanTask::builder()
+            .with_file_size_in_bytes(file.file_size_in_bytes())
+            .with_start(0)
+            .with_length(file.file_size_in_bytes())
+            .with_record_count(Some(file.record_count()))
+            .with_data_file_path(path.to_string())
+            .with_data_file_format(file.file_format())
+            .with_schema(schema.clone())
+            .with_project_field_ids(field_ids.clone())
+            .with_case_sensitive(true)
+            .build();
+        let reader = ArrowReaderBuilder::new(table.file_io().clone(), runtime.clone())
+            .with_data_file_concurrency_limit(1)
+            .with_row_selection_enabled(false)
+            .build();
+        let tasks = Box::pin(futures::stream::iter(vec![Ok(task)]));
+        let mut stream = reader
+            .read(tasks)
+            .map_err(|e| format!("cannot read {path}: {e}"))?
+            .stream();
+        let gone = deleted.get(path).unwrap_or(&empty);
+        let mut position: u64 = 0;
+        while let Some(batch) = stream
+            .try_next()
+            .await
+            .map_err(|e| format!("cannot read {path}: {e}"))?
+        {
+            let rows = batch.num_rows() as u64;
+            let batch = if gone.is_empty() {
+                batch
+            } else {
+                let keep: BooleanArray = (position..position + rows)
+                    .map(|p| Some(!gone.contains(p)))
+                    .collect();
+                arrow_select::filter::filter_record_batch(&batch, &keep)
+                    .map_err(|e| format!("cannot apply the deletes of {path}: {e}"))?
+            };
+            position += rows;
+            report.deleted_rows_applied += rows - batch.num_rows() as u64;
+            report.rows += batch.num_rows() as u64;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let batch = RecordBatch::try_new(arrow_schema.clone(), batch.columns().to_vec())
+                .map_err(|e| format!("{path} does not read as the table's schema: {e}"))?;
+            writer.write(batch).await.map_err(|e| e.to_string())?;
+        }
+        if position != file.record_count() {
+            writer.abandon().await;
+            return Err(format!(
+                "{path} has {position} rows, its manifest entry says {}",
+                file.record_count()
+            ));
+        }
+    }
+    writer.close().await.map_err(|e| e.to_string())
+}
+
+/// Commits the rewrite as a `replace` snapshot on `head`, or fails when the branch moved.
+async fn commit(
+    catalog: &CatalogHandle,
+    table: &Table,
+    head: &iceberg::spec::SnapshotRef,
+    added: Vec<DataFile>,
+    removed: &[DataFile],
+) -> Result<i64, String> {
+    let metadata = table.metadata();
+    let snapshot_id = new_snapshot_id(table);
+    let sequence_number = metadata.last_sequence_number() + 1;
+    let schema = metadata.current_schema().clone();
+    let spec = metadata.default_partition_spec().clone();
+    let location = metadata.location().trim_end_matches('/');
+    let commit_uuid = uuid::Uuid::now_v7();
+    let mut summary = SnapshotSummaryCollector::default();
+    let path = format!("{location}/metadata/{commit_uuid}-m0.avro");
+    let output = table
+        .file_io()
+        .new_output(&path)
+        .map_err(|e| format!("cannot create manifest {path}: {e}"))?;
+    let mut writer = ManifestWriterBuilder::new(
+        output,
+        Some(snapshot_id),
+        schema.clone(),
+        spec.as_ref().clone(),
+    )
+    .build_v2_data();
+    for f in added {
+        summary.add_file(&f, schema.clone(), spec.clone());
+        writer
+            .add_file(f, -1)
+            .map_err(|e| format!("cannot add a file to manifest {path}: {e}"))?;
+    }
+    let mut manifests = vec![writer
+        .write_manifest_file()
+        .await
+        .map_err(|e| format!("cannot write manifest {path}: {e}"))?];
+    let parents = table
+        .manifest_list_reader(head)
+        .load()
+        .await
+        .map_err(|e| format!("cannot read the manifest list: {e}"))?
+        .consume_entries()
+        .into_iter()
+        .collect();
+    let rewritten = remove_entries(
+        table,
+        parents,
+        removed,
+        snapshot_id,
+        &format!("{location}/metadata/{commit_uuid}"),
+    )
+    .await?;
+    for (spec_id, f) in &rewritten.removed {
+        if let Some(spec) = metadata.partition_spec_by_id(*spec_id) {
+            summary.remove_file(f, schema.clone(), spec.clone());
+        }
+    }
+    manifests.extend(rewritten.manifests);
+    let list_path = format!("{location}/metadata/snap-{snapshot_id}-1-{commit_uuid}.avro");
+    let out = table
+        .file_io()
+        .new_output(&list_path)
+        .map_err(|e| format!("cannot create manifest list {list_path}: {e}"))?
+        .writer()
+        .await
+        .map_err(|e| format!("cannot create manifest list {list_path}: {e}"))?;
+    let mut list =
+        ManifestListWriter::v2(out, snapshot_id, Some(head.snapshot_id()), sequence_number);
+    list.add_manifests(manifests.into_iter())
+        .map_err(|e| format!("cannot write manifest list {list_path}: {e}"))?;
+    list.close()
+        .await
+        .map_err(|e| format!("cannot write manifest list {list_path}: {e}"))?;
+    let mut props = summary.build();
+    with_totals(&mut props, Some(head.summary()));
+    let snapshot = Snapshot::builder()
+        .with_snapshot_id(snapshot_id)
+        .with_parent_snapshot_id(Some(head.snapshot_id()))
+        .with_sequence_number(sequence_number)
+        .with_timestamp_ms(chrono::Utc::now().timestamp_millis())
+        .with_manifest_list(list_path)
+        .with_summary(Summary {
+            operation: Operation::Replace,
+            additional_properties: props,
+        })
+        .with_schema_id(schema.schema_id())
+        .build();
+    let requirements = vec![
+        TableRequirement::UuidMatch {
+            uuid: metadata.uuid(),
+        },
+        TableRequirement::RefSnapshotIdMatch {
+            r#ref: MAIN_BRANCH.to_string(),
+            snapshot_id: Some(head.snapshot_id()),
+        },
+    ];
+    let updates = vec![
+        TableUpdate::AddSnapshot { snapshot },
+        TableUpdate::SetSnapshotRef {
+            ref_name: MAIN_BRANCH.to_string(),
+            reference: SnapshotReference::new(
+                snapshot_id,
+                SnapshotRetention::branch(None, None, None),
+            ),
+        },
+    ];
+    catalog
+        .committer()
+        .commit(table, requirements, updates)
+        .await
+        .map(|_| snapshot_id)
+        .map_err(|e| {
+            if e.kind() == iceberg::ErrorKind::CatalogCommitConflicts {
+                format!("the table changed while it was compacted; nothing was replaced ({e})")
+            } else {
+                format!("cannot commit the compaction: {e}")
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, size: u64, records: u64, deleted: u64) -> LiveFile {
+        LiveFile {
+            file: iceberg::spec::DataFileBuilder::default()
+                .content(DataContentType::Data)
+                .file_path(path.into())
+                .file_format(iceberg::spec::DataFileFormat::Parquet)
+                .record_count(records)
+                .file_size_in_bytes(size)
+                .build()
+                .unwrap(),
+            deleted,
+        }
+    }
+
+    fn options() -> CompactOptions {
+        CompactOptions {
+            target_file_size: 1000,
+            min_file_size: 750,
+            min_input_files: 5,
+            delete_ratio: 0.3,
+            dry_run: false,
+        }
+    }
+
+    fn planned(groups: &[Vec<LiveFile>]) -> (Vec<String>, CompactReport) {
+        let mut report = CompactReport::default();
+        let files = plan(groups.iter().map(Vec::as_slice), &options(), &mut report);
+        (
+            files.iter().map(|f| f.file_path().to_string()).collect(),
+            report,
+        )
+    }
+
+    #[test]
+    fn a_partition_needs_enough_small_files() {
+        let four: Vec<LiveFile> = (0..4).map(|i| file(&format!("a{i}"), 100, 10, 0)).collect();
+        assert!(planned(&[four]).0.is_empty());
+        let mut five: Vec<LiveFile> = (0..5).map(|i| file(&format!("b{i}"), 100, 10, 0)).collect();
+        // A file at the target size stays.
+        five.push(file("big", 900, 10, 0));
+        let (files, report) = planned(&[five]);
+        assert_eq!(files, ["b0", "b1", "b2", "b3", "b4"]);
+        assert_eq!(
+            (
+                report.partitions,
+                report.data_files_rewritten,
+                report.bytes_rewritten
+            ),
+            (1, 5, 500)
+        );
+    }
+
+    #[test]
+    fn small_files_adding_up_past_the_target_are_rewritten() {
+        let two = vec![file("a", 600, 10, 0), file("b", 600, 10, 0)];
+        assert_eq!(planned(&[two]).0, ["a", "b"]);
+        // One small file alone is never rewritten for its size.
+        assert!(planned(&[vec![file("a", 10, 10, 0)]]).0.is_empty());
+    }
+
+    #[test]
+    fn files_with_many_deleted_rows_are_rewritten_alone() {
+        assert!(planned(&[vec![file("big", 900, 10, 2)]]).0.is_empty());
+        assert_eq!(planned(&[vec![file("big", 900, 10, 3)]]).0, ["big"]);
+    }
+
+    #[test]
+    fn partitions_are_planned_apart() {
+        let a: Vec<LiveFile> = (0..5).map(|i| file(&format!("a{i}"), 100, 10, 0)).collect();
+        let b: Vec<LiveFile> = (0..3).map(|i| file(&format!("b{i}"), 100, 10, 0)).collect();
+        let (files, report) = planned(&[a, b]);
+        assert_eq!(files.len(), 5);
+        assert_eq!(report.partitions, 1);
+    }
+}

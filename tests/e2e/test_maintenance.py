@@ -1,0 +1,186 @@
+"""Table maintenance (docs/maintenance.md): the coordinator compacts the tables it commits —
+small files bin-packed, deletes applied — in `replace` snapshots, and `floe table compact` does
+the same for any table. Every reader (PyIceberg, DuckDB, Iceberg's generic reader) reads exactly
+the produced rows before and after."""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from harness import (
+    FLOE_BIN, Worker, connector_config, create_topic, delete_topics, java_rows, produce, pyiceberg_catalog,
+    read_rows, sqlite_catalog_config, unique, wait_for,
+)
+from test_upserts import Changes, assert_every_reader, duckdb_rows, wait_committed
+
+
+def live_files(catalog, table):
+    """(data files, delete files) of the current snapshot."""
+    tbl = catalog.load_table(table)
+    s = tbl.current_snapshot().summary
+    return int(s.get("total-data-files") or 0), int(s.get("total-delete-files") or 0)
+
+
+def operations(catalog, table):
+    tbl = catalog.load_table(table)
+    return [s.summary.operation.value for s in sorted(tbl.metadata.snapshots, key=lambda s: s.sequence_number)]
+
+
+def test_the_coordinator_compacts_a_stream_without_losing_or_repeating_a_row(tmp_path):
+    """A stream committing every second into a partitioned table, compaction every 4 s: the
+    small files of each partition are rewritten while the stream goes on, the file count stays
+    bounded, and every reader reads every produced row once."""
+    topic, name, table = unique("compact"), unique("sink"), f"db_{unique('ns')}.events"
+    create_topic(topic, partitions=2)
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    worker = Worker(tmp_path).start()
+    try:
+        worker.create_connector(name, connector_config(topic, table, catalog_cfg, **{
+            "tasks.max": "2",
+            "iceberg.control.commit.interval-ms": "1000",
+            "iceberg.tables.default-partition-by": "region",
+            "floe.maintenance.compaction.interval-ms": "4000",
+        }))
+        sent, most_files = 0, 0
+        catalog = pyiceberg_catalog(catalog_cfg)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            produce(topic, [{"id": sent + i, "region": ("eu", "us", "ap")[(sent + i) % 3]} for i in range(200)],
+                    keys=[str(sent + i) for i in range(200)])
+            sent += 200
+            time.sleep(0.5)
+            try:
+                most_files = max(most_files, live_files(catalog, table)[0])
+            except Exception:  # noqa: BLE001 - not created yet
+                pass
+        want = sorted(range(sent))
+
+        def settled():
+            rows = read_rows(pyiceberg_catalog(catalog_cfg), table)
+            return sorted(r["id"] for r in rows) == want
+        wait_for(settled, 90, f"{table} to hold the {sent} rows")
+        ops = operations(catalog, table)
+        assert "replace" in ops, ops
+        # Once the stream stops, the next compactions leave each of the 3 partitions fewer small
+        # files than min-input-files (5).
+        wait_for(lambda: live_files(pyiceberg_catalog(catalog_cfg), table)[0] <= 3 * 4, 60,
+                 "at most 4 files per partition after the stream")
+        ops = operations(pyiceberg_catalog(catalog_cfg), table)
+        files = live_files(pyiceberg_catalog(catalog_cfg), table)[0]
+        for reader, rows in (("pyiceberg", read_rows(pyiceberg_catalog(catalog_cfg), table)),
+                             ("duckdb", duckdb_rows(pyiceberg_catalog(catalog_cfg), table)),
+                             ("iceberg-generics", java_rows(catalog_cfg, table))):
+            ids = sorted(r["id"] for r in rows)
+            assert ids == want, f"{reader}: {len(ids)} rows, {len(set(ids))} distinct, {sent} produced"
+        print(f"compaction while streaming: rows {sent}, commits {ops.count('append')}, compactions "
+              f"{ops.count('replace')}, most live data files {most_files}, data files at the end {files}")
+        # Without compaction the table would hold a file per task, partition and commit.
+        assert ops.count("append") * 3 > 3 * 4
+    finally:
+        worker.stop()
+        delete_topics(topic)
+
+
+def test_compaction_applies_the_deletes_of_an_upserted_table(tmp_path):
+    """Upserts leave position delete files; compaction rewrites the files they point into with
+    the deleted rows gone, and removes the delete files."""
+    topic, name, table = unique("ucompact"), unique("sink"), f"db_{unique('ns')}.items"
+    create_topic(topic, partitions=2)
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    worker = Worker(tmp_path).start()
+    changes = Changes(topic)
+    try:
+        worker.create_connector(name, connector_config(topic, table, catalog_cfg, **{
+            "tasks.max": "2",
+            "iceberg.tables.upsert-mode-enabled": "true",
+            "iceberg.tables.cdc-field": "op",
+            "iceberg.tables.default-id-columns": "id",
+            "iceberg.control.commit.interval-ms": "1000",
+            "floe.maintenance.compaction.interval-ms": "6000",
+        }))
+        changes.send([("I", i, f"v0-{i}", "eu") for i in range(1000)])
+        wait_committed(catalog_cfg, table, changes)
+        for step in range(1, 5):
+            changes.send([("U", i, f"v{step}-{i}", "eu") for i in range(step, 1000, 7)] +
+                         [("D", i, "", "eu") for i in range(1000 - step * 20, 1000 - step * 20 + 10)])
+            wait_committed(catalog_cfg, table, changes)
+        catalog = pyiceberg_catalog(catalog_cfg)
+        before = live_files(catalog, table)
+        wait_for(lambda: live_files(pyiceberg_catalog(catalog_cfg), table)[1] == 0, 60,
+                 "a compaction that applies every delete")
+        after = live_files(pyiceberg_catalog(catalog_cfg), table)
+        assert_every_reader(catalog_cfg, table, changes.expected, ("id", "payload"))
+        summary = pyiceberg_catalog(catalog_cfg).load_table(table).current_snapshot().summary
+        print(f"upserted table compacted: (data, delete) files before {before}, after {after}; "
+              f"rows {len(changes.expected)}, total-records {summary.get('total-records')}")
+        assert int(summary.get("total-records")) == len(changes.expected)
+        # Later upserts resolve against the compacted files.
+        changes.send([("U", i, f"v9-{i}", "eu") for i in range(0, 1000, 5)])
+        wait_committed(catalog_cfg, table, changes)
+        assert_every_reader(catalog_cfg, table, changes.expected, ("id", "payload"))
+    finally:
+        worker.stop()
+        delete_topics(topic)
+
+
+def test_floe_table_compact_from_the_command_line(tmp_path):
+    """`floe table compact` with `--dry-run` plans without touching the table; without it, the
+    table is compacted, read alike by every reader, and reported as JSON."""
+    topic, name, table = unique("clicompact"), unique("sink"), f"db_{unique('ns')}.events"
+    create_topic(topic, partitions=1)
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    config = connector_config(topic, table, catalog_cfg, **{"floe.maintenance.compaction.enabled": "false"})
+    worker = Worker(tmp_path).start()
+    try:
+        worker.create_connector(name, config)
+        for batch in range(6):
+            produce(topic, [{"id": batch * 100 + i, "v": f"x{i}"} for i in range(100)])
+            wait_for(lambda: len(read_rows(pyiceberg_catalog(catalog_cfg), table)) == (batch + 1) * 100, 60,
+                     f"batch {batch} committed")
+    finally:
+        worker.stop()
+        delete_topics(topic)
+    cfile = tmp_path / "connector.json"
+    cfile.write_text(json.dumps({"name": name, "config": config}))
+    catalog = pyiceberg_catalog(catalog_cfg)
+    files_before, _ = live_files(catalog, table)
+    snapshots_before = len(catalog.load_table(table).metadata.snapshots)
+
+    def floe_table(*args):
+        out = subprocess.run([str(FLOE_BIN), "table", "compact", str(cfile), table, *args],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    plan = json.loads(floe_table("--dry-run", "--json"))
+    assert plan["data_files_rewritten"] == files_before == 6, plan
+    assert plan["snapshot_id"] is None
+    assert len(pyiceberg_catalog(catalog_cfg).load_table(table).metadata.snapshots) == snapshots_before
+    done = json.loads(floe_table("--json"))
+    assert done["data_files_written"] == 1 and done["rows"] == 600, done
+    catalog = pyiceberg_catalog(catalog_cfg)
+    assert live_files(catalog, table) == (1, 0)
+    assert operations(catalog, table)[-1] == "replace"
+    want = sorted(range(600))
+    for reader, rows in (("pyiceberg", read_rows(catalog, table)), ("duckdb", duckdb_rows(catalog, table)),
+                         ("iceberg-generics", java_rows(catalog_cfg, table))):
+        assert sorted(r["id"] for r in rows) == want, reader
+    # Nothing left to do.
+    assert "nothing to compact" in floe_table()
+    print(f"floe table compact: {files_before} files into {done['data_files_written']}, {done['rows']} rows")
+
+
+@pytest.mark.parametrize("value", ["maybe"])
+def test_a_bad_maintenance_key_is_a_validation_error(tmp_path, value):
+    worker = Worker(tmp_path).start()
+    try:
+        config = connector_config("t", "db.t", sqlite_catalog_config(tmp_path),
+                                  **{"floe.maintenance.compaction.enabled": value})
+        r = worker.put("/connector-plugins/IcebergSinkConnector/config/validate", config)
+        assert r.status_code == 200, r.text
+        errors = {c["value"]["name"]: c["value"]["errors"] for c in r.json()["configs"]}
+        assert errors["floe.maintenance.compaction.enabled"], errors
+    finally:
+        worker.stop()
