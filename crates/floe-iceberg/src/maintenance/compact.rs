@@ -20,7 +20,7 @@ use iceberg::arrow::ArrowReaderBuilder;
 use iceberg::scan::FileScanTask;
 use iceberg::spec::{
     DataContentType, DataFile, FormatVersion, ManifestContentType, ManifestFile,
-    ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotReference,
+    ManifestListWriter, ManifestWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotReference,
     SnapshotRetention, SnapshotSummaryCollector, Summary, MAIN_BRANCH,
 };
 use iceberg::table::Table;
@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use crate::catalog::CatalogHandle;
 use crate::delta::deletion_vectors::read_position_deletes;
-use crate::row_delta::{new_snapshot_id, remove_entries, with_totals};
+use crate::row_delta::{new_snapshot_id, with_totals};
 use crate::writer::TableWriter;
 
 /// The table property of the target size (Java's), and its default.
@@ -340,6 +340,48 @@ async fn rewrite_files(
     writer.close().await.map_err(|e| e.to_string())
 }
 
+/// One manifest writer per content (data, deletes) and partition spec.
+struct MergedManifests<'a> {
+    table: &'a Table,
+    snapshot_id: i64,
+    prefix: String,
+    writers: BTreeMap<(bool, i32), (String, ManifestWriter)>,
+}
+
+impl MergedManifests<'_> {
+    fn writer(&mut self, is_delete: bool, spec_id: i32) -> Result<&mut ManifestWriter, String> {
+        let n = self.writers.len();
+        let entry = match self.writers.entry((is_delete, spec_id)) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let metadata = self.table.metadata();
+                let spec = metadata
+                    .partition_spec_by_id(spec_id)
+                    .ok_or_else(|| format!("partition spec {spec_id} is not in the table"))?;
+                let path = format!("{}-m{n}.avro", self.prefix);
+                let output = self
+                    .table
+                    .file_io()
+                    .new_output(&path)
+                    .map_err(|e| format!("cannot create manifest {path}: {e}"))?;
+                let builder = ManifestWriterBuilder::new(
+                    output,
+                    Some(self.snapshot_id),
+                    metadata.current_schema().clone(),
+                    spec.as_ref().clone(),
+                );
+                let writer = if is_delete {
+                    builder.build_v2_deletes()
+                } else {
+                    builder.build_v2_data()
+                };
+                e.insert((path, writer))
+            }
+        };
+        Ok(&mut entry.1)
+    }
+}
+
 /// Commits the rewrite as a `replace` snapshot on `head`, or fails when the branch moved.
 async fn commit(
     catalog: &CatalogHandle,
@@ -356,29 +398,10 @@ async fn commit(
     let location = metadata.location().trim_end_matches('/');
     let commit_uuid = uuid::Uuid::now_v7();
     let mut summary = SnapshotSummaryCollector::default();
-    let path = format!("{location}/metadata/{commit_uuid}-m0.avro");
-    let output = table
-        .file_io()
-        .new_output(&path)
-        .map_err(|e| format!("cannot create manifest {path}: {e}"))?;
-    let mut writer = ManifestWriterBuilder::new(
-        output,
-        Some(snapshot_id),
-        schema.clone(),
-        spec.as_ref().clone(),
-    )
-    .build_v2_data();
-    for f in added {
-        summary.add_file(&f, schema.clone(), spec.clone());
-        writer
-            .add_file(f, -1)
-            .map_err(|e| format!("cannot add a file to manifest {path}: {e}"))?;
-    }
-    let mut manifests = vec![writer
-        .write_manifest_file()
-        .await
-        .map_err(|e| format!("cannot write manifest {path}: {e}"))?];
-    let parents = table
+    // Every manifest of the head is merged into one per content and partition spec: the new
+    // files added, the rewritten ones deleted, the rest existing. A compacted table then has
+    // one data manifest per spec instead of one per commit (fewer files for readers to open).
+    let parents: Vec<ManifestFile> = table
         .manifest_list_reader(head)
         .load()
         .await
@@ -386,20 +409,66 @@ async fn commit(
         .consume_entries()
         .into_iter()
         .collect();
-    let rewritten = remove_entries(
+    let key = |f: &DataFile| (f.file_path().to_string(), f.content_offset());
+    let wanted: HashSet<(String, Option<i64>)> = removed.iter().map(key).collect();
+    let mut writers = MergedManifests {
         table,
-        parents,
-        removed,
         snapshot_id,
-        &format!("{location}/metadata/{commit_uuid}"),
-    )
-    .await?;
-    for (spec_id, f) in &rewritten.removed {
-        if let Some(spec) = metadata.partition_spec_by_id(*spec_id) {
-            summary.remove_file(f, schema.clone(), spec.clone());
+        prefix: format!("{location}/metadata/{commit_uuid}"),
+        writers: BTreeMap::new(),
+    };
+    let default_spec = metadata.default_partition_spec_id();
+    for f in added {
+        summary.add_file(&f, schema.clone(), spec.clone());
+        writers.writer(false, default_spec)?
+            .add_file(f, -1)
+            .map_err(|e| format!("cannot add a new file to the merged manifest: {e}"))?;
+    }
+    let mut found = 0;
+    for manifest in &parents {
+        let loaded = manifest
+            .load_manifest(table.file_io())
+            .await
+            .map_err(|e| format!("cannot read manifest {}: {e}", manifest.manifest_path))?;
+        let is_delete = manifest.content == ManifestContentType::Deletes;
+        for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
+            let file = entry.data_file().clone();
+            let (Some(seq), Some(added_by)) = (entry.sequence_number(), entry.snapshot_id())
+            else {
+                return Err(format!(
+                    "manifest {} has an entry without its snapshot or sequence number",
+                    manifest.manifest_path
+                ));
+            };
+            let writer = writers.writer(is_delete, manifest.partition_spec_id)?;
+            if wanted.contains(&key(&file)) {
+                found += 1;
+                if let Some(spec) = metadata.partition_spec_by_id(manifest.partition_spec_id) {
+                    summary.remove_file(&file, schema.clone(), spec.clone());
+                }
+                writer.add_delete_file(file, seq, entry.file_sequence_number)
+            } else {
+                writer.add_existing_file(file, added_by, seq, entry.file_sequence_number)
+            }
+            .map_err(|e| format!("cannot merge manifest {}: {e}", manifest.manifest_path))?;
         }
     }
-    manifests.extend(rewritten.manifests);
+    if found != wanted.len() {
+        return Err(format!(
+            "{} of the {} files to replace are no longer live",
+            wanted.len() - found,
+            wanted.len()
+        ));
+    }
+    let mut manifests = Vec::with_capacity(writers.writers.len());
+    for (_, (path, writer)) in writers.writers {
+        manifests.push(
+            writer
+                .write_manifest_file()
+                .await
+                .map_err(|e| format!("cannot write manifest {path}: {e}"))?,
+        );
+    }
     let list_path = format!("{location}/metadata/snap-{snapshot_id}-1-{commit_uuid}.avro");
     let out = table
         .file_io()
