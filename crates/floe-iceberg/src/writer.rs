@@ -59,6 +59,11 @@ pub struct TableWriter {
 const QUEUED_BATCHES: usize = 4;
 
 const DEFAULT_TARGET_FILE_SIZE: usize = 512 * 1024 * 1024;
+/// Java's table property for the size of a Parquet row group, and its default (128 MiB): a row
+/// group is flushed once its encoded size passes it, which bounds a writer's memory with wide
+/// records and lets readers split a file between threads.
+const ROW_GROUP_SIZE: &str = "write.parquet.row-group-size-bytes";
+const DEFAULT_ROW_GROUP_BYTES: usize = 128 * 1024 * 1024;
 /// parquet-java's zstd level, what the Java sink writes with when
 /// `write.parquet.compression-level` is unset (the Rust writer's own default is 1).
 const DEFAULT_ZSTD_LEVEL: i32 = 3;
@@ -117,8 +122,14 @@ impl TableWriter {
             schema_to_arrow_schema(&schema)
                 .map_err(|e| fail(format!("cannot map the schema to Arrow: {e}")))?,
         );
+        let row_group_bytes = props
+            .get(ROW_GROUP_SIZE)
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|v| *v > 0)
+            .unwrap_or(DEFAULT_ROW_GROUP_BYTES);
         let writer_props = WriterProperties::builder()
             .set_compression(compression(&props).map_err(fail)?)
+            .set_max_row_group_bytes(Some(row_group_bytes))
             .build();
         let target_size = props
             .get("write.target-file-size-bytes")
