@@ -20,8 +20,8 @@ use iceberg::arrow::ArrowReaderBuilder;
 use iceberg::scan::FileScanTask;
 use iceberg::spec::{
     DataContentType, DataFile, FormatVersion, ManifestContentType, ManifestFile,
-    ManifestListWriter, ManifestWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotReference,
-    SnapshotRetention, SnapshotSummaryCollector, Summary, MAIN_BRANCH,
+    ManifestListWriter, ManifestWriter, ManifestWriterBuilder, Operation, Snapshot,
+    SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary, MAIN_BRANCH,
 };
 use iceberg::table::Table;
 use iceberg::Runtime;
@@ -420,7 +420,8 @@ async fn commit(
     let default_spec = metadata.default_partition_spec_id();
     for f in added {
         summary.add_file(&f, schema.clone(), spec.clone());
-        writers.writer(false, default_spec)?
+        writers
+            .writer(false, default_spec)?
             .add_file(f, -1)
             .map_err(|e| format!("cannot add a new file to the merged manifest: {e}"))?;
     }
@@ -433,8 +434,7 @@ async fn commit(
         let is_delete = manifest.content == ManifestContentType::Deletes;
         for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
             let file = entry.data_file().clone();
-            let (Some(seq), Some(added_by)) = (entry.sequence_number(), entry.snapshot_id())
-            else {
+            let (Some(seq), Some(added_by)) = (entry.sequence_number(), entry.snapshot_id()) else {
                 return Err(format!(
                     "manifest {} has an entry without its snapshot or sequence number",
                     manifest.manifest_path
