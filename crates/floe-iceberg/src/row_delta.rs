@@ -1,5 +1,5 @@
 //! A row-delta commit: new data files and delete files in one snapshot (Java's `RowDelta`),
-//! as a compare-and-set on the branch head the caller validated.
+//! as a compare-and-set on the branch head the caller validated (`snapshot.rs`).
 //!
 //! The snapshot keeps every manifest of its parent and adds one data manifest and one delete
 //! manifest per partition spec; added entries inherit the snapshot's sequence number, so the
@@ -12,42 +12,19 @@
 //! the summary counts vectors as Java does (`added-dvs`/`removed-dvs`, sizes by blob), and
 //! the snapshot takes the row-id range its new data files are assigned (row lineage).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use iceberg::spec::{
-    DataContentType, DataFile, FormatVersion, ManifestContentType, ManifestFile,
-    ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotReference,
-    SnapshotRetention, SnapshotSummaryCollector, Summary, MAIN_BRANCH,
+    DataContentType, DataFile, FormatVersion, ManifestFile, ManifestWriter, Operation,
+    SnapshotSummaryCollector, MAIN_BRANCH,
 };
 use iceberg::table::Table;
-use iceberg::{TableRequirement, TableUpdate};
 
 use crate::catalog::CatalogHandle;
 use crate::delta::deletion_vectors::is_vector;
 use crate::error::SinkError;
+use crate::snapshot::Draft;
 use crate::table_commit::CommitOutcome;
-
-/// Java's summary totals, and the added/removed keys each follows.
-const TOTALS: &[(&str, &str, &str)] = &[
-    ("total-data-files", "added-data-files", "deleted-data-files"),
-    (
-        "total-delete-files",
-        "added-delete-files",
-        "removed-delete-files",
-    ),
-    ("total-records", "added-records", "deleted-records"),
-    ("total-files-size", "added-files-size", "removed-files-size"),
-    (
-        "total-position-deletes",
-        "added-position-deletes",
-        "removed-position-deletes",
-    ),
-    (
-        "total-equality-deletes",
-        "added-equality-deletes",
-        "removed-equality-deletes",
-    ),
-];
 
 /// Commits `data` (written with the default partition spec) and `deletes` (position delete
 /// files on v2 tables, deletion vectors on v3, each with the id of the partition spec it was
@@ -83,14 +60,8 @@ pub async fn commit(
             "deletion vectors are replaced on format version 3 tables only".into(),
         ));
     }
-    let branch = branch.unwrap_or(MAIN_BRANCH);
-    let parent = metadata.snapshot_for_ref(branch).cloned();
-    let snapshot_id = new_snapshot_id(table);
-    let sequence_number = metadata.last_sequence_number() + 1;
+    let mut draft = Draft::new(table, branch.unwrap_or(MAIN_BRANCH));
     let schema = metadata.current_schema().clone();
-    let file_io = table.file_io();
-    let location = metadata.location().trim_end_matches('/');
-    let commit_uuid = uuid::Uuid::now_v7();
     let mut summary = SnapshotSummaryCollector::default();
     let mut manifests: Vec<ManifestFile> = Vec::new();
     let mut vectors = VectorCounts::default();
@@ -114,27 +85,12 @@ pub async fn commit(
         }
         groups.entry((true, spec_id)).or_default().push(f);
     }
-    for (n, ((is_delete, spec_id), files)) in groups.into_iter().enumerate() {
+    for ((is_delete, spec_id), files) in groups {
         let spec = metadata
             .partition_spec_by_id(spec_id)
             .ok_or_else(|| fail(format!("partition spec {spec_id} is not in the table")))?
             .clone();
-        let path = format!("{location}/metadata/{commit_uuid}-m{n}.avro");
-        let output = file_io
-            .new_output(&path)
-            .map_err(|e| fail(format!("cannot create manifest {path}: {e}")))?;
-        let builder = ManifestWriterBuilder::new(
-            output,
-            Some(snapshot_id),
-            schema.clone(),
-            spec.as_ref().clone(),
-        );
-        let mut writer = match (is_delete, v3) {
-            (true, true) => builder.build_v3_deletes(),
-            (false, true) => builder.build_v3_data(),
-            (true, false) => builder.build_v2_deletes(),
-            (false, false) => builder.build_v2_data(),
-        };
+        let (path, mut writer) = draft.manifest_writer(is_delete, spec_id).map_err(fail)?;
         for f in files {
             summary.add_file(&f, schema.clone(), spec.clone());
             vectors.added(&f);
@@ -149,120 +105,28 @@ pub async fn commit(
                 .map_err(|e| fail(format!("cannot write manifest {path}: {e}")))?,
         );
     }
-    if let Some(parent) = &parent {
-        let list = table
-            .manifest_list_reader(parent)
-            .load()
-            .await
-            .map_err(|e| fail(format!("cannot read the parent's manifest list: {e}")))?;
-        let parents = list.consume_entries();
-        if replaced.is_empty() {
-            manifests.extend(parents);
-        } else {
-            let rewritten = remove_entries(
-                table,
-                parents.into_iter().collect(),
-                &replaced,
-                snapshot_id,
-                &format!("{location}/metadata/{commit_uuid}"),
-            )
+    let parents = draft.parent_manifests().await.map_err(fail)?;
+    if replaced.is_empty() {
+        manifests.extend(parents);
+    } else {
+        let rewritten = remove_entries(&mut draft, parents, &replaced)
             .await
             .map_err(fail)?;
-            for (spec_id, f) in &rewritten.removed {
-                if let Some(spec) = metadata.partition_spec_by_id(*spec_id) {
-                    summary.remove_file(f, schema.clone(), spec.clone());
-                }
-                vectors.removed(f);
+        for (spec_id, f) in &rewritten.removed {
+            if let Some(spec) = metadata.partition_spec_by_id(*spec_id) {
+                summary.remove_file(f, schema.clone(), spec.clone());
             }
-            manifests.extend(rewritten.manifests);
+            vectors.removed(f);
         }
+        manifests.extend(rewritten.manifests);
     }
-    let list_path = format!("{location}/metadata/snap-{snapshot_id}-1-{commit_uuid}.avro");
-    let output = file_io
-        .new_output(&list_path)
-        .map_err(|e| fail(format!("cannot create manifest list {list_path}: {e}")))?;
-    let writer = output
-        .writer()
-        .await
-        .map_err(|e| fail(format!("cannot create manifest list {list_path}: {e}")))?;
-    let first_row_id = metadata.next_row_id();
-    let mut list = if v3 {
-        ManifestListWriter::v3(
-            writer,
-            snapshot_id,
-            parent.as_ref().map(|p| p.snapshot_id()),
-            sequence_number,
-            Some(first_row_id),
-        )
-    } else {
-        ManifestListWriter::v2(
-            writer,
-            snapshot_id,
-            parent.as_ref().map(|p| p.snapshot_id()),
-            sequence_number,
-        )
-    };
-    list.add_manifests(manifests.into_iter())
-        .map_err(|e| fail(format!("cannot write manifest list {list_path}: {e}")))?;
-    let next_row_id = list.next_row_id();
-    list.close()
-        .await
-        .map_err(|e| fail(format!("cannot write manifest list {list_path}: {e}")))?;
-
     let mut props = summary.build();
     vectors.apply(&mut props);
-    with_totals(&mut props, parent.as_ref().map(|p| p.summary()));
     props.extend(properties);
-    let snapshot = Snapshot::builder()
-        .with_snapshot_id(snapshot_id)
-        .with_parent_snapshot_id(parent.as_ref().map(|p| p.snapshot_id()))
-        .with_sequence_number(sequence_number)
-        .with_timestamp_ms(chrono::Utc::now().timestamp_millis())
-        .with_manifest_list(list_path)
-        .with_summary(Summary {
-            operation: Operation::Overwrite,
-            additional_properties: props,
-        })
-        .with_schema_id(schema.schema_id());
-    let snapshot = match next_row_id {
-        Some(next) if v3 => snapshot
-            .with_row_range(first_row_id, next.saturating_sub(first_row_id))
-            .build(),
-        _ => snapshot.build(),
-    };
-    let requirements = vec![
-        TableRequirement::UuidMatch {
-            uuid: metadata.uuid(),
-        },
-        TableRequirement::RefSnapshotIdMatch {
-            r#ref: branch.to_string(),
-            snapshot_id: parent.as_ref().map(|p| p.snapshot_id()),
-        },
-    ];
-    let updates = vec![
-        TableUpdate::AddSnapshot { snapshot },
-        TableUpdate::SetSnapshotRef {
-            ref_name: branch.to_string(),
-            reference: SnapshotReference::new(
-                snapshot_id,
-                SnapshotRetention::branch(None, None, None),
-            ),
-        },
-    ];
-    match catalog
-        .committer()
-        .commit(table, requirements, updates)
+    draft
+        .commit(catalog, manifests, Operation::Overwrite, props)
         .await
-    {
-        Ok(_) => Ok(CommitOutcome::Committed(snapshot_id)),
-        Err(e)
-            if e.kind() == iceberg::ErrorKind::CatalogCommitConflicts
-                || e.kind() == iceberg::ErrorKind::DataInvalid =>
-        {
-            Ok(CommitOutcome::Conflict(e.to_string()))
-        }
-        Err(e) => Ok(CommitOutcome::Unknown(e.to_string())),
-    }
+        .map_err(fail)
 }
 
 /// What a row delta counts differently for deletion vectors: Java counts them as `dvs` rather
@@ -332,81 +196,42 @@ pub(crate) struct Rewritten {
 }
 
 pub(crate) async fn remove_entries(
-    table: &Table,
+    draft: &mut Draft<'_>,
     parents: Vec<ManifestFile>,
     removed: &[DataFile],
-    snapshot_id: i64,
-    prefix: &str,
 ) -> Result<Rewritten, String> {
-    let metadata = table.metadata();
-    let v3 = metadata.format_version() == FormatVersion::V3;
-    let key = |f: &DataFile| (f.file_path().to_string(), f.content_offset());
-    let wanted: std::collections::HashSet<(String, Option<i64>)> =
-        removed.iter().map(key).collect();
+    let wanted: HashSet<(String, Option<i64>)> = removed.iter().map(entry_key).collect();
     let mut out = Rewritten {
         manifests: Vec::with_capacity(parents.len()),
         removed: Vec::new(),
     };
-    for (n, manifest) in parents.into_iter().enumerate() {
+    for manifest in parents {
         if out.removed.len() == wanted.len() {
             out.manifests.push(manifest);
             continue;
         }
         let loaded = manifest
-            .load_manifest(table.file_io())
+            .load_manifest(draft.table.file_io())
             .await
             .map_err(|e| format!("cannot read manifest {}: {e}", manifest.manifest_path))?;
         if !loaded
             .entries()
             .iter()
-            .any(|e| e.is_alive() && wanted.contains(&key(e.data_file())))
+            .any(|e| e.is_alive() && wanted.contains(&entry_key(e.data_file())))
         {
             out.manifests.push(manifest);
             continue;
         }
-        let spec = metadata
-            .partition_spec_by_id(manifest.partition_spec_id)
-            .ok_or_else(|| {
-                format!(
-                    "partition spec {} of manifest {} is not in the table",
-                    manifest.partition_spec_id, manifest.manifest_path
-                )
-            })?;
-        let path = format!("{prefix}-r{n}.avro");
-        let output = table
-            .file_io()
-            .new_output(&path)
-            .map_err(|e| format!("cannot create manifest {path}: {e}"))?;
-        let builder = ManifestWriterBuilder::new(
-            output,
-            Some(snapshot_id),
-            metadata.current_schema().clone(),
-            spec.as_ref().clone(),
-        );
-        let mut writer = match (manifest.content, v3) {
-            (ManifestContentType::Deletes, true) => builder.build_v3_deletes(),
-            (ManifestContentType::Deletes, false) => builder.build_v2_deletes(),
-            (ManifestContentType::Data, true) => builder.build_v3_data(),
-            (ManifestContentType::Data, false) => builder.build_v2_data(),
-        };
-        for entry in loaded.entries() {
-            if !entry.is_alive() {
-                continue;
+        let is_delete = manifest.content == iceberg::spec::ManifestContentType::Deletes;
+        let (path, mut writer) = draft.manifest_writer(is_delete, manifest.partition_spec_id)?;
+        for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
+            let gone = wanted.contains(&entry_key(entry.data_file()));
+            carry(&mut writer, entry, gone)
+                .map_err(|e| format!("manifest {}: {e}", manifest.manifest_path))?;
+            if gone {
+                out.removed
+                    .push((manifest.partition_spec_id, entry.data_file().clone()));
             }
-            let file = entry.data_file().clone();
-            let (Some(seq), Some(added_by)) = (entry.sequence_number(), entry.snapshot_id()) else {
-                return Err(format!(
-                    "manifest {} has an entry without its snapshot or sequence number",
-                    manifest.manifest_path
-                ));
-            };
-            if wanted.contains(&key(&file)) {
-                out.removed.push((manifest.partition_spec_id, file.clone()));
-                writer.add_delete_file(file, seq, entry.file_sequence_number)
-            } else {
-                writer.add_existing_file(file, added_by, seq, entry.file_sequence_number)
-            }
-            .map_err(|e| format!("cannot rewrite manifest {path}: {e}"))?;
         }
         out.manifests.push(
             writer
@@ -425,56 +250,37 @@ pub(crate) async fn remove_entries(
     Ok(out)
 }
 
-/// A snapshot id not used by the table (Java's: random, positive).
-pub(crate) fn new_snapshot_id(table: &Table) -> i64 {
-    loop {
-        let id = (uuid::Uuid::new_v4().as_u128() as i64) & i64::MAX;
-        if id != 0 && table.metadata().snapshot_by_id(id).is_none() {
-            return id;
-        }
-    }
+/// What identifies a manifest entry's file: its path, and for a deletion vector its offset in
+/// the Puffin file.
+pub(crate) fn entry_key(f: &DataFile) -> (String, Option<i64>) {
+    (f.file_path().to_string(), f.content_offset())
 }
 
-/// Adds Java's `total-*` keys: the parent's totals with this snapshot's additions.
-pub(crate) fn with_totals(props: &mut HashMap<String, String>, parent: Option<&Summary>) {
-    let get = |map: &HashMap<String, String>, key: &str| {
-        map.get(key)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
+/// Writes a live entry of a parent manifest into a new one: deleted by this snapshot when
+/// `removed`, else existing (keeping its snapshot and sequence numbers).
+pub(crate) fn carry(
+    writer: &mut ManifestWriter,
+    entry: &iceberg::spec::ManifestEntry,
+    removed: bool,
+) -> Result<(), String> {
+    let file = entry.data_file().clone();
+    let (Some(seq), Some(added_by)) = (entry.sequence_number(), entry.snapshot_id()) else {
+        return Err(format!(
+            "the entry of {} has no snapshot or sequence number",
+            file.file_path()
+        ));
     };
-    for (total, added, removed) in TOTALS {
-        let before = parent.map_or(0, |p| get(&p.additional_properties, total));
-        let value = (before + get(props, added)).saturating_sub(get(props, removed));
-        props.insert(total.to_string(), value.to_string());
+    if removed {
+        writer.add_delete_file(file, seq, entry.file_sequence_number)
+    } else {
+        writer.add_existing_file(file, added_by, seq, entry.file_sequence_number)
     }
+    .map_err(|e| format!("cannot carry {}: {e}", entry.data_file().file_path()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn totals_follow_the_parent() {
-        let parent = Summary {
-            operation: Operation::Append,
-            additional_properties: HashMap::from([
-                ("total-records".to_string(), "10".to_string()),
-                ("total-data-files".to_string(), "2".to_string()),
-            ]),
-        };
-        let mut props = HashMap::from([
-            ("added-records".to_string(), "5".to_string()),
-            ("added-data-files".to_string(), "1".to_string()),
-            ("added-position-deletes".to_string(), "3".to_string()),
-            ("added-delete-files".to_string(), "1".to_string()),
-        ]);
-        with_totals(&mut props, Some(&parent));
-        assert_eq!(props["total-records"], "15");
-        assert_eq!(props["total-data-files"], "3");
-        assert_eq!(props["total-position-deletes"], "3");
-        assert_eq!(props["total-delete-files"], "1");
-        assert_eq!(props["total-equality-deletes"], "0");
-    }
 
     #[test]
     fn vectors_count_as_java_counts_them() {

@@ -159,13 +159,7 @@ pub async fn read_position_deletes(
             file.file_format()
         ));
     }
-    let bytes = table
-        .file_io()
-        .new_input(path)
-        .map_err(|e| format!("cannot open {path}: {e}"))?
-        .read()
-        .await
-        .map_err(|e| format!("cannot read {path}: {e}"))?;
+    let bytes = crate::snapshot::read_file(table, path).await?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|b| b.build())
         .map_err(|e| format!("cannot read {path}: {e}"))?;

@@ -160,14 +160,7 @@ async fn write_vectors(
     };
     let existing = match snapshot {
         Some(snapshot) => {
-            let manifests = table
-                .manifest_list_reader(snapshot)
-                .load()
-                .await
-                .map_err(|e| format!("cannot read the manifest list: {e}"))?
-                .consume_entries()
-                .into_iter()
-                .collect::<Vec<_>>();
+            let manifests = crate::snapshot::manifests_of(table, snapshot).await?;
             let targets = deletes.iter().map(|d| d.data_file.clone()).collect();
             deletion_vectors::existing(table, &manifests, &targets).await?
         }

@@ -129,7 +129,7 @@ pub async fn resolve(
     let mut keys: HashSet<Box<[u8]>> = HashSet::new();
     let mut range: Option<KeyRange> = None;
     for file in equality_deletes {
-        let bytes = read(table, file.file_path()).await?;
+        let bytes = crate::snapshot::read_file(table, file.file_path()).await?;
         keys.extend(encoder.file_keys(bytes.clone())?);
         range = widen(range, file, key_ids[0]);
     }
@@ -156,14 +156,7 @@ pub async fn resolve(
         }
     }
     let manifests = match snapshot {
-        Some(snapshot) => table
-            .manifest_list_reader(snapshot)
-            .load()
-            .await
-            .map_err(|e| format!("cannot read the manifest list: {e}"))?
-            .consume_entries()
-            .into_iter()
-            .collect(),
+        Some(snapshot) => crate::snapshot::manifests_of(table, snapshot).await?,
         None => Vec::new(),
     };
     for manifest in &manifests {
@@ -191,7 +184,7 @@ pub async fn resolve(
     for (spec_id, file) in candidates {
         let cache_key = (key_ids.clone(), file.file_path().to_string());
         if !cache.files.contains_key(&cache_key) {
-            let bytes = read(table, file.file_path()).await?;
+            let bytes = crate::snapshot::read_file(table, file.file_path()).await?;
             let rows = encoder
                 .file_keys(bytes)
                 .map_err(|e| format!("data file {}: {e}", file.file_path()))?;
@@ -242,16 +235,6 @@ pub async fn resolve(
         "equality deletes resolved to positions"
     );
     Ok(out)
-}
-
-async fn read(table: &Table, path: &str) -> Result<bytes::Bytes, String> {
-    table
-        .file_io()
-        .new_input(path)
-        .map_err(|e| format!("cannot open {path}: {e}"))?
-        .read()
-        .await
-        .map_err(|e| format!("cannot read {path}: {e}"))
 }
 
 /// Widens `range` by the bounds an equality-delete file records for the first key column.

@@ -19,19 +19,19 @@ use futures::TryStreamExt;
 use iceberg::arrow::ArrowReaderBuilder;
 use iceberg::scan::FileScanTask;
 use iceberg::spec::{
-    DataContentType, DataFile, FormatVersion, ManifestContentType, ManifestFile,
-    ManifestListWriter, ManifestWriter, ManifestWriterBuilder, Operation, Snapshot,
-    SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary, MAIN_BRANCH,
+    DataContentType, DataFile, FormatVersion, ManifestContentType, ManifestFile, ManifestWriter,
+    Operation, SnapshotSummaryCollector, MAIN_BRANCH,
 };
 use iceberg::table::Table;
 use iceberg::Runtime;
-use iceberg::{TableRequirement, TableUpdate};
 use roaring::RoaringTreemap;
 use serde::Serialize;
 
 use crate::catalog::CatalogHandle;
 use crate::delta::deletion_vectors::read_position_deletes;
-use crate::row_delta::{new_snapshot_id, with_totals};
+use crate::row_delta::{carry, entry_key};
+use crate::snapshot::{manifests_of, Draft};
+use crate::table_commit::CommitOutcome;
 use crate::writer::TableWriter;
 
 /// The table property of the target size (Java's), and its default.
@@ -134,14 +134,7 @@ pub async fn compact(
         report.skipped = Some("the table has no snapshot".into());
         return Ok(report);
     };
-    let manifests: Vec<ManifestFile> = table
-        .manifest_list_reader(&head)
-        .load()
-        .await
-        .map_err(|e| fail(format!("cannot read the manifest list: {e}")))?
-        .consume_entries()
-        .into_iter()
-        .collect();
+    let manifests: Vec<ManifestFile> = manifests_of(table, &head).await.map_err(fail)?;
 
     // The live files, and every position each position delete file deletes.
     let default_spec = metadata.default_partition_spec_id();
@@ -220,15 +213,30 @@ pub async fn compact(
     report.bytes_written = written.iter().map(|f| f.file_size_in_bytes()).sum();
     let mut removed = rewrite.clone();
     removed.extend(removable);
-    match commit(catalog, table, &head, written.clone(), &removed).await {
-        Ok(snapshot_id) => {
+    let outcome = commit(catalog, table, written.clone(), &removed).await;
+    let discard = || async {
+        for f in &written {
+            let _ = table.file_io().delete(f.file_path()).await;
+        }
+    };
+    match outcome {
+        Ok(CommitOutcome::Committed(snapshot_id)) => {
             report.snapshot_id = Some(snapshot_id);
             Ok(report)
         }
+        Ok(CommitOutcome::Conflict(reason)) => {
+            discard().await;
+            report.skipped = Some(format!(
+                "the table changed while it was compacted; nothing was replaced ({reason})"
+            ));
+            Ok(report)
+        }
+        // The commit may have landed: its files stay (at worst unreferenced).
+        Ok(CommitOutcome::Unknown(reason)) => Err(fail(format!(
+            "the outcome of the compaction's commit is unknown ({reason}); its files are kept"
+        ))),
         Err(e) => {
-            for f in &written {
-                let _ = table.file_io().delete(f.file_path()).await;
-            }
+            discard().await;
             Err(fail(e))
         }
     }
@@ -340,117 +348,61 @@ async fn rewrite_files(
     writer.close().await.map_err(|e| e.to_string())
 }
 
-/// One manifest writer per content (data, deletes) and partition spec.
-struct MergedManifests<'a> {
-    table: &'a Table,
-    snapshot_id: i64,
-    prefix: String,
-    writers: BTreeMap<(bool, i32), (String, ManifestWriter)>,
-}
-
-impl MergedManifests<'_> {
-    fn writer(&mut self, is_delete: bool, spec_id: i32) -> Result<&mut ManifestWriter, String> {
-        let n = self.writers.len();
-        let entry = match self.writers.entry((is_delete, spec_id)) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                let metadata = self.table.metadata();
-                let spec = metadata
-                    .partition_spec_by_id(spec_id)
-                    .ok_or_else(|| format!("partition spec {spec_id} is not in the table"))?;
-                let path = format!("{}-m{n}.avro", self.prefix);
-                let output = self
-                    .table
-                    .file_io()
-                    .new_output(&path)
-                    .map_err(|e| format!("cannot create manifest {path}: {e}"))?;
-                let builder = ManifestWriterBuilder::new(
-                    output,
-                    Some(self.snapshot_id),
-                    metadata.current_schema().clone(),
-                    spec.as_ref().clone(),
-                );
-                let writer = if is_delete {
-                    builder.build_v2_deletes()
-                } else {
-                    builder.build_v2_data()
-                };
-                e.insert((path, writer))
-            }
-        };
-        Ok(&mut entry.1)
-    }
-}
-
-/// Commits the rewrite as a `replace` snapshot on `head`, or fails when the branch moved.
+/// Commits the rewrite as a `replace` snapshot on the head the plan was made on. Every manifest
+/// of the head is merged into one per content and partition spec: the new files added, the
+/// rewritten ones deleted, the rest existing — a compacted table has one data manifest per spec
+/// instead of one per commit, fewer files for readers to open.
 async fn commit(
     catalog: &CatalogHandle,
     table: &Table,
-    head: &iceberg::spec::SnapshotRef,
     added: Vec<DataFile>,
     removed: &[DataFile],
-) -> Result<i64, String> {
+) -> Result<CommitOutcome, String> {
     let metadata = table.metadata();
-    let snapshot_id = new_snapshot_id(table);
-    let sequence_number = metadata.last_sequence_number() + 1;
+    let mut draft = Draft::new(table, MAIN_BRANCH);
     let schema = metadata.current_schema().clone();
-    let spec = metadata.default_partition_spec().clone();
-    let location = metadata.location().trim_end_matches('/');
-    let commit_uuid = uuid::Uuid::now_v7();
-    let mut summary = SnapshotSummaryCollector::default();
-    // Every manifest of the head is merged into one per content and partition spec: the new
-    // files added, the rewritten ones deleted, the rest existing. A compacted table then has
-    // one data manifest per spec instead of one per commit (fewer files for readers to open).
-    let parents: Vec<ManifestFile> = table
-        .manifest_list_reader(head)
-        .load()
-        .await
-        .map_err(|e| format!("cannot read the manifest list: {e}"))?
-        .consume_entries()
-        .into_iter()
-        .collect();
-    let key = |f: &DataFile| (f.file_path().to_string(), f.content_offset());
-    let wanted: HashSet<(String, Option<i64>)> = removed.iter().map(key).collect();
-    let mut writers = MergedManifests {
-        table,
-        snapshot_id,
-        prefix: format!("{location}/metadata/{commit_uuid}"),
-        writers: BTreeMap::new(),
-    };
     let default_spec = metadata.default_partition_spec_id();
+    let mut summary = SnapshotSummaryCollector::default();
+    let mut writers: BTreeMap<(bool, i32), (String, ManifestWriter)> = BTreeMap::new();
+    let (path, mut writer) = draft.manifest_writer(false, default_spec)?;
     for f in added {
-        summary.add_file(&f, schema.clone(), spec.clone());
-        writers
-            .writer(false, default_spec)?
+        summary.add_file(
+            &f,
+            schema.clone(),
+            metadata.default_partition_spec().clone(),
+        );
+        writer
             .add_file(f, -1)
-            .map_err(|e| format!("cannot add a new file to the merged manifest: {e}"))?;
+            .map_err(|e| format!("cannot add a new file to manifest {path}: {e}"))?;
     }
+    writers.insert((false, default_spec), (path, writer));
+    let wanted: HashSet<(String, Option<i64>)> = removed.iter().map(entry_key).collect();
     let mut found = 0;
-    for manifest in &parents {
+    for manifest in &draft.parent_manifests().await? {
         let loaded = manifest
             .load_manifest(table.file_io())
             .await
             .map_err(|e| format!("cannot read manifest {}: {e}", manifest.manifest_path))?;
-        let is_delete = manifest.content == ManifestContentType::Deletes;
+        let key = (
+            manifest.content == ManifestContentType::Deletes,
+            manifest.partition_spec_id,
+        );
+        let (_, writer) = match writers.entry(key) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(draft.manifest_writer(key.0, key.1)?)
+            }
+        };
         for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
-            let file = entry.data_file().clone();
-            let (Some(seq), Some(added_by)) = (entry.sequence_number(), entry.snapshot_id()) else {
-                return Err(format!(
-                    "manifest {} has an entry without its snapshot or sequence number",
-                    manifest.manifest_path
-                ));
-            };
-            let writer = writers.writer(is_delete, manifest.partition_spec_id)?;
-            if wanted.contains(&key(&file)) {
+            let gone = wanted.contains(&entry_key(entry.data_file()));
+            carry(writer, entry, gone)
+                .map_err(|e| format!("manifest {}: {e}", manifest.manifest_path))?;
+            if gone {
                 found += 1;
                 if let Some(spec) = metadata.partition_spec_by_id(manifest.partition_spec_id) {
-                    summary.remove_file(&file, schema.clone(), spec.clone());
+                    summary.remove_file(entry.data_file(), schema.clone(), spec.clone());
                 }
-                writer.add_delete_file(file, seq, entry.file_sequence_number)
-            } else {
-                writer.add_existing_file(file, added_by, seq, entry.file_sequence_number)
             }
-            .map_err(|e| format!("cannot merge manifest {}: {e}", manifest.manifest_path))?;
         }
     }
     if found != wanted.len() {
@@ -460,8 +412,8 @@ async fn commit(
             wanted.len()
         ));
     }
-    let mut manifests = Vec::with_capacity(writers.writers.len());
-    for (_, (path, writer)) in writers.writers {
+    let mut manifests = Vec::with_capacity(writers.len());
+    for (_, (path, writer)) in writers {
         manifests.push(
             writer
                 .write_manifest_file()
@@ -469,66 +421,9 @@ async fn commit(
                 .map_err(|e| format!("cannot write manifest {path}: {e}"))?,
         );
     }
-    let list_path = format!("{location}/metadata/snap-{snapshot_id}-1-{commit_uuid}.avro");
-    let out = table
-        .file_io()
-        .new_output(&list_path)
-        .map_err(|e| format!("cannot create manifest list {list_path}: {e}"))?
-        .writer()
+    draft
+        .commit(catalog, manifests, Operation::Replace, summary.build())
         .await
-        .map_err(|e| format!("cannot create manifest list {list_path}: {e}"))?;
-    let mut list =
-        ManifestListWriter::v2(out, snapshot_id, Some(head.snapshot_id()), sequence_number);
-    list.add_manifests(manifests.into_iter())
-        .map_err(|e| format!("cannot write manifest list {list_path}: {e}"))?;
-    list.close()
-        .await
-        .map_err(|e| format!("cannot write manifest list {list_path}: {e}"))?;
-    let mut props = summary.build();
-    with_totals(&mut props, Some(head.summary()));
-    let snapshot = Snapshot::builder()
-        .with_snapshot_id(snapshot_id)
-        .with_parent_snapshot_id(Some(head.snapshot_id()))
-        .with_sequence_number(sequence_number)
-        .with_timestamp_ms(chrono::Utc::now().timestamp_millis())
-        .with_manifest_list(list_path)
-        .with_summary(Summary {
-            operation: Operation::Replace,
-            additional_properties: props,
-        })
-        .with_schema_id(schema.schema_id())
-        .build();
-    let requirements = vec![
-        TableRequirement::UuidMatch {
-            uuid: metadata.uuid(),
-        },
-        TableRequirement::RefSnapshotIdMatch {
-            r#ref: MAIN_BRANCH.to_string(),
-            snapshot_id: Some(head.snapshot_id()),
-        },
-    ];
-    let updates = vec![
-        TableUpdate::AddSnapshot { snapshot },
-        TableUpdate::SetSnapshotRef {
-            ref_name: MAIN_BRANCH.to_string(),
-            reference: SnapshotReference::new(
-                snapshot_id,
-                SnapshotRetention::branch(None, None, None),
-            ),
-        },
-    ];
-    catalog
-        .committer()
-        .commit(table, requirements, updates)
-        .await
-        .map(|_| snapshot_id)
-        .map_err(|e| {
-            if e.kind() == iceberg::ErrorKind::CatalogCommitConflicts {
-                format!("the table changed while it was compacted; nothing was replaced ({e})")
-            } else {
-                format!("cannot commit the compaction: {e}")
-            }
-        })
 }
 
 #[cfg(test)]
