@@ -23,6 +23,28 @@ def live_files(catalog, table):
     return int(s.get("total-data-files") or 0), int(s.get("total-delete-files") or 0)
 
 
+def assert_files_match(catalog, table):
+    """The files under the table's location are exactly those its snapshots reach (no file of
+    an expired snapshot left behind, none a kept snapshot needs gone)."""
+    import os
+
+    tbl = catalog.load_table(table)
+    reached = set()
+    for snap in tbl.metadata.snapshots:
+        reached.add(snap.manifest_list)
+        for m in snap.manifests(tbl.io):
+            reached.add(m.manifest_path)
+            reached.update(e.data_file.file_path for e in m.fetch_manifest_entry(tbl.io, discard_deleted=False))
+    root = tbl.metadata.location.removeprefix("file://")
+    on_disk = set()
+    for d, _, names in os.walk(root):
+        for n in names:
+            if not n.endswith(".metadata.json") and not n.startswith("."):
+                on_disk.add("file://" + os.path.join(d, n))
+    reached = {p if p.startswith("file://") else "file://" + p for p in reached}
+    assert on_disk == reached, f"left behind: {sorted(on_disk - reached)[:5]}; missing: {sorted(reached - on_disk)[:5]}"
+
+
 def operations(catalog, table):
     tbl = catalog.load_table(table)
     return [s.summary.operation.value for s in sorted(tbl.metadata.snapshots, key=lambda s: s.sequence_number)]
@@ -41,7 +63,7 @@ def test_the_coordinator_compacts_a_stream_without_losing_or_repeating_a_row(tmp
             "tasks.max": "2",
             "iceberg.control.commit.interval-ms": "1000",
             "iceberg.tables.default-partition-by": "region",
-            "floe.maintenance.compaction.interval-ms": "4000",
+            "floe.maintenance.interval-ms": "4000",
         }))
         sent, most_files = 0, 0
         catalog = pyiceberg_catalog(catalog_cfg)
@@ -98,7 +120,7 @@ def test_compaction_applies_the_deletes_of_an_upserted_table(tmp_path):
             "iceberg.tables.cdc-field": "op",
             "iceberg.tables.default-id-columns": "id",
             "iceberg.control.commit.interval-ms": "1000",
-            "floe.maintenance.compaction.interval-ms": "6000",
+            "floe.maintenance.interval-ms": "6000",
         }))
         changes.send([("I", i, f"v0-{i}", "eu") for i in range(1000)])
         wait_committed(catalog_cfg, table, changes)
@@ -170,6 +192,63 @@ def test_floe_table_compact_from_the_command_line(tmp_path):
     # Nothing left to do.
     assert "nothing to compact" in floe_table()
     print(f"floe table compact: {files_before} files into {done['data_files_written']}, {done['rows']} rows")
+    # Expiry: the compaction's snapshot carries no offsets, so the last append (which does)
+    # stays with it; the older appends go.
+    out = subprocess.run([str(FLOE_BIN), "table", "expire-snapshots", str(cfile), table, "--older-than-ms", "0",
+                          "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    expired = json.loads(out.stdout)
+    assert (expired["snapshots_expired"], expired["snapshots_kept"], expired["kept_for_offsets"]) == (5, 2, 1), expired
+    catalog = pyiceberg_catalog(catalog_cfg)
+    assert len(catalog.load_table(table).metadata.snapshots) == 2
+    assert sorted(r["id"] for r in java_rows(catalog_cfg, table)) == want
+    assert_files_match(catalog, table)
+    print(f"floe table expire-snapshots: {expired}")
+
+
+def test_the_coordinator_expires_snapshots_and_keeps_its_offsets(tmp_path):
+    """A table whose snapshots expire after 1 ms (`history.expire.max-snapshot-age-ms`, set at
+    creation): the coordinator compacts and expires between commits, keeps the chain down to
+    its offsets, deletes what only expired snapshots reached, and a new worker continues the
+    stream exactly once."""
+    topic, name, table = unique("expire"), unique("sink"), f"db_{unique('ns')}.events"
+    create_topic(topic, partitions=1)
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    config = connector_config(topic, table, catalog_cfg, **{
+        "floe.maintenance.interval-ms": "3000",
+        "iceberg.tables.auto-create-props.history.expire.max-snapshot-age-ms": "1",
+    })
+    worker = Worker(tmp_path).start()
+    sent = 0
+    try:
+        worker.create_connector(name, config)
+        for batch in range(8):
+            produce(topic, [{"id": sent + i} for i in range(100)])
+            sent += 100
+            wait_for(lambda: len(read_rows(pyiceberg_catalog(catalog_cfg), table)) == sent, 60, f"batch {batch}")
+        catalog = pyiceberg_catalog(catalog_cfg)
+        # 8 commits (and compactions): expiry leaves the head and, if the head is a compaction,
+        # the last commit below it.
+        wait_for(lambda: len(pyiceberg_catalog(catalog_cfg).load_table(table).metadata.snapshots) <= 2, 60,
+                 "expiry to leave the head and the last commit")
+        catalog = pyiceberg_catalog(catalog_cfg)
+        assert_files_match(catalog, table)
+        kept = operations(catalog, table)
+    finally:
+        worker.stop()
+    # A new worker: the coordinator finds its offsets through the kept chain.
+    worker = Worker(tmp_path).start()
+    try:
+        worker.create_connector(name, config)
+        produce(topic, [{"id": sent + i} for i in range(100)])
+        sent += 100
+        wait_for(lambda: len(read_rows(pyiceberg_catalog(catalog_cfg), table)) >= sent, 60, "the last batch")
+        ids = sorted(r["id"] for r in read_rows(pyiceberg_catalog(catalog_cfg), table))
+        assert ids == list(range(sent)), f"{len(ids)} rows, {len(set(ids))} distinct, {sent} produced"
+        print(f"expiry: {sent} rows, snapshots kept after the stream {kept}")
+    finally:
+        worker.stop()
+        delete_topics(topic)
 
 
 @pytest.mark.parametrize("value", ["maybe"])

@@ -353,7 +353,7 @@ def test_sigkill_chaos_in_upsert_mode(tmp_path, version):
         "iceberg.control.commit.timeout-ms": "5000",
         "iceberg.tables.auto-create-props.format-version": str(version),
         # Compaction (format version 2 tables) between the commits the kills interrupt.
-        "floe.maintenance.compaction.interval-ms": "3000",
+        "floe.maintenance.interval-ms": "3000",
     })
     cfile = tmp_path / f"{name}.json"
     cfile.write_text(json.dumps({"name": name, "config": config}))

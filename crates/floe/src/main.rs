@@ -3,7 +3,7 @@
 //! ```text
 //! floe standalone <worker.properties> [connector.json|connector.properties …]
 //! floe distributed <worker.properties>
-//! floe table compact <connector.json> <namespace.table> [--dry-run] [--json]
+//! floe table compact|expire-snapshots <connector.json> <namespace.table> [--dry-run] [--json] …
 //! ```
 
 use std::collections::BTreeMap;
@@ -49,7 +49,7 @@ fn tune_allocator() {
     }
 }
 
-const USAGE: &str = "usage: floe standalone <worker.properties> [connector.json|connector.properties ...]\n       floe distributed <worker.properties>\n       floe table compact <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--target-file-size-bytes N]\n\nEnvironment: CONNECT_* variables override worker properties (Confluent image convention);\nFLOE_LOG sets the log filter (default info), FLOE_LOG_FORMAT=json logs JSON lines.";
+const USAGE: &str = "usage: floe standalone <worker.properties> [connector.json|connector.properties ...]\n       floe distributed <worker.properties>\n       floe table compact <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--target-file-size-bytes N]\n       floe table expire-snapshots <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--older-than-ms N] [--retain-last N]\n\nEnvironment: CONNECT_* variables override worker properties (Confluent image convention);\nFLOE_LOG sets the log filter (default info), FLOE_LOG_FORMAT=json logs JSON lines.";
 
 fn main() -> Result<()> {
     tune_allocator();

@@ -3,17 +3,22 @@
 //!
 //! ```text
 //! floe table compact <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--target-file-size-bytes N]
+//! floe table expire-snapshots <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--older-than-ms N] [--retain-last N]
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use floe_iceberg::catalog::load_catalog;
+use floe_iceberg::catalog::{load_catalog, CatalogHandle};
 use floe_iceberg::config::catalog_of;
 use floe_iceberg::maintenance::compact::{compact, CompactOptions, CompactReport};
+use floe_iceberg::maintenance::expire::{expire, ExpireOptions};
 use floe_iceberg::maintenance::load_table;
+use iceberg::table::Table;
 
-pub const USAGE: &str = "floe table compact <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--target-file-size-bytes N]";
+pub const USAGE: &str = "floe table compact <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--target-file-size-bytes N]\n       floe table expire-snapshots <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--older-than-ms N] [--retain-last N]";
 
 /// Runs `floe table <args>`.
 pub async fn run(args: &[String]) -> Result<()> {
@@ -22,47 +27,115 @@ pub async fn run(args: &[String]) -> Result<()> {
     };
     match command.as_str() {
         "compact" => compact_command(rest).await,
+        "expire-snapshots" => expire_command(rest).await,
         other => bail!("unknown table command {other}; usage: {USAGE}"),
     }
 }
 
-async fn compact_command(args: &[String]) -> Result<()> {
+/// A table command's arguments: the connector file, the table, the flags, and the numeric
+/// options named in `numbers`.
+struct Args {
+    file: String,
+    table: String,
+    dry_run: bool,
+    json: bool,
+    numbers: BTreeMap<&'static str, u64>,
+}
+
+fn parse_args(args: &[String], numbers: &[&'static str]) -> Result<Args> {
     let mut positional = Vec::new();
-    let (mut dry_run, mut json, mut target) = (false, false, None);
+    let mut out = Args {
+        file: String::new(),
+        table: String::new(),
+        dry_run: false,
+        json: false,
+        numbers: BTreeMap::new(),
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--dry-run" => dry_run = true,
-            "--json" => json = true,
-            "--target-file-size-bytes" => {
-                let v = it
-                    .next()
-                    .ok_or_else(|| anyhow!("--target-file-size-bytes needs a value"))?;
-                target = Some(
-                    v.parse::<u64>()
-                        .with_context(|| format!("invalid --target-file-size-bytes {v}"))?,
-                );
+            "--dry-run" => out.dry_run = true,
+            "--json" => out.json = true,
+            flag if flag.starts_with("--") => {
+                let Some(name) = numbers.iter().find(|n| **n == flag) else {
+                    bail!("unknown option {flag}; usage: {USAGE}");
+                };
+                let v = it.next().ok_or_else(|| anyhow!("{flag} needs a value"))?;
+                let n = v
+                    .parse::<u64>()
+                    .with_context(|| format!("invalid {flag} {v}"))?;
+                out.numbers.insert(name, n);
             }
-            flag if flag.starts_with("--") => bail!("unknown option {flag}; usage: {USAGE}"),
             _ => positional.push(a.clone()),
         }
     }
     let [file, table] = positional.as_slice() else {
         bail!("usage: {USAGE}");
     };
-    let (_, config) = crate::read_connector_file(Path::new(file))?;
+    out.file = file.clone();
+    out.table = table.clone();
+    Ok(out)
+}
+
+/// The catalog the connector file names, and the table in it.
+async fn open(args: &Args) -> Result<(CatalogHandle, Table)> {
+    let (_, config) = crate::read_connector_file(Path::new(&args.file))?;
     let (catalog_name, props) = catalog_of(&config);
     let catalog = load_catalog(&catalog_name, &props)
         .await
         .with_context(|| format!("cannot open catalog {catalog_name}"))?;
-    let loaded = load_table(&catalog, table).await.map_err(|e| anyhow!(e))?;
-    let mut options = CompactOptions::for_table(&loaded, target);
-    options.dry_run = dry_run;
-    let report = compact(&catalog, &loaded, &options).await?;
-    if json {
+    let table = load_table(&catalog, &args.table)
+        .await
+        .map_err(|e| anyhow!(e))?;
+    Ok((catalog, table))
+}
+
+async fn compact_command(args: &[String]) -> Result<()> {
+    let args = parse_args(args, &["--target-file-size-bytes"])?;
+    let (catalog, table) = open(&args).await?;
+    let mut options = CompactOptions::for_table(
+        &table,
+        args.numbers.get("--target-file-size-bytes").copied(),
+    );
+    options.dry_run = args.dry_run;
+    let report = compact(&catalog, &table, &options).await?;
+    if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", human(&report, dry_run));
+        print!("{}", human(&report, args.dry_run));
+    }
+    Ok(())
+}
+
+async fn expire_command(args: &[String]) -> Result<()> {
+    let args = parse_args(args, &["--older-than-ms", "--retain-last"])?;
+    let (catalog, table) = open(&args).await?;
+    let mut options = ExpireOptions::for_table(&table);
+    if let Some(ms) = args.numbers.get("--older-than-ms") {
+        options.max_age = Duration::from_millis(*ms);
+    }
+    if let Some(n) = args.numbers.get("--retain-last") {
+        options.min_to_keep = (*n).max(1) as usize;
+    }
+    options.dry_run = args.dry_run;
+    let r = expire(&catalog, &table, &options).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else if let Some(why) = &r.skipped {
+        println!("{}: nothing to expire: {why}", r.table);
+    } else {
+        println!(
+            "{}: {} {} snapshots ({} kept, {} of them old but on the way to the sink's offsets); {} manifest lists, {} manifests and {} data and delete files {}",
+            r.table,
+            if args.dry_run { "would expire" } else { "expired" },
+            r.snapshots_expired,
+            r.snapshots_kept,
+            r.kept_for_offsets,
+            r.manifest_lists_deleted,
+            r.manifests_deleted,
+            r.files_deleted,
+            if args.dry_run { "would go" } else { "deleted" }
+        );
     }
     Ok(())
 }

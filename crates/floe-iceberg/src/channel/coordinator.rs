@@ -61,7 +61,7 @@ pub struct CoordinatorConfig {
     pub default_branch: Option<String>,
     pub table_branches: BTreeMap<String, String>,
     /// Compaction of the committed tables (their main branch), between commits.
-    pub compaction: Option<crate::maintenance::CompactionSettings>,
+    pub maintenance: Option<crate::maintenance::MaintenanceSettings>,
 }
 
 impl CoordinatorConfig {
@@ -172,8 +172,8 @@ struct Coordinator {
     producer_broken: bool,
     /// Per table, the key indexes of its data files, for resolving deleted keys.
     key_caches: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<KeyIndexCache>>>>,
-    /// The tables this coordinator committed, and when each is next compacted.
-    compaction_due: BTreeMap<String, (TableKey, Instant)>,
+    /// The tables this coordinator committed, and when each is next maintained.
+    maintenance_due: BTreeMap<String, (TableKey, Instant)>,
 }
 
 async fn run(
@@ -209,7 +209,7 @@ async fn run(
         recent_commits: Vec::new(),
         producer_broken: false,
         key_caches: Mutex::new(std::collections::HashMap::new()),
-        compaction_due: BTreeMap::new(),
+        maintenance_due: BTreeMap::new(),
     };
     loop {
         if *shutdown.borrow() {
@@ -591,74 +591,111 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Compacts the tables this coordinator has committed whose time has come, after every
-    /// completed commit cycle (idle ones too, so a table is compacted after its stream stops;
-    /// docs/maintenance.md). Never fails the coordinator: a compaction that cannot run (or loses
-    /// to a concurrent commit) is logged and tried again after the interval.
+    /// Maintains the tables this coordinator has committed whose time has come (compaction,
+    /// then snapshot expiry), after every completed commit cycle (idle ones too, so a table is
+    /// compacted after its stream stops; docs/maintenance.md). Never fails the coordinator: a
+    /// step that cannot run (or loses to a concurrent commit) is logged and tried again after
+    /// the interval.
     async fn maintain(&mut self, tables: &[(TableKey, Vec<Envelope>)]) {
-        let Some(settings) = self.config.compaction.clone() else {
+        let Some(settings) = self.config.maintenance.clone() else {
             return;
         };
         let now = Instant::now();
         for (key, _) in tables {
             let name = key.display_name();
             if key.catalog == self.catalog_name && self.config.branch_for(&name).is_none() {
-                self.compaction_due
+                self.maintenance_due
                     .entry(name)
                     .or_insert_with(|| (key.clone(), now + settings.interval));
             }
         }
         let due: Vec<(String, TableKey)> = self
-            .compaction_due
+            .maintenance_due
             .iter()
             .filter(|(_, (_, at))| *at <= now)
             .map(|(name, (key, _))| (name.clone(), key.clone()))
             .collect();
         for (name, key) in due {
-            self.compaction_due.insert(
+            self.maintenance_due.insert(
                 name.clone(),
                 (key.clone(), Instant::now() + settings.interval),
             );
             let Ok(ns) = NamespaceIdent::from_vec(key.namespace.clone()) else {
                 continue;
             };
-            let table = match self
-                .catalog
-                .load_table(&TableIdent::new(ns, key.name.clone()))
-                .await
-            {
-                Ok(t) => t,
-                Err(e) => {
-                    warn!(table = %name, error = %e, "cannot load the table to compact it");
-                    continue;
-                }
-            };
-            let mut options = crate::maintenance::compact::CompactOptions::for_table(
-                &table,
-                settings.target_file_size,
-            );
-            options.min_input_files = settings.min_input_files;
-            let started = Instant::now();
-            match crate::maintenance::compact::compact(&self.catalog, &table, &options).await {
-                Ok(r) if r.snapshot_id.is_some() => info!(
-                    table = %name,
-                    snapshot_id = r.snapshot_id,
-                    partitions = r.partitions,
-                    data_files_rewritten = r.data_files_rewritten,
-                    bytes_rewritten = r.bytes_rewritten,
-                    data_files_written = r.data_files_written,
-                    bytes_written = r.bytes_written,
-                    delete_files_removed = r.delete_files_removed,
-                    deleted_rows_applied = r.deleted_rows_applied,
-                    millis = started.elapsed().as_millis() as u64,
-                    "table compacted"
-                ),
-                Ok(r) => {
-                    debug!(table = %name, reason = r.skipped.as_deref().unwrap_or(""), "nothing to compact")
-                }
-                Err(e) => {
-                    warn!(table = %name, error = %e, "compaction did not run; it is tried again after the interval")
-                }
+            let ident = TableIdent::new(ns, key.name.clone());
+            if settings.compact {
+                self.compact_table(&ident, &name, &settings).await;
+            }
+            if settings.expire_snapshots {
+                self.expire_table(&ident, &name).await;
+            }
+        }
+    }
+
+    async fn compact_table(
+        &self,
+        ident: &TableIdent,
+        name: &str,
+        settings: &crate::maintenance::MaintenanceSettings,
+    ) {
+        use crate::maintenance::compact::{compact, CompactOptions};
+        let table = match self.catalog.load_table(ident).await {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(table = %name, error = %e, "cannot load the table to compact it");
+                return;
+            }
+        };
+        let mut options = CompactOptions::for_table(&table, settings.target_file_size);
+        options.min_input_files = settings.min_input_files;
+        let started = Instant::now();
+        match compact(&self.catalog, &table, &options).await {
+            Ok(r) if r.snapshot_id.is_some() => info!(
+                table = %name,
+                snapshot_id = r.snapshot_id,
+                partitions = r.partitions,
+                data_files_rewritten = r.data_files_rewritten,
+                bytes_rewritten = r.bytes_rewritten,
+                data_files_written = r.data_files_written,
+                bytes_written = r.bytes_written,
+                delete_files_removed = r.delete_files_removed,
+                deleted_rows_applied = r.deleted_rows_applied,
+                millis = started.elapsed().as_millis() as u64,
+                "table compacted"
+            ),
+            Ok(r) => {
+                debug!(table = %name, reason = r.skipped.as_deref().unwrap_or(""), "nothing to compact")
+            }
+            Err(e) => {
+                warn!(table = %name, error = %e, "compaction did not run; it is tried again after the interval")
+            }
+        }
+    }
+
+    async fn expire_table(&self, ident: &TableIdent, name: &str) {
+        use crate::maintenance::expire::{expire, ExpireOptions};
+        let table = match self.catalog.load_table(ident).await {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(table = %name, error = %e, "cannot load the table to expire its snapshots");
+                return;
+            }
+        };
+        match expire(&self.catalog, &table, &ExpireOptions::for_table(&table)).await {
+            Ok(r) if r.snapshots_expired > 0 => info!(
+                table = %name,
+                snapshots_expired = r.snapshots_expired,
+                snapshots_kept = r.snapshots_kept,
+                kept_for_offsets = r.kept_for_offsets,
+                manifest_lists_deleted = r.manifest_lists_deleted,
+                manifests_deleted = r.manifests_deleted,
+                files_deleted = r.files_deleted,
+                "snapshots expired"
+            ),
+            Ok(_) => debug!(table = %name, "no snapshot to expire"),
+            Err(e) => {
+                warn!(table = %name, error = %e, "snapshot expiry did not run; it is tried again after the interval")
             }
         }
     }

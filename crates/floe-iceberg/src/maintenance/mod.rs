@@ -2,15 +2,21 @@
 //! runtime, run by the connector's coordinator between commits and by `floe table`.
 
 pub mod compact;
+pub mod expire;
 
 use std::time::Duration;
 
-/// Compaction run by the connector's coordinator (`floe.maintenance.compaction.*`).
+/// Maintenance run by the connector's coordinator (`floe.maintenance.*`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct CompactionSettings {
-    /// Time between two compactions of one table (the first comes this long after the
+pub struct MaintenanceSettings {
+    /// Time between two maintenance runs on one table (the first comes this long after the
     /// coordinator first commits the table).
     pub interval: Duration,
+    /// Compaction (`floe.maintenance.compaction.enabled`).
+    pub compact: bool,
+    /// Snapshot expiry by the table's `history.expire.*` properties
+    /// (`floe.maintenance.expire-snapshots.enabled`).
+    pub expire_snapshots: bool,
     /// Overrides the table's `write.target-file-size-bytes`.
     pub target_file_size: Option<u64>,
     pub min_input_files: usize,

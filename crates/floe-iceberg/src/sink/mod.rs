@@ -190,7 +190,7 @@ impl SinkTask for IcebergSinkTask {
                     topics_regex: config.topics_regex.clone(),
                     default_branch: config.default_commit_branch.clone(),
                     table_branches: config.table_commit_branch.clone(),
-                    compaction: config.compaction.clone(),
+                    maintenance: config.maintenance.clone(),
                 },
                 catalog.clone(),
                 config.catalog_name.clone(),
