@@ -3,8 +3,8 @@
 //! are removed from the table, except
 //!
 //! * the head of every branch and tag, and the newest `history.expire.min-snapshots-to-keep`
-//!   (1) of the `main` branch's ancestry;
-//! * every snapshot of the `main` ancestry from its head down to the newest snapshot carrying
+//!   (1) of each branch's ancestry;
+//! * every snapshot of a branch's ancestry from its head down to the newest snapshot carrying
 //!   each `kafka.connect.offsets.*` key: a sink coordinator (Floe's or Java's) walks the
 //!   ancestry from the head for its offsets, so the walk must not break before it finds them.
 //!
@@ -16,7 +16,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
-use iceberg::spec::{SnapshotRef, MAIN_BRANCH};
+use iceberg::spec::SnapshotRef;
 use iceberg::table::Table;
 use iceberg::{TableRequirement, TableUpdate};
 use serde::Serialize;
@@ -76,46 +76,49 @@ pub enum ExpireError {
     Table { table: String, message: String },
 }
 
-/// The snapshots to remove, with how many old ones were kept for the sink's offsets.
+/// The snapshots to remove, with how many old ones were kept for the sink's offsets. `heads`
+/// are the snapshots refs point at, each with whether the ref is a branch: every head stays,
+/// and along each branch's ancestry the newest `min_to_keep` and the chain down to the newest
+/// snapshot of each offsets key.
 fn plan(
     snapshots: &[SnapshotRef],
-    heads: &HashSet<i64>,
-    main_head: Option<i64>,
+    heads: &[(i64, bool)],
     now_ms: i64,
     options: &ExpireOptions,
 ) -> (BTreeSet<i64>, usize) {
     let by_id: HashMap<i64, &SnapshotRef> =
         snapshots.iter().map(|s| (s.snapshot_id(), s)).collect();
-    let mut keep: HashSet<i64> = heads.clone();
-    // The main ancestry, newest first.
-    let mut ancestry = Vec::new();
-    let mut next = main_head;
-    while let Some(id) = next {
-        let Some(s) = by_id.get(&id) else { break };
-        ancestry.push(*s);
-        next = s.parent_snapshot_id();
-    }
-    keep.extend(
-        ancestry
-            .iter()
-            .take(options.min_to_keep)
-            .map(|s| s.snapshot_id()),
-    );
-    // Down to the newest snapshot of each offsets key.
-    let mut seen_keys: HashSet<&str> = HashSet::new();
-    let mut chain_end = 0;
-    for (i, s) in ancestry.iter().enumerate() {
-        for key in s.summary().additional_properties.keys() {
-            if key.starts_with(OFFSETS_PREFIX) && seen_keys.insert(key.as_str()) {
-                chain_end = i + 1;
+    let cutoff = now_ms - options.max_age.as_millis() as i64;
+    let mut keep: HashSet<i64> = heads.iter().map(|(id, _)| *id).collect();
+    let mut kept_for_offsets = 0;
+    for (head, _) in heads.iter().filter(|(_, branch)| *branch) {
+        // The branch's ancestry, newest first.
+        let mut ancestry = Vec::new();
+        let mut next = Some(*head);
+        while let Some(id) = next {
+            let Some(s) = by_id.get(&id) else { break };
+            ancestry.push(*s);
+            next = s.parent_snapshot_id();
+        }
+        keep.extend(
+            ancestry
+                .iter()
+                .take(options.min_to_keep)
+                .map(|s| s.snapshot_id()),
+        );
+        let mut seen_keys: HashSet<&str> = HashSet::new();
+        let mut chain_end = 0;
+        for (i, s) in ancestry.iter().enumerate() {
+            for key in s.summary().additional_properties.keys() {
+                if key.starts_with(OFFSETS_PREFIX) && seen_keys.insert(key.as_str()) {
+                    chain_end = i + 1;
+                }
             }
         }
-    }
-    let cutoff = now_ms - options.max_age.as_millis() as i64;
-    let mut kept_for_offsets = 0;
-    for s in ancestry.iter().take(chain_end) {
-        if s.timestamp_ms() < cutoff && keep.insert(s.snapshot_id()) {
-            kept_for_offsets += 1;
+        for s in ancestry.iter().take(chain_end) {
+            if s.timestamp_ms() < cutoff && keep.insert(s.snapshot_id()) {
+                kept_for_offsets += 1;
+            }
         }
     }
     let expired = snapshots
@@ -126,9 +129,9 @@ fn plan(
     (expired, kept_for_offsets)
 }
 
-/// The table's branches and tags, and the snapshot each points at (iceberg 0.10 keeps the map
-/// to itself; the metadata's JSON form has it).
-fn refs_of(table: &Table) -> Result<HashMap<String, i64>, String> {
+/// The table's branches and tags: the snapshot each points at, and whether it is a branch
+/// (iceberg 0.10 keeps the map to itself; the metadata's JSON form has it).
+fn refs_of(table: &Table) -> Result<HashMap<String, (i64, bool)>, String> {
     let json = serde_json::to_value(table.metadata())
         .map_err(|e| format!("cannot read the table's refs: {e}"))?;
     let mut out = HashMap::new();
@@ -138,7 +141,8 @@ fn refs_of(table: &Table) -> Result<HashMap<String, i64>, String> {
                 .get("snapshot-id")
                 .and_then(|v| v.as_i64())
                 .ok_or_else(|| format!("ref {name} has no snapshot id"))?;
-            out.insert(name.clone(), id);
+            let branch = r.get("type").and_then(|t| t.as_str()) != Some("tag");
+            out.insert(name.clone(), (id, branch));
         }
     }
     Ok(out)
@@ -162,12 +166,9 @@ pub async fn expire(
     };
     let snapshots: Vec<SnapshotRef> = metadata.snapshots().cloned().collect();
     let refs = refs_of(table).map_err(fail)?;
-    let heads: HashSet<i64> = refs.values().copied().collect();
-    let main_head = metadata
-        .snapshot_for_ref(MAIN_BRANCH)
-        .map(|s| s.snapshot_id());
+    let heads: Vec<(i64, bool)> = refs.values().copied().collect();
     let now = chrono::Utc::now().timestamp_millis();
-    let (expired, kept_for_offsets) = plan(&snapshots, &heads, main_head, now, options);
+    let (expired, kept_for_offsets) = plan(&snapshots, &heads, now, options);
     report.snapshots_expired = expired.len();
     report.snapshots_kept = snapshots.len() - expired.len();
     report.kept_for_offsets = kept_for_offsets;
@@ -242,7 +243,7 @@ pub async fn expire(
     let mut requirements = vec![TableRequirement::UuidMatch {
         uuid: metadata.uuid(),
     }];
-    for (ref_name, snapshot_id) in &refs {
+    for (ref_name, (snapshot_id, _)) in &refs {
         requirements.push(TableRequirement::RefSnapshotIdMatch {
             r#ref: ref_name.clone(),
             snapshot_id: Some(*snapshot_id),
@@ -310,11 +311,11 @@ mod tests {
         let s: Vec<SnapshotRef> = (1..=4)
             .map(|i| snapshot(i, (i > 1).then_some(i - 1), i * 10, Some("c.g")))
             .collect();
-        let heads = HashSet::from([4]);
-        let (expired, kept) = plan(&s, &heads, Some(4), 100, &options(75, 1));
+        let heads = [(4, true)];
+        let (expired, kept) = plan(&s, &heads, 100, &options(75, 1));
         assert_eq!(expired, BTreeSet::from([1, 2]));
         assert_eq!(kept, 0);
-        let (expired, _) = plan(&s, &heads, Some(4), 100, &options(0, 2));
+        let (expired, _) = plan(&s, &heads, 100, &options(0, 2));
         assert_eq!(expired, BTreeSet::from([1, 2]));
     }
 
@@ -327,7 +328,7 @@ mod tests {
             snapshot(3, Some(2), 30, None),
             snapshot(4, Some(3), 40, None),
         ];
-        let (expired, kept) = plan(&s, &HashSet::from([4]), Some(4), 100, &options(0, 1));
+        let (expired, kept) = plan(&s, &[(4, true)], 100, &options(0, 1));
         assert_eq!(expired, BTreeSet::from([1]));
         assert_eq!(kept, 2);
         // Two connectors: each one's newest offsets stay reachable.
@@ -336,7 +337,7 @@ mod tests {
             snapshot(2, Some(1), 20, Some("b.g")),
             snapshot(3, Some(2), 30, Some("b.g")),
         ];
-        let (expired, _) = plan(&s, &HashSet::from([3]), Some(3), 100, &options(0, 1));
+        let (expired, _) = plan(&s, &[(3, true)], 100, &options(0, 1));
         assert!(expired.is_empty());
     }
 
@@ -347,7 +348,22 @@ mod tests {
             snapshot(2, Some(1), 20, None),
             snapshot(3, Some(2), 30, None),
         ];
-        let (expired, _) = plan(&s, &HashSet::from([3, 1]), Some(3), 100, &options(0, 1));
+        // main at 3, a tag at 1.
+        let (expired, _) = plan(&s, &[(3, true), (1, false)], 100, &options(0, 1));
         assert_eq!(expired, BTreeSet::from([2]));
+    }
+
+    #[test]
+    fn a_branch_keeps_the_chain_to_its_offsets() {
+        // main: 1 ← 2; a sink commits to branch b: 1 ← 3 (offsets) ← 4 (compaction).
+        let s = vec![
+            snapshot(1, None, 10, None),
+            snapshot(2, Some(1), 20, None),
+            snapshot(3, Some(1), 30, Some("c.g")),
+            snapshot(4, Some(3), 40, None),
+        ];
+        let (expired, kept) = plan(&s, &[(2, true), (4, true)], 100, &options(0, 1));
+        assert_eq!(expired, BTreeSet::from([1]));
+        assert_eq!(kept, 1);
     }
 }
