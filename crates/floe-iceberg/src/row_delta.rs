@@ -210,10 +210,7 @@ pub(crate) async fn remove_entries(
             out.manifests.push(manifest);
             continue;
         }
-        let loaded = manifest
-            .load_manifest(draft.table.file_io())
-            .await
-            .map_err(|e| format!("cannot read manifest {}: {e}", manifest.manifest_path))?;
+        let loaded = crate::snapshot::load_manifest(draft.table, &manifest).await?;
         if !loaded
             .entries()
             .iter()

@@ -238,6 +238,34 @@ pub async fn manifests_of(
         .collect())
 }
 
+/// The entries of one of `table`'s manifests.
+pub async fn load_manifest(
+    table: &Table,
+    manifest: &ManifestFile,
+) -> Result<iceberg::spec::Manifest, String> {
+    manifest
+        .load_manifest(table.file_io())
+        .await
+        .map_err(|e| format!("cannot read manifest {}: {e}", manifest.manifest_path))
+}
+
+/// A new file `<table>/data/<uuid>-<name>` to write: its path and output.
+pub fn new_data_file(
+    table: &Table,
+    name: &str,
+) -> Result<(String, iceberg::io::OutputFile), String> {
+    let path = format!(
+        "{}/data/{}-{name}",
+        table.metadata().location().trim_end_matches('/'),
+        uuid::Uuid::now_v7()
+    );
+    let output = table
+        .file_io()
+        .new_output(&path)
+        .map_err(|e| format!("cannot create {path}: {e}"))?;
+    Ok((path, output))
+}
+
 /// The bytes of a file of `table`.
 pub async fn read_file(table: &Table, path: &str) -> Result<bytes::Bytes, String> {
     table

@@ -107,10 +107,7 @@ pub async fn existing(
         if manifest.content != ManifestContentType::Deletes {
             continue;
         }
-        let loaded = manifest
-            .load_manifest(table.file_io())
-            .await
-            .map_err(|e| format!("cannot read manifest {}: {e}", manifest.manifest_path))?;
+        let loaded = crate::snapshot::load_manifest(table, manifest).await?;
         for entry in loaded.entries() {
             let file = entry.data_file();
             if !entry.is_alive() || file.content_type() != DataContentType::PositionDeletes {
@@ -244,15 +241,7 @@ pub async fn write(
         return Ok(out);
     }
     deletes.sort_by(|a, b| a.data_file.cmp(&b.data_file));
-    let path = format!(
-        "{}/data/{}-dv.puffin",
-        table.metadata().location().trim_end_matches('/'),
-        uuid::Uuid::now_v7()
-    );
-    let output = table
-        .file_io()
-        .new_output(&path)
-        .map_err(|e| format!("cannot create {path}: {e}"))?;
+    let (path, output) = crate::snapshot::new_data_file(table, "dv.puffin")?;
     let mut writer = PuffinWriter::new(
         &output,
         HashMap::from([(

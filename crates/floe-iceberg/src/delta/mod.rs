@@ -290,15 +290,7 @@ async fn write_parquet(
     suffix: &str,
 ) -> Result<(String, iceberg::spec::DataFileBuilder), String> {
     use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
-    let path = format!(
-        "{}/data/{}-{suffix}.parquet",
-        table.metadata().location().trim_end_matches('/'),
-        uuid::Uuid::now_v7()
-    );
-    let output = table
-        .file_io()
-        .new_output(&path)
-        .map_err(|e| format!("cannot create {path}: {e}"))?;
+    let (path, output) = crate::snapshot::new_data_file(table, &format!("{suffix}.parquet"))?;
     let properties = parquet::file::properties::WriterProperties::builder().build();
     let mut writer = ParquetWriterBuilder::new(properties, schema)
         .build(output)

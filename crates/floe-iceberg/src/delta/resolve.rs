@@ -163,10 +163,7 @@ pub async fn resolve(
         if manifest.content != ManifestContentType::Data {
             continue;
         }
-        let loaded = manifest
-            .load_manifest(table.file_io())
-            .await
-            .map_err(|e| format!("cannot read manifest {}: {e}", manifest.manifest_path))?;
+        let loaded = crate::snapshot::load_manifest(table, manifest).await?;
         for entry in loaded.entries() {
             if !entry.is_alive() || entry.content_type() != DataContentType::Data {
                 continue;

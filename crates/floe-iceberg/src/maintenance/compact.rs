@@ -142,12 +142,9 @@ pub async fn compact(
     let mut delete_files: Vec<(DataFile, HashSet<String>)> = Vec::new();
     let mut deleted: HashMap<String, RoaringTreemap> = HashMap::new();
     for manifest in &manifests {
-        let loaded = manifest.load_manifest(table.file_io()).await.map_err(|e| {
-            fail(format!(
-                "cannot read manifest {}: {e}",
-                manifest.manifest_path
-            ))
-        })?;
+        let loaded = crate::snapshot::load_manifest(table, manifest)
+            .await
+            .map_err(fail)?;
         for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
             let file = entry.data_file();
             match (manifest.content, file.content_type()) {
@@ -379,10 +376,7 @@ async fn commit(
     let wanted: HashSet<(String, Option<i64>)> = removed.iter().map(entry_key).collect();
     let mut found = 0;
     for manifest in &draft.parent_manifests().await? {
-        let loaded = manifest
-            .load_manifest(table.file_io())
-            .await
-            .map_err(|e| format!("cannot read manifest {}: {e}", manifest.manifest_path))?;
+        let loaded = crate::snapshot::load_manifest(table, manifest).await?;
         let key = (
             manifest.content == ManifestContentType::Deletes,
             manifest.partition_spec_id,

@@ -197,10 +197,9 @@ pub async fn expire(
             if is_expired {
                 old_manifests.push(m);
             } else if kept_manifests.insert(m.manifest_path.clone()) {
-                let loaded = m
-                    .load_manifest(table.file_io())
+                let loaded = crate::snapshot::load_manifest(table, &m)
                     .await
-                    .map_err(|e| fail(format!("cannot read manifest {}: {e}", m.manifest_path)))?;
+                    .map_err(fail)?;
                 kept_files.extend(
                     loaded
                         .entries()
@@ -218,10 +217,9 @@ pub async fn expire(
         {
             continue;
         }
-        let loaded = m
-            .load_manifest(table.file_io())
+        let loaded = crate::snapshot::load_manifest(table, &m)
             .await
-            .map_err(|e| fail(format!("cannot read manifest {}: {e}", m.manifest_path)))?;
+            .map_err(fail)?;
         for e in loaded.entries() {
             let path = e.data_file().file_path();
             if !kept_files.contains(path) {
