@@ -57,8 +57,8 @@ pub struct IcebergSinkConfig {
     pub upsert: bool,
     /// `iceberg.tables.cdc-field`: the field holding each record's operation.
     pub cdc_field: Option<String>,
-    /// `floe.maintenance.*`; None when every part is off.
-    pub maintenance: Option<crate::maintenance::MaintenanceSettings>,
+    /// `floe.maintenance.*`, per table with `iceberg.table.<table>.floe.maintenance.*`.
+    pub maintenance: crate::maintenance::Maintenance,
 }
 
 /// What a task in delta mode keeps before asking for an early commit, unless
@@ -75,13 +75,6 @@ const COMMIT_TIMEOUT: &str = "iceberg.control.commit.timeout-ms";
 const MAX_FAILURES: &str = "iceberg.control.commit.max-consecutive-failures";
 const MAX_BUFFERED_RECORDS: &str = "floe.commit.max-buffered-records";
 const MAX_BUFFERED_BYTES: &str = "floe.commit.max-buffered-bytes";
-const COMPACTION: &str = "floe.maintenance.compaction.enabled";
-const MAINTENANCE_INTERVAL: &str = "floe.maintenance.interval-ms";
-const EXPIRE_SNAPSHOTS: &str = "floe.maintenance.expire-snapshots.enabled";
-const COMPACTION_TARGET: &str = "floe.maintenance.compaction.target-file-size-bytes";
-const COMPACTION_MIN_FILES: &str = "floe.maintenance.compaction.min-input-files";
-/// Ten minutes between two compactions of a table.
-pub const DEFAULT_MAINTENANCE_INTERVAL_MS: u64 = 600_000;
 const UPSERT: &str = "iceberg.tables.upsert-mode-enabled";
 const CDC_FIELD: &str = "iceberg.tables.cdc-field";
 
@@ -89,7 +82,7 @@ const CDC_FIELD: &str = "iceberg.tables.cdc-field";
 pub fn config_keys() -> Vec<ConfigKey> {
     use ConfigType::*;
     use Importance::*;
-    vec![
+    let mut keys = vec![
         ConfigKey::nullable(TABLES, List, High, "Comma-delimited list of destination tables"),
         ConfigKey::optional(DYNAMIC, Boolean, "false", Medium, "Enable dynamic routing to tables based on a record value"),
         ConfigKey::nullable(ROUTE_FIELD, String, Medium, "Source record field for routing records to tables"),
@@ -113,12 +106,9 @@ pub fn config_keys() -> Vec<ConfigKey> {
         ConfigKey::optional(MAX_FAILURES, Int, "1", Medium, "Number of consecutive failed full commits before the coordinator stops"),
         ConfigKey::optional(MAX_BUFFERED_RECORDS, Long, "0", Medium, "Floe: a task asks for a commit before the interval once it holds this many records (0: off)"),
         ConfigKey::optional(MAX_BUFFERED_BYTES, Long, "0", Medium, "Floe: a task asks for a commit before the interval once it holds this many bytes of rows (0: off)"),
-        ConfigKey::optional(COMPACTION, Boolean, "true", Medium, "Floe: the coordinator compacts the tables it commits (small files bin-packed, deletes applied)"),
-        ConfigKey::optional(EXPIRE_SNAPSHOTS, Boolean, "true", Medium, "Floe: the coordinator expires the snapshots of the tables it commits by their history.expire.* properties, keeping the sink's offsets reachable"),
-        ConfigKey::optional(MAINTENANCE_INTERVAL, Long, "600000", Medium, "Floe: time between two maintenance runs (compaction, expiry) on one table, in millis"),
-        ConfigKey::nullable(COMPACTION_TARGET, Long, Medium, "Floe: the size compaction writes files at (default: the table's write.target-file-size-bytes, else 512 MiB)"),
-        ConfigKey::optional(COMPACTION_MIN_FILES, Int, "5", Medium, "Floe: a partition is compacted once it has this many small files"),
-    ]
+    ];
+    keys.extend(crate::maintenance::config_keys());
+    keys
 }
 
 fn flag(config: &ConfigMap, key: &str) -> bool {
@@ -415,31 +405,10 @@ impl IcebergSinkConfig {
                 }),
             upsert: flag(config, UPSERT),
             cdc_field: non_empty(config, CDC_FIELD).map(str::to_string),
-            maintenance: {
-                let on = |key: &str| -> Result<bool, String> {
-                    match non_empty(config, key) {
-                        None => Ok(true),
-                        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
-                        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-                        Some(v) => Err(format!(
-                            "Invalid value {v} for configuration {key}: Expected value to be either true or false"
-                        )),
-                    }
-                };
-                let (compact, expire_snapshots) = (on(COMPACTION)?, on(EXPIRE_SNAPSHOTS)?);
-                (compact || expire_snapshots).then_some(crate::maintenance::MaintenanceSettings {
-                    interval: Duration::from_millis(
-                        number(MAINTENANCE_INTERVAL, DEFAULT_MAINTENANCE_INTERVAL_MS)?.max(1),
-                    ),
-                    compact,
-                    expire_snapshots,
-                    target_file_size: match non_empty(config, COMPACTION_TARGET) {
-                        Some(_) => Some(number(COMPACTION_TARGET, 0)?.max(1)),
-                        None => None,
-                    },
-                    min_input_files: number(COMPACTION_MIN_FILES, 5)?.max(2) as usize,
-                })
-            },
+            maintenance: crate::maintenance::Maintenance::parse(
+                config,
+                Duration::from_millis(commit_interval_ms.saturating_add(commit_timeout_ms)),
+            )?,
         })
     }
 

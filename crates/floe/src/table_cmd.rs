@@ -4,6 +4,8 @@
 //! ```text
 //! floe table compact <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--target-file-size-bytes N]
 //! floe table expire-snapshots <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--older-than-ms N] [--retain-last N]
+//! floe table remove-orphans <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--older-than-ms N]
+//! floe table health <connector.json|connector.properties> <namespace.table> [--json] [--small-file-bytes N]
 //! ```
 
 use std::collections::BTreeMap;
@@ -15,10 +17,12 @@ use floe_iceberg::catalog::{load_catalog, CatalogHandle};
 use floe_iceberg::config::catalog_of;
 use floe_iceberg::maintenance::compact::{compact, CompactOptions, CompactReport};
 use floe_iceberg::maintenance::expire::{expire, ExpireOptions};
+use floe_iceberg::maintenance::health::{self, health};
 use floe_iceberg::maintenance::load_table;
+use floe_iceberg::maintenance::orphans::{remove_orphans, OrphanOptions};
 use iceberg::table::Table;
 
-pub const USAGE: &str = "floe table compact <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--target-file-size-bytes N]\n       floe table expire-snapshots <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--older-than-ms N] [--retain-last N]";
+pub const USAGE: &str = "floe table compact <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--target-file-size-bytes N]\n       floe table expire-snapshots <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--older-than-ms N] [--retain-last N]\n       floe table remove-orphans <connector.json|connector.properties> <namespace.table> [--dry-run] [--json] [--older-than-ms N]\n       floe table health <connector.json|connector.properties> <namespace.table> [--json] [--small-file-bytes N]";
 
 /// Runs `floe table <args>`.
 pub async fn run(args: &[String]) -> Result<()> {
@@ -28,6 +32,8 @@ pub async fn run(args: &[String]) -> Result<()> {
     match command.as_str() {
         "compact" => compact_command(rest).await,
         "expire-snapshots" => expire_command(rest).await,
+        "remove-orphans" => orphans_command(rest).await,
+        "health" => health_command(rest).await,
         other => bail!("unknown table command {other}; usage: {USAGE}"),
     }
 }
@@ -136,6 +142,65 @@ async fn expire_command(args: &[String]) -> Result<()> {
             r.files_deleted,
             if args.dry_run { "would go" } else { "deleted" }
         );
+    }
+    Ok(())
+}
+
+async fn orphans_command(args: &[String]) -> Result<()> {
+    let args = parse_args(args, &["--older-than-ms"])?;
+    let (_, table) = open(&args).await?;
+    let mut options = OrphanOptions {
+        dry_run: args.dry_run,
+        ..OrphanOptions::default()
+    };
+    if let Some(ms) = args.numbers.get("--older-than-ms") {
+        options.older_than = Duration::from_millis(*ms);
+    }
+    let r = remove_orphans(&table, &options).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!(
+        "{}: {} files under the table's location, {} referenced; {} orphans ({} bytes) {}, {} unreferenced files younger than {} ms kept{}",
+        r.table,
+        r.files_listed,
+        r.files_referenced,
+        r.orphans,
+        r.orphan_bytes,
+        if args.dry_run { "would go" } else { "deleted" },
+        r.too_young,
+        options.older_than.as_millis(),
+        if r.failed > 0 {
+            format!("; {} could not be deleted", r.failed)
+        } else {
+            String::new()
+        }
+    );
+    for path in &r.orphan_paths {
+        println!("  {path}");
+    }
+    if r.orphans > r.orphan_paths.len() {
+        println!("  … and {} more", r.orphans - r.orphan_paths.len());
+    }
+    Ok(())
+}
+
+async fn health_command(args: &[String]) -> Result<()> {
+    let args = parse_args(args, &["--small-file-bytes"])?;
+    if args.dry_run {
+        bail!("floe table health changes nothing; --dry-run does not apply");
+    }
+    let (_, table) = open(&args).await?;
+    let small = match args.numbers.get("--small-file-bytes") {
+        Some(n) => *n,
+        None => CompactOptions::for_table(&table, None).min_file_size,
+    };
+    let r = health(&table, small).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", health::human(&r));
     }
     Ok(())
 }

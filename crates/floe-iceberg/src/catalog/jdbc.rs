@@ -302,7 +302,45 @@ impl JdbcCatalog {
             )
             .with_retryable(true));
         }
+        self.delete_dropped_metadata(ident, &base, &base_location, &metadata)
+            .await;
         self.table_from(ident.clone(), new_location, metadata)
+    }
+
+    /// With the table property `write.metadata.delete-after-commit.enabled` (Java's, default
+    /// false), deletes the metadata files that fell out of the metadata log
+    /// (`write.metadata.previous-versions-max`) with this commit, as Java's table operations do.
+    /// A file that cannot be deleted is logged and left to orphan removal.
+    async fn delete_dropped_metadata(
+        &self,
+        ident: &TableIdent,
+        base: &Table,
+        base_location: &str,
+        metadata: &iceberg::spec::TableMetadata,
+    ) {
+        let enabled = metadata
+            .properties()
+            .get("write.metadata.delete-after-commit.enabled")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        if !enabled {
+            return;
+        }
+        let kept: std::collections::HashSet<&str> = metadata
+            .metadata_log()
+            .iter()
+            .map(|l| l.metadata_file.as_str())
+            .collect();
+        let previous = base
+            .metadata()
+            .metadata_log()
+            .iter()
+            .map(|l| l.metadata_file.as_str())
+            .chain([base_location]);
+        for old in previous.filter(|f| !kept.contains(f)) {
+            if let Err(e) = self.file_io.delete(old).await {
+                tracing::warn!(table = %ident, file = %old, error = %e, "cannot delete a metadata file dropped from the metadata log");
+            }
+        }
     }
 
     /// The pointer row of a new table, in the database's layout.

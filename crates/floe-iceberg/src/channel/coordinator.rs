@@ -60,8 +60,8 @@ pub struct CoordinatorConfig {
     /// Branch per table (`ns.table`); None = main.
     pub default_branch: Option<String>,
     pub table_branches: BTreeMap<String, String>,
-    /// Compaction of the committed tables (their main branch), between commits.
-    pub maintenance: Option<crate::maintenance::MaintenanceSettings>,
+    /// Maintenance of the committed tables (their main branch), between commits.
+    pub maintenance: crate::maintenance::Maintenance,
 }
 
 impl CoordinatorConfig {
@@ -172,8 +172,8 @@ struct Coordinator {
     producer_broken: bool,
     /// Per table, the key indexes of its data files, for resolving deleted keys.
     key_caches: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<KeyIndexCache>>>>,
-    /// The tables this coordinator committed, and when each is next maintained.
-    maintenance_due: BTreeMap<String, (TableKey, Instant)>,
+    /// Maintains the tables this coordinator committed.
+    maintainer: Option<super::maintainer::Maintainer>,
 }
 
 async fn run(
@@ -209,8 +209,14 @@ async fn run(
         recent_commits: Vec::new(),
         producer_broken: false,
         key_caches: Mutex::new(std::collections::HashMap::new()),
-        maintenance_due: BTreeMap::new(),
+        maintainer: None,
     };
+    if c.config.maintenance.any() {
+        c.maintainer = Some(super::maintainer::Maintainer::new(
+            c.config.maintenance.clone(),
+            c.catalog.clone(),
+        ));
+    }
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -591,112 +597,20 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Maintains the tables this coordinator has committed whose time has come (compaction,
-    /// then snapshot expiry), after every completed commit cycle (idle ones too, so a table is
-    /// compacted after its stream stops; docs/maintenance.md). Never fails the coordinator: a
-    /// step that cannot run (or loses to a concurrent commit) is logged and tried again after
-    /// the interval.
+    /// Maintains the tables of this coordinator's catalog it committed on `main` whose time
+    /// has come (channel/maintainer.rs), after every completed commit cycle (idle ones too,
+    /// so a table is compacted after its stream stops).
     async fn maintain(&mut self, tables: &[(TableKey, Vec<Envelope>)]) {
-        let Some(settings) = self.config.maintenance.clone() else {
-            return;
-        };
-        let now = Instant::now();
-        for (key, _) in tables {
-            let name = key.display_name();
-            if key.catalog == self.catalog_name && self.config.branch_for(&name).is_none() {
-                self.maintenance_due
-                    .entry(name)
-                    .or_insert_with(|| (key.clone(), now + settings.interval));
-            }
-        }
-        let due: Vec<(String, TableKey)> = self
-            .maintenance_due
+        let committed: Vec<(String, Vec<String>, String)> = tables
             .iter()
-            .filter(|(_, (_, at))| *at <= now)
-            .map(|(name, (key, _))| (name.clone(), key.clone()))
+            .map(|(key, _)| (key.display_name(), key))
+            .filter(|(name, key)| {
+                key.catalog == self.catalog_name && self.config.branch_for(name).is_none()
+            })
+            .map(|(name, key)| (name, key.namespace.clone(), key.name.clone()))
             .collect();
-        for (name, key) in due {
-            self.maintenance_due.insert(
-                name.clone(),
-                (key.clone(), Instant::now() + settings.interval),
-            );
-            let Ok(ns) = NamespaceIdent::from_vec(key.namespace.clone()) else {
-                continue;
-            };
-            let ident = TableIdent::new(ns, key.name.clone());
-            if settings.compact {
-                self.compact_table(&ident, &name, &settings).await;
-            }
-            if settings.expire_snapshots {
-                self.expire_table(&ident, &name).await;
-            }
-        }
-    }
-
-    async fn compact_table(
-        &self,
-        ident: &TableIdent,
-        name: &str,
-        settings: &crate::maintenance::MaintenanceSettings,
-    ) {
-        use crate::maintenance::compact::{compact, CompactOptions};
-        let table = match self.catalog.load_table(ident).await {
-            Ok(t) => t,
-            Err(e) => {
-                warn!(table = %name, error = %e, "cannot load the table to compact it");
-                return;
-            }
-        };
-        let mut options = CompactOptions::for_table(&table, settings.target_file_size);
-        options.min_input_files = settings.min_input_files;
-        let started = Instant::now();
-        match compact(&self.catalog, &table, &options).await {
-            Ok(r) if r.snapshot_id.is_some() => info!(
-                table = %name,
-                snapshot_id = r.snapshot_id,
-                partitions = r.partitions,
-                data_files_rewritten = r.data_files_rewritten,
-                bytes_rewritten = r.bytes_rewritten,
-                data_files_written = r.data_files_written,
-                bytes_written = r.bytes_written,
-                delete_files_removed = r.delete_files_removed,
-                deleted_rows_applied = r.deleted_rows_applied,
-                millis = started.elapsed().as_millis() as u64,
-                "table compacted"
-            ),
-            Ok(r) => {
-                debug!(table = %name, reason = r.skipped.as_deref().unwrap_or(""), "nothing to compact")
-            }
-            Err(e) => {
-                warn!(table = %name, error = %e, "compaction did not run; it is tried again after the interval")
-            }
-        }
-    }
-
-    async fn expire_table(&self, ident: &TableIdent, name: &str) {
-        use crate::maintenance::expire::{expire, ExpireOptions};
-        let table = match self.catalog.load_table(ident).await {
-            Ok(t) => t,
-            Err(e) => {
-                warn!(table = %name, error = %e, "cannot load the table to expire its snapshots");
-                return;
-            }
-        };
-        match expire(&self.catalog, &table, &ExpireOptions::for_table(&table)).await {
-            Ok(r) if r.snapshots_expired > 0 => info!(
-                table = %name,
-                snapshots_expired = r.snapshots_expired,
-                snapshots_kept = r.snapshots_kept,
-                kept_for_offsets = r.kept_for_offsets,
-                manifest_lists_deleted = r.manifest_lists_deleted,
-                manifests_deleted = r.manifests_deleted,
-                files_deleted = r.files_deleted,
-                "snapshots expired"
-            ),
-            Ok(_) => debug!(table = %name, "no snapshot to expire"),
-            Err(e) => {
-                warn!(table = %name, error = %e, "snapshot expiry did not run; it is tried again after the interval")
-            }
+        if let Some(m) = self.maintainer.as_mut() {
+            m.after_cycle(committed).await;
         }
     }
 

@@ -12,6 +12,7 @@
 pub mod commit_state;
 pub mod coordinator;
 pub mod kafka;
+mod maintainer;
 pub mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -48,6 +48,11 @@ pub struct CompactOptions {
     pub min_input_files: usize,
     /// Files with at least this share of deleted rows are rewritten.
     pub delete_ratio: f64,
+    /// Size-tiered selection (the coordinator's): of a partition's small files, a file
+    /// larger than all the smaller ones together is left out, so a file compacted before is
+    /// rewritten again only once as many bytes have arrived beside it — each byte is
+    /// rewritten a logarithmic number of times, not once per run as the table grows.
+    pub tiered: bool,
     /// Plan only.
     pub dry_run: bool,
 }
@@ -71,6 +76,7 @@ impl CompactOptions {
             min_file_size: target_file_size / 4 * 3,
             min_input_files: 5,
             delete_ratio: 0.3,
+            tiered: false,
             dry_run: false,
         }
     }
@@ -251,10 +257,26 @@ fn plan<'a>(
             f.deleted > 0
                 && f.deleted as f64 >= options.delete_ratio * f.file.record_count().max(1) as f64
         };
-        let picked: Vec<&LiveFile> = files
+        let mut picked: Vec<&LiveFile> = files.iter().filter(|f| too_deleted(f)).collect();
+        let mut small: Vec<&LiveFile> = files
             .iter()
-            .filter(|f| f.file.file_size_in_bytes() < options.min_file_size || too_deleted(f))
+            .filter(|f| f.file.file_size_in_bytes() < options.min_file_size && !too_deleted(f))
             .collect();
+        if options.tiered {
+            // Smallest first; the rewrite reaches up to the largest file no larger than all
+            // the smaller ones together, and leaves the larger ones.
+            small.sort_by_key(|f| f.file.file_size_in_bytes());
+            let (mut below, mut keep) = (0, 0);
+            for (i, f) in small.iter().enumerate() {
+                let size = f.file.file_size_in_bytes();
+                if i > 0 && size <= below {
+                    keep = i + 1;
+                }
+                below += size;
+            }
+            small.truncate(keep);
+        }
+        picked.extend(small);
         let size: u64 = picked.iter().map(|f| f.file.file_size_in_bytes()).sum();
         let worth = picked.iter().any(|f| too_deleted(f))
             || (picked.len() >= 2
@@ -444,17 +466,52 @@ mod tests {
             min_file_size: 750,
             min_input_files: 5,
             delete_ratio: 0.3,
+            tiered: false,
             dry_run: false,
         }
     }
 
-    fn planned(groups: &[Vec<LiveFile>]) -> (Vec<String>, CompactReport) {
+    fn planned_with(
+        groups: &[Vec<LiveFile>],
+        options: &CompactOptions,
+    ) -> (Vec<String>, CompactReport) {
         let mut report = CompactReport::default();
-        let files = plan(groups.iter().map(Vec::as_slice), &options(), &mut report);
+        let files = plan(groups.iter().map(Vec::as_slice), options, &mut report);
         (
             files.iter().map(|f| f.file_path().to_string()).collect(),
             report,
         )
+    }
+
+    fn planned(groups: &[Vec<LiveFile>]) -> (Vec<String>, CompactReport) {
+        planned_with(groups, &options())
+    }
+
+    #[test]
+    fn tiered_selection_leaves_a_large_compacted_file_until_as_much_has_arrived() {
+        let tiered = CompactOptions {
+            tiered: true,
+            ..options()
+        };
+        // A compacted file of 500 and five new ones of 50: only the new ones.
+        let mut files: Vec<LiveFile> = (0..5).map(|i| file(&format!("n{i}"), 50, 10, 0)).collect();
+        files.push(file("compacted", 500, 100, 0));
+        let (picked, report) = planned_with(&[files], &tiered);
+        assert_eq!(picked, ["n0", "n1", "n2", "n3", "n4"]);
+        assert_eq!(report.bytes_rewritten, 250);
+        // Once the new files add up to it, it joins (and so does the next tier).
+        let mut files: Vec<LiveFile> = (0..5).map(|i| file(&format!("n{i}"), 50, 10, 0)).collect();
+        files.push(file("second", 250, 50, 0));
+        files.push(file("first", 500, 100, 0));
+        assert_eq!(planned_with(&[files], &tiered).0.len(), 7);
+        // Four new files beside a big one: not yet.
+        let mut files: Vec<LiveFile> = (0..4).map(|i| file(&format!("n{i}"), 50, 10, 0)).collect();
+        files.push(file("compacted", 500, 100, 0));
+        assert!(planned_with(&[files], &tiered).0.is_empty());
+        // Equal files are all picked; a file with many deletes always is.
+        let mut files: Vec<LiveFile> = (0..5).map(|i| file(&format!("e{i}"), 100, 10, 0)).collect();
+        files.push(file("deleted", 700, 10, 5));
+        assert_eq!(planned_with(&[files], &tiered).0.len(), 6);
     }
 
     #[test]

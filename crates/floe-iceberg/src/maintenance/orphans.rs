@@ -1,0 +1,280 @@
+//! Orphan file removal (Java's `DeleteOrphanFiles`, docs/maintenance.md): files under the
+//! table's location that no metadata references, older than a safety age, are deleted — data
+//! files of a task that crashed before its commit, files of a commit whose answer was lost,
+//! metadata versions dropped from the metadata log.
+//!
+//! Referenced: the current metadata file and every one in its log, the statistics files,
+//! every snapshot's manifest list, every manifest those list and every file any manifest
+//! entry names (in any state). Files younger than the safety age stay whatever they are: a
+//! task's data file waits for its commit, a commit in flight has written its manifests but
+//! not yet its metadata. Paths are compared after normalising the scheme (`file:` and bare
+//! paths, `s3a://`/`s3n://` and `s3://`).
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::{Duration, SystemTime};
+
+use futures::TryStreamExt;
+use iceberg::table::Table;
+use opendal::Operator;
+use serde::Serialize;
+
+use crate::snapshot::{load_manifest, manifests_of};
+
+/// Java's default safety age (`DeleteOrphanFiles.olderThan`: three days).
+pub const DEFAULT_OLDER_THAN_MS: u64 = 3 * 24 * 60 * 60 * 1000;
+
+/// How many orphan paths a report lists (the counts cover all of them).
+const LISTED: usize = 100;
+
+/// What an orphan removal may delete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrphanOptions {
+    /// Only files last modified longer ago than this go.
+    pub older_than: Duration,
+    pub dry_run: bool,
+}
+
+impl Default for OrphanOptions {
+    fn default() -> Self {
+        OrphanOptions {
+            older_than: Duration::from_millis(DEFAULT_OLDER_THAN_MS),
+            dry_run: false,
+        }
+    }
+}
+
+/// What an orphan removal did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct OrphanReport {
+    pub table: String,
+    /// Files found under the table's location.
+    pub files_listed: usize,
+    /// Files the metadata references.
+    pub files_referenced: usize,
+    /// Unreferenced files older than the safety age: deleted (or to delete).
+    pub orphans: usize,
+    pub orphan_bytes: u64,
+    /// Unreferenced files younger than the safety age, left alone.
+    pub too_young: usize,
+    /// Orphans that could not be deleted.
+    pub failed: usize,
+    /// The first orphans' paths (scheme normalised: local ones bare).
+    pub orphan_paths: Vec<String>,
+}
+
+/// Why an orphan removal failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OrphanError {
+    #[error("table {table}: {message}")]
+    Table { table: String, message: String },
+}
+
+/// `path` with its scheme normalised, so a file named `file:/x`, `file:///x` or `/x` (or
+/// `s3a://b/k` and `s3://b/k`) is one file.
+pub fn normalize(path: &str) -> String {
+    if let Some(rest) = path.strip_prefix("file:") {
+        return format!("/{}", rest.trim_start_matches('/'));
+    }
+    for scheme in ["s3a://", "s3n://"] {
+        if let Some(rest) = path.strip_prefix(scheme) {
+            return format!("s3://{rest}");
+        }
+    }
+    path.to_string()
+}
+
+/// Every file `table`'s metadata references, normalised.
+pub async fn referenced_files(table: &Table) -> Result<HashSet<String>, String> {
+    let metadata = table.metadata();
+    let mut out = HashSet::new();
+    if let Some(location) = table.metadata_location() {
+        out.insert(normalize(location));
+    }
+    for log in metadata.metadata_log() {
+        out.insert(normalize(&log.metadata_file));
+    }
+    for s in metadata.statistics_iter() {
+        out.insert(normalize(&s.statistics_path));
+    }
+    for s in metadata.partition_statistics_iter() {
+        out.insert(normalize(&s.statistics_path));
+    }
+    let mut seen_manifests = HashSet::new();
+    for snapshot in metadata.snapshots() {
+        out.insert(normalize(snapshot.manifest_list()));
+        for m in manifests_of(table, snapshot).await? {
+            if !seen_manifests.insert(m.manifest_path.clone()) {
+                continue;
+            }
+            out.insert(normalize(&m.manifest_path));
+            let loaded = load_manifest(table, &m).await?;
+            for e in loaded.entries() {
+                out.insert(normalize(e.data_file().file_path()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A listed file: its normalised path, the path to delete it by, size and age.
+struct Listed {
+    path: String,
+    modified: Option<SystemTime>,
+    size: u64,
+}
+
+/// The operator that lists `location`, and the prefix to list, with how a listed entry's
+/// path becomes a full one.
+fn lister_for(table: &Table, location: &str) -> Result<(Operator, String, String), String> {
+    let location = normalize(location);
+    let dir = format!("{}/", location.trim_end_matches('/'));
+    if let Some(local) = dir.strip_prefix('/') {
+        let op = Operator::new(opendal::services::Fs::default().root("/"))
+            .map_err(|e| format!("cannot list {location}: {e}"))?
+            .finish();
+        return Ok((op, local.to_string(), "file:///".to_string()));
+    }
+    if let Some(rest) = dir.strip_prefix("s3://") {
+        let (bucket, key) = rest
+            .split_once('/')
+            .ok_or_else(|| format!("table location {location} has no bucket"))?;
+        let props = table.file_io().config().props();
+        let mut builder = opendal::services::S3::default().bucket(bucket);
+        if let Some(v) = props.get("s3.endpoint") {
+            builder = builder.endpoint(v);
+        }
+        if let Some(v) = props
+            .get("s3.region")
+            .or_else(|| props.get("client.region"))
+        {
+            builder = builder.region(v);
+        }
+        if let Some(v) = props.get("s3.access-key-id") {
+            builder = builder.access_key_id(v);
+        }
+        if let Some(v) = props.get("s3.secret-access-key") {
+            builder = builder.secret_access_key(v);
+        }
+        if let Some(v) = props.get("s3.session-token") {
+            builder = builder.session_token(v);
+        }
+        let path_style = props
+            .get("s3.path-style-access")
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+        if !path_style {
+            builder = builder.enable_virtual_host_style();
+        }
+        let op = Operator::new(builder)
+            .map_err(|e| format!("cannot list {location}: {e}"))?
+            .finish();
+        return Ok((op, key.to_string(), format!("s3://{bucket}/")));
+    }
+    Err(format!(
+        "cannot list {location}: orphan removal lists local and S3 locations only"
+    ))
+}
+
+async fn list(table: &Table, location: &str) -> Result<Vec<Listed>, String> {
+    let (op, prefix, root) = lister_for(table, location)?;
+    let mut lister = op
+        .lister_with(&prefix)
+        .recursive(true)
+        .await
+        .map_err(|e| format!("cannot list {location}: {e}"))?;
+    let mut out = Vec::new();
+    while let Some(entry) = lister
+        .try_next()
+        .await
+        .map_err(|e| format!("cannot list {location}: {e}"))?
+    {
+        if entry.metadata().is_dir() {
+            continue;
+        }
+        let mut modified = entry.metadata().last_modified().map(SystemTime::from);
+        let mut size = entry.metadata().content_length();
+        if modified.is_none() {
+            // The local lister gives names only.
+            let meta = op
+                .stat(entry.path())
+                .await
+                .map_err(|e| format!("cannot read the age of {}: {e}", entry.path()))?;
+            modified = meta.last_modified().map(SystemTime::from);
+            size = meta.content_length();
+        }
+        out.push(Listed {
+            path: format!("{root}{}", entry.path()),
+            modified,
+            size,
+        });
+    }
+    Ok(out)
+}
+
+/// Deletes `table`'s orphan files older than the safety age.
+pub async fn remove_orphans(
+    table: &Table,
+    options: &OrphanOptions,
+) -> Result<OrphanReport, OrphanError> {
+    let name = table.identifier().to_string();
+    let fail = |message: String| OrphanError::Table {
+        table: name.clone(),
+        message,
+    };
+    // A commit landing after `table` was loaded references files written since: they are
+    // younger than the safety age, so they stay.
+    let listed = list(table, table.metadata().location())
+        .await
+        .map_err(fail)?;
+    let referenced = referenced_files(table).await.map_err(fail)?;
+    let cutoff = SystemTime::now()
+        .checked_sub(options.older_than)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut report = OrphanReport {
+        table: name.clone(),
+        files_listed: listed.len(),
+        ..OrphanReport::default()
+    };
+    let mut orphans = BTreeSet::new();
+    for file in &listed {
+        let path = normalize(&file.path);
+        if referenced.contains(&path) || path.ends_with("/version-hint.text") {
+            report.files_referenced += 1;
+            continue;
+        }
+        match file.modified {
+            Some(t) if t < cutoff => {
+                report.orphan_bytes += file.size;
+                orphans.insert(file.path.clone());
+            }
+            _ => report.too_young += 1,
+        }
+    }
+    report.orphans = orphans.len();
+    report.orphan_paths = orphans.iter().take(LISTED).map(|p| normalize(p)).collect();
+    if options.dry_run {
+        return Ok(report);
+    }
+    for path in &orphans {
+        if let Err(e) = table.file_io().delete(path).await {
+            report.failed += 1;
+            tracing::warn!(table = %name, file = %path, error = %e, "cannot delete an orphan file");
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes_normalise() {
+        assert_eq!(normalize("file:///tmp/w/a.parquet"), "/tmp/w/a.parquet");
+        assert_eq!(normalize("file:/tmp/w/a.parquet"), "/tmp/w/a.parquet");
+        assert_eq!(normalize("/tmp/w/a.parquet"), "/tmp/w/a.parquet");
+        assert_eq!(normalize("s3a://b/k/a.parquet"), "s3://b/k/a.parquet");
+        assert_eq!(normalize("s3n://b/k"), "s3://b/k");
+        assert_eq!(normalize("s3://b/k"), "s3://b/k");
+        assert_eq!(normalize("gs://b/k"), "gs://b/k");
+    }
+}
