@@ -8,9 +8,10 @@
 //! has that share of deleted rows. The rewrite reads the files with the table's current schema
 //! (columns added since read as null), drops deleted positions, writes through the sink's own
 //! writer (rolling at the target size), and commits as a compare-and-set on the branch head it
-//! read: if anything was committed meanwhile the new files are deleted and the compaction
-//! reports the conflict, so a concurrent delete can never be lost. Position delete files whose
-//! every row points at a rewritten file are removed with them.
+//! read: commits that landed meanwhile and only appended are rebased onto; anything else
+//! deletes the new files and the compaction reports the conflict, so a concurrent delete can
+//! never be lost. Position delete files whose every row points at a rewritten file are removed
+//! with them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -97,6 +98,8 @@ pub struct CompactReport {
     pub rows: u64,
     pub deleted_rows_applied: u64,
     pub snapshot_id: Option<i64>,
+    /// Times the commit was rebased onto appends committed while the files were rewritten.
+    pub rebased: usize,
     /// Why nothing was rewritten, when nothing was.
     pub skipped: Option<String>,
 }
@@ -216,33 +219,92 @@ pub async fn compact(
     report.bytes_written = written.iter().map(|f| f.file_size_in_bytes()).sum();
     let mut removed = rewrite.clone();
     removed.extend(removable);
-    let outcome = commit(catalog, table, written.clone(), &removed).await;
     let discard = || async {
         for f in &written {
             let _ = table.file_io().delete(f.file_path()).await;
         }
     };
-    match outcome {
-        Ok(CommitOutcome::Committed(snapshot_id)) => {
-            report.snapshot_id = Some(snapshot_id);
-            Ok(report)
-        }
-        Ok(CommitOutcome::Conflict(reason)) => {
-            discard().await;
-            report.skipped = Some(format!(
-                "the table changed while it was compacted; nothing was replaced ({reason})"
-            ));
-            Ok(report)
-        }
-        // The commit may have landed: its files stay (at worst unreferenced).
-        Ok(CommitOutcome::Unknown(reason)) => Err(fail(format!(
-            "the outcome of the compaction's commit is unknown ({reason}); its files are kept"
-        ))),
-        Err(e) => {
-            discard().await;
-            Err(fail(e))
+    // Conflicts with commits that only appended are rebased onto them (Java's rewrite
+    // validation): the rewritten files are still live and no delete can name them.
+    let mut base = table.clone();
+    loop {
+        match commit(catalog, &base, written.clone(), &removed).await {
+            Ok(CommitOutcome::Committed(snapshot_id)) => {
+                report.snapshot_id = Some(snapshot_id);
+                return Ok(report);
+            }
+            Ok(CommitOutcome::Conflict(reason)) => {
+                let rebased = if report.rebased < MAX_REBASES {
+                    rebase_onto_appends(catalog, &base).await
+                } else {
+                    Err(format!("rebased {MAX_REBASES} times already"))
+                };
+                match rebased {
+                    Ok(newer) => {
+                        report.rebased += 1;
+                        base = newer;
+                    }
+                    Err(why) => {
+                        discard().await;
+                        report.skipped = Some(format!(
+                            "the table changed while it was compacted; nothing was replaced ({reason}; {why})"
+                        ));
+                        return Ok(report);
+                    }
+                }
+            }
+            // The commit may have landed: its files stay (at worst unreferenced).
+            Ok(CommitOutcome::Unknown(reason)) => {
+                return Err(fail(format!(
+                "the outcome of the compaction's commit is unknown ({reason}); its files are kept"
+            )))
+            }
+            Err(e) => {
+                discard().await;
+                return Err(fail(e));
+            }
         }
     }
+}
+
+/// How often a compaction rebases onto concurrent appends before it gives up.
+const MAX_REBASES: usize = 3;
+
+/// The table as it is now, when everything committed to `main` since `base` was read is an
+/// `append` (new data files only: the files a compaction replaces stay live and no delete
+/// names them); otherwise why the compaction cannot go on top of it.
+async fn rebase_onto_appends(catalog: &CatalogHandle, base: &Table) -> Result<Table, String> {
+    let base_head = base
+        .metadata()
+        .snapshot_for_ref(MAIN_BRANCH)
+        .map(|s| s.snapshot_id());
+    let now = catalog
+        .load_table(base.identifier())
+        .await
+        .map_err(|e| format!("cannot reload the table: {e}"))?;
+    if now.metadata().uuid() != base.metadata().uuid() {
+        return Err("the table was replaced".into());
+    }
+    let mut next = now
+        .metadata()
+        .snapshot_for_ref(MAIN_BRANCH)
+        .map(|s| s.snapshot_id());
+    while next != base_head {
+        let Some(id) = next else {
+            return Err("main no longer descends from the snapshot compacted".into());
+        };
+        let Some(s) = now.metadata().snapshot_by_id(id) else {
+            return Err(format!("snapshot {id} is missing from the metadata"));
+        };
+        if s.summary().operation != Operation::Append {
+            return Err(format!(
+                "snapshot {id} is not an append but {:?}",
+                s.summary().operation
+            ));
+        }
+        next = s.parent_snapshot_id();
+    }
+    Ok(now)
 }
 
 /// The files to rewrite, partition by partition.
