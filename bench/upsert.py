@@ -131,7 +131,10 @@ def compact(result: dict, workdir: Path) -> dict:
     return report
 
 
-def scan_seconds(metadata_location: str, repeats: int) -> tuple[float, int]:
+def scan_seconds(metadata_location: str, repeats: int,
+                 select: str = "count(*), sum(version), sum(length(payload))") -> tuple[float, int]:
+    """The median time of `repeats` DuckDB scans (`SELECT <select>`, whose first column is the
+    row count) of the table whose metadata file is `metadata_location`, and the rows read."""
     import duckdb
     import duckdb_extension_avro
     import duckdb_extension_iceberg
@@ -144,8 +147,7 @@ def scan_seconds(metadata_location: str, repeats: int) -> tuple[float, int]:
     times, rows = [], 0
     for _ in range(repeats):
         t = time.perf_counter()
-        rows, _, _ = con.execute(
-            f"SELECT count(*), sum(version), sum(length(payload)) FROM iceberg_scan('{location}')").fetchone()
+        rows = con.execute(f"SELECT {select} FROM iceberg_scan('{location}')").fetchone()[0]
         times.append(time.perf_counter() - t)
     return statistics.median(times), rows
 
