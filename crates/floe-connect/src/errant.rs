@@ -7,7 +7,7 @@
 //! consumed only after the DLQ acknowledged it, so nothing is lost silently.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use floe_data::SinkRecord;
 use rdkafka::message::{Message, OwnedMessage};
@@ -15,6 +15,7 @@ use tracing::warn;
 
 use crate::dead_letter::{DeadLetterQueue, Failure};
 use crate::error::TaskError;
+use crate::metrics::SinkTaskMetrics;
 
 /// The errant-record policy of one task, and the original messages of the batch being put.
 pub struct ErrantRecords {
@@ -25,6 +26,7 @@ pub struct ErrantRecords {
     /// Original messages of the current batch by (topic, partition, offset); kept only when
     /// there is a DLQ to send them to.
     batch: Mutex<HashMap<(String, i32, i64), OwnedMessage>>,
+    metrics: Option<Arc<SinkTaskMetrics>>,
 }
 
 impl ErrantRecords {
@@ -40,6 +42,19 @@ impl ErrantRecords {
             connector: connector.to_string(),
             task_id,
             batch: Mutex::new(HashMap::new()),
+            metrics: None,
+        }
+    }
+
+    /// Counts errant records in the task's `task-error-metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<SinkTaskMetrics>) -> ErrantRecords {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, skipped: bool) {
+        if let Some(m) = &self.metrics {
+            m.record_error(skipped, skipped);
         }
     }
 
@@ -79,12 +94,21 @@ impl ErrantRecords {
             (r.topic(), r.partition(), r.offset()),
             &failure.message,
         );
+        self.count(self.tolerate);
         if !self.tolerate {
             return Err(tolerance_exceeded(&detail));
         }
         match &self.dead_letters {
             Some(dlq) => {
-                dlq.report(&failure).await?;
+                if let Some(m) = &self.metrics {
+                    m.dlq_requests.add(1.0);
+                }
+                if let Err(e) = dlq.report(&failure).await {
+                    if let Some(m) = &self.metrics {
+                        m.dlq_failures.add(1.0);
+                    }
+                    return Err(e);
+                }
                 warn!(connector = %self.connector, task = self.task_id, "record sent to the dead letter queue: {detail}");
             }
             None => warn!(
@@ -105,6 +129,7 @@ impl ErrantRecords {
         message: String,
     ) -> Result<(), TaskError> {
         if !self.tolerate {
+            self.count(false);
             return Err(TaskError::data(message));
         }
         self.report_stage(
@@ -127,6 +152,7 @@ impl ErrantRecords {
         failure: StageFailure,
     ) -> Result<(), TaskError> {
         if !self.tolerate {
+            self.count(false);
             return Err(tolerance_exceeded(&detail(
                 failure.stage,
                 failure.class,
@@ -152,6 +178,7 @@ impl ErrantRecords {
                 .await
             }
             None => {
+                self.count(true);
                 warn!(
                     connector = %self.connector,
                     task = self.task_id,

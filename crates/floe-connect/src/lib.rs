@@ -14,6 +14,7 @@ pub mod instances;
 pub mod kafka_config;
 pub mod kafka_security;
 pub mod loggers;
+pub mod metrics;
 pub mod offsets;
 pub mod plugin;
 pub mod properties;

@@ -69,6 +69,7 @@ pub fn secured_router(
     Router::new()
         .route("/", get(server_info))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/connectors", get(list_connectors).post(create_connector))
         .route("/connectors/", get(list_connectors).post(create_connector))
         .route(
@@ -231,6 +232,18 @@ async fn health(State(h): State<AppState>) -> Response {
         )
             .into_response()
     }
+}
+
+/// The worker's metrics in the Prometheus text format (docs/metrics.md).
+async fn metrics(State(h): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::scrape(h.as_ref()).await,
+    )
+        .into_response()
 }
 
 /// The values of query parameter `name` in a raw query string (a parameter may repeat).

@@ -34,6 +34,7 @@ use crate::dead_letter::{DeadLetterQueue, Failure};
 use crate::errant::ErrantRecords;
 use crate::error::TaskError;
 use crate::kafka_config::client_config;
+use crate::metrics::{ClientMetrics, SinkTaskMetrics, CLIENT_STATISTICS_INTERVAL_MS};
 use crate::plugin::{ConfigMap, Offsets, SinkConnector, SinkTask, TaskContext};
 use crate::status::{State, StatusCell};
 use crate::worker_config::{list_value, strip_prefix, WorkerConfig};
@@ -95,9 +96,9 @@ impl RebalanceEvents {
     }
 }
 
-#[derive(Default)]
 struct TaskConsumerContext {
     events: Arc<RebalanceEvents>,
+    client: ClientMetrics,
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
@@ -113,7 +114,11 @@ impl TaskConsumerContext {
     }
 }
 
-impl ClientContext for TaskConsumerContext {}
+impl ClientContext for TaskConsumerContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.client.update(&statistics);
+    }
+}
 
 impl ConsumerContext for TaskConsumerContext {
     fn pre_rebalance(&self, c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -319,6 +324,11 @@ fn consumer_props(spec: &TaskSpec, group: &str) -> BTreeMap<String, String> {
         // soon after the queue has room, and keep the queue small (memory), as a Java
         // consumer's one outstanding fetch does.
         ("fetch.queue.backoff.ms".to_string(), "10".to_string()),
+        // Bytes and connections for the metrics (docs/metrics.md).
+        (
+            "statistics.interval.ms".to_string(),
+            CLIENT_STATISTICS_INTERVAL_MS.to_string(),
+        ),
         (
             "queued.max.messages.kbytes".to_string(),
             prefetch_kbytes(&spec.config).to_string(),
@@ -361,6 +371,7 @@ struct Loop<'a> {
     reset_to_latest: bool,
     seen_topics: BTreeSet<String>,
     errant: Arc<ErrantRecords>,
+    metrics: Arc<SinkTaskMetrics>,
 }
 
 /// The outcome of converting (and transforming) one message.
@@ -408,7 +419,16 @@ async fn run_task(
     let reset_to_latest = props
         .get("auto.offset.reset")
         .is_some_and(|v| v.trim() == "latest");
-    let context = TaskConsumerContext::default();
+    let context = TaskConsumerContext {
+        events: Arc::default(),
+        client: ClientMetrics::register(
+            false,
+            props
+                .get("client.id")
+                .map(String::as_str)
+                .unwrap_or(group.as_str()),
+        ),
+    };
     let events = context.events.clone();
     let consumer = Release::new(
         Arc::new(
@@ -431,12 +451,11 @@ async fn run_task(
         .config
         .get("errors.tolerance")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("all"));
-    let errant = Arc::new(ErrantRecords::new(
-        tolerate_errors,
-        dead_letters,
-        &spec.connector,
-        spec.task_id,
-    ));
+    let metrics = SinkTaskMetrics::register(&spec.connector, spec.task_id as usize);
+    let errant = Arc::new(
+        ErrantRecords::new(tolerate_errors, dead_letters, &spec.connector, spec.task_id)
+            .with_metrics(metrics.clone()),
+    );
     let mut task = Release::new(spec.plugin.create_task(), closed);
     let metadata_consumer = Arc::downgrade(&*consumer);
     let task_context = TaskContext::new(
@@ -473,6 +492,7 @@ async fn run_task(
         reset_to_latest,
         seen_topics: BTreeSet::new(),
         errant,
+        metrics,
     };
     let flush_interval = spec.worker.offset_flush_interval;
     let mut next_flush = Instant::now() + flush_interval;
@@ -597,6 +617,7 @@ impl Loop<'_> {
         tokio::pin!(deadline);
         let mut batch: Vec<SinkRecord> = Vec::new();
         self.errant.new_batch();
+        let mut read = 0u64;
         while batch.len() < max {
             let received = tokio::select! {
                 biased;
@@ -617,6 +638,7 @@ impl Loop<'_> {
                     break;
                 }
                 Ok(Ok(msg)) => {
+                    read += 1;
                     if self.errant.keeps_originals() {
                         self.errant.keep(msg.detach());
                     }
@@ -651,7 +673,22 @@ impl Loop<'_> {
         if self.events_pending() {
             self.settle_events(&mut batch).await?;
         }
-        self.task.put(batch).await
+        self.metrics.record_read.add(read as f64);
+        self.put(batch).await
+    }
+
+    /// Hands `batch` to the task, counting it in the task's metrics.
+    async fn put(&mut self, batch: Vec<SinkRecord>) -> Result<(), TaskError> {
+        if batch.is_empty() {
+            return self.task.put(batch).await;
+        }
+        let records = batch.len();
+        let started = Instant::now();
+        let result = self.task.put(batch).await;
+        self.metrics.record_send.add(records as f64);
+        self.metrics
+            .put_batch(started.elapsed().as_secs_f64() * 1000.0);
+        result
     }
 
     /// Applies pending rebalance events before the task may act again. Records received before
@@ -667,7 +704,7 @@ impl Loop<'_> {
         if revoked {
             batch.clear();
         } else {
-            self.task.put(std::mem::take(batch)).await?;
+            self.put(std::mem::take(batch)).await?;
         }
         self.apply(events).await?;
         Ok(revoked)
@@ -797,6 +834,9 @@ impl Loop<'_> {
                     self.rewind_owned()?;
                 }
             }
+            if let Ok(assignment) = self.consumer.assignment() {
+                self.metrics.partition_count.set(assignment.count() as f64);
+            }
         }
         Ok(())
     }
@@ -851,6 +891,8 @@ impl Loop<'_> {
     async fn commit(&mut self, closing: bool) -> Result<(), TaskError> {
         let offsets = self.task.pre_commit(&self.consumed, closing).await?;
         if offsets.is_empty() {
+            // The sink commits its offsets itself (the Iceberg sink: in its transactions).
+            self.metrics.offset_commit_skip.add(1.0);
             return Ok(());
         }
         let assignment = self
@@ -870,7 +912,10 @@ impl Loop<'_> {
         let committed =
             tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync));
         match committed {
-            Ok(()) => debug!(task = self.spec.task_id, offsets = ?offsets, "offsets committed"),
+            Ok(()) => {
+                self.metrics.offset_commit_completion.add(1.0);
+                debug!(task = self.spec.task_id, offsets = ?offsets, "offsets committed")
+            }
             // The data is durable in the sink; a failed offset commit only means re-reading.
             Err(e) => {
                 warn!(connector = %self.spec.connector, task = self.spec.task_id, error = %e, "offset commit failed")

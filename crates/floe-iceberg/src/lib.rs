@@ -16,6 +16,7 @@ pub mod row_delta;
 pub mod schema;
 pub mod schema_update;
 pub mod sink;
+pub mod sink_metrics;
 pub mod snapshot;
 pub mod summary;
 pub mod table_commit;

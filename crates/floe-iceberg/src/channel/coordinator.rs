@@ -138,7 +138,10 @@ pub fn spawn(
     let failure_slot = failure.clone();
     let join = tokio::spawn(async move {
         let name = format!("{}-{}", config.connector, config.task_id);
-        match run(config, catalog, catalog_name, rx).await {
+        let connector = config.connector.clone();
+        let outcome = run(config, catalog, catalog_name, rx).await;
+        crate::sink_metrics::forget(&connector);
+        match outcome {
             Ok(()) => info!(coordinator = %name, "coordinator stopped"),
             Err(e) => {
                 warn!(coordinator = %name, error = %e, "coordinator terminated");
@@ -213,6 +216,7 @@ async fn run(
     };
     if c.config.maintenance.any() {
         c.maintainer = Some(super::maintainer::Maintainer::new(
+            &c.config.connector,
             c.config.maintenance.clone(),
             c.catalog.clone(),
         ));
@@ -632,6 +636,7 @@ impl Coordinator {
             debug!(table = %name, catalog = %key.catalog, "files for another catalog; skipped");
             return Ok(None);
         }
+        let started = Instant::now();
         const ATTEMPTS: usize = 3;
         for attempt in 1..=ATTEMPTS {
             let table = match self.catalog.load_table(&ident).await {
@@ -691,6 +696,25 @@ impl Coordinator {
                 .into_iter()
                 .map(|(data, deletes)| Ok((to_files(data)?, to_files(deletes)?)))
                 .collect::<Result<Vec<_>, SinkError>>()?;
+            let mut added = crate::sink_metrics::Committed {
+                data_files: 0,
+                delete_files: 0,
+                bytes: 0,
+                records: 0,
+                seconds: 0.0,
+                lag_seconds: valid_through
+                    .map(|micros| (chrono::Utc::now().timestamp_micros() - micros) as f64 / 1e6),
+            };
+            for (data, deletes) in &groups {
+                added.data_files += data.len();
+                added.delete_files += deletes.len();
+                added.bytes += data
+                    .iter()
+                    .chain(deletes)
+                    .map(|f| f.file_size_in_bytes())
+                    .sum::<u64>();
+                added.records += data.iter().map(|f| f.record_count()).sum::<u64>();
+            }
             let cache = self.key_cache(&name);
             let mut cache = cache.lock().await;
             match crate::delta::commit(
@@ -705,6 +729,8 @@ impl Coordinator {
             {
                 Ok(CommitOutcome::Committed(snapshot_id)) => {
                     info!(table = %name, commit_id = %commit_id, snapshot_id, "table committed");
+                    added.seconds = started.elapsed().as_secs_f64();
+                    crate::sink_metrics::table_committed(&self.config.connector, &name, &added);
                     crash_point("coordinator-after-table-commit");
                     return Ok(Some(snapshot_id));
                 }

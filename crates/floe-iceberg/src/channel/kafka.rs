@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use floe_connect::kafka_config::client_config;
+use floe_connect::metrics::{ClientMetrics, CLIENT_STATISTICS_INTERVAL_MS};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{BaseProducer, DefaultProducerContext, Producer};
+use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::SinkError;
@@ -25,7 +27,23 @@ pub const CONTROL_TRANSACTION_TIMEOUT_MS: u32 = 15_000;
 /// The transactional producer type of workers and coordinators. No polling thread: a
 /// transaction's commit flushes the producer, which serves its delivery reports, and a
 /// polling thread per producer cost CPU even while idle (two per task).
-pub type TxnProducer = BaseProducer<DefaultProducerContext>;
+pub type TxnProducer = BaseProducer<ProducerStats>;
+
+/// A producer's context: its statistics feed the worker's client metrics
+/// (`kafka_producer_outgoing_byte_total{clientId}`…, docs/metrics.md); deliveries need nothing.
+pub struct ProducerStats(ClientMetrics);
+
+impl ClientContext for ProducerStats {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.0.update(&statistics);
+    }
+}
+
+impl ProducerContext for ProducerStats {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+}
 
 /// Worker connection settings overlaid with `iceberg.kafka.*`.
 pub fn client_props(
@@ -55,9 +73,11 @@ pub fn transactional_producer(
     p.entry("transaction.timeout.ms".into())
         .or_insert_with(|| CONTROL_TRANSACTION_TIMEOUT_MS.to_string());
     p.remove("group.id");
+    p.entry("statistics.interval.ms".into())
+        .or_insert_with(|| CLIENT_STATISTICS_INTERVAL_MS.to_string());
     let producer: TxnProducer = client_config(&p)
         .map_err(|e| kafka_err(&format!("cannot create producer {id}"), e))?
-        .create()
+        .create_with_context(ProducerStats(ClientMetrics::register(true, id)))
         .map_err(|e| kafka_err(&format!("cannot create producer {id}"), e))?;
     tokio::task::block_in_place(|| producer.init_transactions(KAFKA_TIMEOUT))
         .map_err(|e| kafka_err(&format!("cannot initialise transactions for {id}"), e))?;

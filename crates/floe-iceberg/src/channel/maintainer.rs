@@ -17,6 +17,7 @@ use crate::maintenance::expire::{expire, ExpireOptions};
 use crate::maintenance::health::{health, HealthReport};
 use crate::maintenance::orphans::{remove_orphans, OrphanOptions};
 use crate::maintenance::{Maintenance, MaintenanceSettings};
+use crate::sink_metrics;
 
 /// One table's schedule.
 struct Due {
@@ -26,14 +27,20 @@ struct Due {
 }
 
 pub(super) struct Maintainer {
+    connector: String,
     maintenance: Maintenance,
     catalog: CatalogHandle,
     tables: BTreeMap<String, Due>,
 }
 
 impl Maintainer {
-    pub(super) fn new(maintenance: Maintenance, catalog: CatalogHandle) -> Maintainer {
+    pub(super) fn new(
+        connector: &str,
+        maintenance: Maintenance,
+        catalog: CatalogHandle,
+    ) -> Maintainer {
         Maintainer {
+            connector: connector.to_string(),
             maintenance,
             catalog,
             tables: BTreeMap::new(),
@@ -84,24 +91,27 @@ impl Maintainer {
             let ident = d.ident.clone();
             if settings.compact {
                 if let Some(table) = self.load(&ident, &name, "compact it").await {
-                    compact_table(&self.catalog, &table, &name, &settings).await;
+                    compact_table(&self.catalog, &table, &name, &settings, &self.connector).await;
                 }
             }
             if settings.expire_snapshots {
                 if let Some(table) = self.load(&ident, &name, "expire its snapshots").await {
-                    expire_table(&self.catalog, &table, &name).await;
+                    expire_table(&self.catalog, &table, &name, &self.connector).await;
                 }
             }
             if orphans_due {
                 if let Some(table) = self.load(&ident, &name, "remove its orphan files").await {
-                    orphans_of(&table, &name, &settings).await;
+                    orphans_of(&table, &name, &settings, &self.connector).await;
                 }
             }
             if let Some(table) = self.load(&ident, &name, "read its health").await {
                 let small =
                     CompactOptions::for_table(&table, settings.target_file_size).min_file_size;
                 match health(&table, small).await {
-                    Ok(h) => log_health(&h),
+                    Ok(h) => {
+                        log_health(&h);
+                        sink_metrics::health(&self.connector, &h);
+                    }
                     Err(e) => warn!(table = %name, error = %e, "cannot read the table's health"),
                 }
             }
@@ -124,25 +134,30 @@ async fn compact_table(
     table: &Table,
     name: &str,
     settings: &MaintenanceSettings,
+    connector: &str,
 ) {
     let mut options = CompactOptions::for_table(table, settings.target_file_size);
     options.min_input_files = settings.min_input_files;
     options.tiered = true;
     let started = Instant::now();
     match compact(catalog, table, &options).await {
-        Ok(r) if r.snapshot_id.is_some() => info!(
-            table = %name,
-            snapshot_id = r.snapshot_id,
-            partitions = r.partitions,
-            data_files_rewritten = r.data_files_rewritten,
-            bytes_rewritten = r.bytes_rewritten,
-            data_files_written = r.data_files_written,
-            bytes_written = r.bytes_written,
-            delete_files_removed = r.delete_files_removed,
-            deleted_rows_applied = r.deleted_rows_applied,
-            millis = started.elapsed().as_millis() as u64,
-            "table compacted"
-        ),
+        Ok(r) if r.snapshot_id.is_some() => {
+            sink_metrics::compacted(connector, &r);
+            info!(
+                table = %name,
+                snapshot_id = r.snapshot_id,
+                partitions = r.partitions,
+                data_files_rewritten = r.data_files_rewritten,
+                bytes_rewritten = r.bytes_rewritten,
+                data_files_written = r.data_files_written,
+                bytes_written = r.bytes_written,
+                delete_files_removed = r.delete_files_removed,
+                deleted_rows_applied = r.deleted_rows_applied,
+                rebased = r.rebased,
+                millis = started.elapsed().as_millis() as u64,
+                "table compacted"
+            )
+        }
         Ok(r) => {
             debug!(table = %name, reason = r.skipped.as_deref().unwrap_or(""), "nothing to compact")
         }
@@ -152,18 +167,21 @@ async fn compact_table(
     }
 }
 
-async fn expire_table(catalog: &CatalogHandle, table: &Table, name: &str) {
+async fn expire_table(catalog: &CatalogHandle, table: &Table, name: &str, connector: &str) {
     match expire(catalog, table, &ExpireOptions::for_table(table)).await {
-        Ok(r) if r.snapshots_expired > 0 => info!(
-            table = %name,
-            snapshots_expired = r.snapshots_expired,
-            snapshots_kept = r.snapshots_kept,
-            kept_for_offsets = r.kept_for_offsets,
-            manifest_lists_deleted = r.manifest_lists_deleted,
-            manifests_deleted = r.manifests_deleted,
-            files_deleted = r.files_deleted,
-            "snapshots expired"
-        ),
+        Ok(r) if r.snapshots_expired > 0 => {
+            sink_metrics::expired(connector, &r);
+            info!(
+                table = %name,
+                snapshots_expired = r.snapshots_expired,
+                snapshots_kept = r.snapshots_kept,
+                kept_for_offsets = r.kept_for_offsets,
+                manifest_lists_deleted = r.manifest_lists_deleted,
+                manifests_deleted = r.manifests_deleted,
+                files_deleted = r.files_deleted,
+                "snapshots expired"
+            )
+        }
         Ok(_) => debug!(table = %name, "no snapshot to expire"),
         Err(e) => {
             warn!(table = %name, error = %e, "snapshot expiry did not run; it is tried again after the interval")
@@ -171,21 +189,24 @@ async fn expire_table(catalog: &CatalogHandle, table: &Table, name: &str) {
     }
 }
 
-async fn orphans_of(table: &Table, name: &str, settings: &MaintenanceSettings) {
+async fn orphans_of(table: &Table, name: &str, settings: &MaintenanceSettings, connector: &str) {
     let options = OrphanOptions {
         older_than: settings.orphans_older_than,
         dry_run: false,
     };
     match remove_orphans(table, &options).await {
-        Ok(r) if r.orphans > 0 => info!(
-            table = %name,
-            orphans = r.orphans,
-            orphan_bytes = r.orphan_bytes,
-            failed = r.failed,
-            files_listed = r.files_listed,
-            too_young = r.too_young,
-            "orphan files removed"
-        ),
+        Ok(r) if r.orphans > 0 => {
+            sink_metrics::orphans_removed(connector, &r);
+            info!(
+                table = %name,
+                orphans = r.orphans,
+                orphan_bytes = r.orphan_bytes,
+                failed = r.failed,
+                files_listed = r.files_listed,
+                too_young = r.too_young,
+                "orphan files removed"
+            )
+        }
         Ok(r) => {
             debug!(table = %name, files_listed = r.files_listed, too_young = r.too_young, "no orphan file")
         }
