@@ -324,15 +324,24 @@ pub async fn ensure_topic(
                 .map_err(|e| e.to_string())?
                 .create()
                 .map_err(|e| e.to_string())?;
-            let md = consumer
-                .fetch_metadata(Some(&topic), Duration::from_secs(30))
-                .map_err(|e| e.to_string())?;
-            Ok(md
-                .topics()
-                .iter()
-                .find(|t| t.name() == topic)
-                .map(|t| t.partitions().len())
-                .unwrap_or(0))
+            // A topic another worker has just created can show no partitions for a moment,
+            // until its metadata reaches the broker answering.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let md = consumer
+                    .fetch_metadata(Some(&topic), Duration::from_secs(30))
+                    .map_err(|e| e.to_string())?;
+                let partitions = md
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == topic)
+                    .map(|t| t.partitions().len())
+                    .unwrap_or(0);
+                if partitions > 0 || std::time::Instant::now() >= deadline {
+                    return Ok(partitions);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
     })
     .await

@@ -49,10 +49,12 @@ pub struct CompactOptions {
     pub min_input_files: usize,
     /// Files with at least this share of deleted rows are rewritten.
     pub delete_ratio: f64,
-    /// Size-tiered selection (the coordinator's): of a partition's small files, a file
-    /// larger than all the smaller ones together is left out, so a file compacted before is
-    /// rewritten again only once as many bytes have arrived beside it — each byte is
-    /// rewritten a logarithmic number of times, not once per run as the table grows.
+    /// Size-tiered selection (the coordinator's): of a partition's small files without
+    /// deleted rows, a file larger than all the smaller ones together is left out, so a file
+    /// compacted before is rewritten again only once as many bytes have arrived beside it —
+    /// each byte is rewritten a logarithmic number of times, not once per run as the table
+    /// grows. Small files with deleted rows are always candidates, so upserts' delete files
+    /// do not linger for readers.
     pub tiered: bool,
     /// Plan only.
     pub dry_run: bool,
@@ -325,8 +327,13 @@ fn plan<'a>(
             .filter(|f| f.file.file_size_in_bytes() < options.min_file_size && !too_deleted(f))
             .collect();
         if options.tiered {
-            // Smallest first; the rewrite reaches up to the largest file no larger than all
-            // the smaller ones together, and leaves the larger ones.
+            // Files with deleted rows always go (the rewrite drops their deletes). Of the
+            // others, smallest first, the rewrite reaches up to the largest file no larger
+            // than all the smaller ones together, and leaves the larger ones.
+            let (with_deletes, clean): (Vec<&LiveFile>, Vec<&LiveFile>) =
+                small.into_iter().partition(|f| f.deleted > 0);
+            picked.extend(with_deletes);
+            small = clean;
             small.sort_by_key(|f| f.file.file_size_in_bytes());
             let (mut below, mut keep) = (0, 0);
             for (i, f) in small.iter().enumerate() {
@@ -570,6 +577,10 @@ mod tests {
         let mut files: Vec<LiveFile> = (0..4).map(|i| file(&format!("n{i}"), 50, 10, 0)).collect();
         files.push(file("compacted", 500, 100, 0));
         assert!(planned_with(&[files], &tiered).0.is_empty());
+        // A compacted file with a few deleted rows goes along, so its delete files can go.
+        let mut files: Vec<LiveFile> = (0..4).map(|i| file(&format!("n{i}"), 50, 10, 0)).collect();
+        files.push(file("compacted", 500, 100, 1));
+        assert_eq!(planned_with(&[files], &tiered).0.len(), 5);
         // Equal files are all picked; a file with many deletes always is.
         let mut files: Vec<LiveFile> = (0..5).map(|i| file(&format!("e{i}"), 100, 10, 0)).collect();
         files.push(file("deleted", 700, 10, 5));
