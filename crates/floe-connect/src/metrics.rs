@@ -82,14 +82,14 @@ pub fn registry() -> &'static Registry {
 }
 
 impl Registry {
-    /// The series `name{labels}`, registered on first use.
-    pub fn series(
+    /// The series of family `name` (registered on first use), locked.
+    fn family<R>(
         &self,
         name: &'static str,
         help: &'static str,
         kind: Kind,
-        labels: Labels,
-    ) -> Arc<Value> {
+        f: impl FnOnce(&mut BTreeMap<Labels, Arc<Value>>) -> R,
+    ) -> R {
         let mut families = match self.families.lock() {
             Ok(f) => f,
             Err(poisoned) => poisoned.into_inner(),
@@ -99,7 +99,20 @@ impl Registry {
             kind,
             series: BTreeMap::new(),
         });
-        family.series.entry(labels).or_default().clone()
+        f(&mut family.series)
+    }
+
+    /// The series `name{labels}`, registered on first use.
+    pub fn series(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        kind: Kind,
+        labels: Labels,
+    ) -> Arc<Value> {
+        self.family(name, help, kind, |series| {
+            series.entry(labels).or_default().clone()
+        })
     }
 
     /// A new series `name{labels}`, replacing one registered before (a restarted task's
@@ -111,17 +124,10 @@ impl Registry {
         kind: Kind,
         labels: Labels,
     ) -> Arc<Value> {
-        let mut families = match self.families.lock() {
-            Ok(f) => f,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let family = families.entry(name).or_insert_with(|| Family {
-            help,
-            kind,
-            series: BTreeMap::new(),
-        });
         let value = Arc::new(Value::default());
-        family.series.insert(labels, value.clone());
+        self.family(name, help, kind, |series| {
+            series.insert(labels, value.clone())
+        });
         value
     }
 
