@@ -218,6 +218,20 @@ impl<'a> Draft<'a> {
     }
 }
 
+/// The snapshots from `head` down its parents, newest first (ending where the metadata no
+/// longer holds a parent): a branch's history, as coordinators walk it for their offsets.
+pub fn ancestry(
+    metadata: &iceberg::spec::TableMetadata,
+    head: Option<i64>,
+) -> impl Iterator<Item = &SnapshotRef> + '_ {
+    let mut next = head;
+    std::iter::from_fn(move || {
+        let s = metadata.snapshot_by_id(next?)?;
+        next = s.parent_snapshot_id();
+        Some(s)
+    })
+}
+
 /// The manifests of `snapshot`.
 pub async fn manifests_of(
     table: &Table,

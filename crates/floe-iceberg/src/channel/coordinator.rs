@@ -832,17 +832,11 @@ fn ancestry<'a>(
     branch: Option<&str>,
 ) -> impl Iterator<Item = &'a iceberg::spec::SnapshotRef> + 'a {
     let metadata = table.metadata();
-    let mut next = match branch {
-        Some(b) => metadata.snapshot_for_ref(b).cloned(),
-        None => metadata.current_snapshot().cloned(),
+    let head = match branch {
+        Some(b) => metadata.snapshot_for_ref(b),
+        None => metadata.current_snapshot(),
     };
-    std::iter::from_fn(move || {
-        let s = next.take()?;
-        next = s
-            .parent_snapshot_id()
-            .and_then(|p| metadata.snapshot_by_id(p).cloned());
-        metadata.snapshot_by_id(s.snapshot_id())
-    })
+    crate::snapshot::ancestry(metadata, head.map(|s| s.snapshot_id()))
 }
 
 /// The offsets JSON of the newest snapshot in the ancestry that carries `key`.

@@ -287,24 +287,26 @@ async fn rebase_onto_appends(catalog: &CatalogHandle, base: &Table) -> Result<Ta
     if now.metadata().uuid() != base.metadata().uuid() {
         return Err("the table was replaced".into());
     }
-    let mut next = now
+    let head = now
         .metadata()
         .snapshot_for_ref(MAIN_BRANCH)
         .map(|s| s.snapshot_id());
-    while next != base_head {
-        let Some(id) = next else {
-            return Err("main no longer descends from the snapshot compacted".into());
-        };
-        let Some(s) = now.metadata().snapshot_by_id(id) else {
-            return Err(format!("snapshot {id} is missing from the metadata"));
-        };
+    let mut descends = false;
+    for s in crate::snapshot::ancestry(now.metadata(), head) {
+        if Some(s.snapshot_id()) == base_head {
+            descends = true;
+            break;
+        }
         if s.summary().operation != Operation::Append {
             return Err(format!(
-                "snapshot {id} is not an append but {:?}",
+                "snapshot {} is not an append but {:?}",
+                s.snapshot_id(),
                 s.summary().operation
             ));
         }
-        next = s.parent_snapshot_id();
+    }
+    if !descends {
+        return Err("main no longer descends from the snapshot compacted".into());
     }
     Ok(now)
 }

@@ -70,22 +70,6 @@ pub enum HealthError {
     Table { table: String, message: String },
 }
 
-/// `main`'s ancestry, newest first.
-fn ancestry(metadata: &TableMetadata) -> Vec<SnapshotRef> {
-    let mut out = Vec::new();
-    let mut next = metadata
-        .snapshot_for_ref(MAIN_BRANCH)
-        .map(|s| s.snapshot_id());
-    while let Some(id) = next {
-        let Some(s) = metadata.snapshot_by_id(id) else {
-            break;
-        };
-        out.push(s.clone());
-        next = s.parent_snapshot_id();
-    }
-    out
-}
-
 /// `name=value/…` of a partition tuple under spec `spec_id`.
 fn partition_name(metadata: &TableMetadata, spec_id: i32, partition: &Struct) -> String {
     let Some(spec) = metadata.partition_spec_by_id(spec_id) else {
@@ -195,7 +179,11 @@ pub async fn health(table: &Table, small_file_size: u64) -> Result<HealthReport,
         small_file_threshold_bytes: small_file_size,
         ..HealthReport::default()
     };
-    let ancestry = ancestry(metadata);
+    // `main`'s ancestry, newest first.
+    let head = metadata
+        .snapshot_for_ref(MAIN_BRANCH)
+        .map(|s| s.snapshot_id());
+    let ancestry: Vec<SnapshotRef> = crate::snapshot::ancestry(metadata, head).cloned().collect();
     commit_figures(&mut report, &ancestry, now_ms);
     let Some(head) = ancestry.first() else {
         return Ok(report);
