@@ -24,7 +24,7 @@ eval "$(stack/env)"
 
 step "end-to-end tests"
 export FLOE_BIN="$TARGET_DIR/debug/floe"
-"$FLOE_PYTHON" -m pytest tests/e2e -v -p no:cacheprovider "$@"
+"$FLOE_PYTHON" -m pytest tests/e2e -v -p no:cacheprovider --durations=40 "$@"
 
 step "benchmark smoke run (bench/run --smoke; the full run is by hand, docs/performance.md)"
 bench/run --smoke

@@ -369,14 +369,15 @@ def test_orphan_files_go_and_in_flight_files_stay(tmp_path):
         return json.loads(out.stdout)
 
     plan = remove_orphans("--dry-run")
-    assert (plan["orphans"], plan["too_young"]) == (1, 1), plan
+    # Too young: the planted in-flight file, and any file of a commit the stop cut short.
+    assert plan["orphans"] == 1 and plan["too_young"] >= 1, plan
     assert plan["orphan_paths"] == [str(old)], plan
     assert old.exists()
     done = remove_orphans()
     assert (done["orphans"], done["failed"]) == (1, 0), done
     assert not old.exists() and young.exists()
     # With a safety age of 0 the young file goes too; every referenced file stays.
-    assert remove_orphans("--older-than-ms", "0")["orphans"] == 1
+    assert remove_orphans("--older-than-ms", "0")["orphans"] == plan["too_young"]
     assert not young.exists()
     catalog = pyiceberg_catalog(catalog_cfg)
     assert_reached_on_disk(catalog, table)

@@ -53,8 +53,8 @@ pub struct CompactOptions {
     /// deleted rows, a file larger than all the smaller ones together is left out, so a file
     /// compacted before is rewritten again only once as many bytes have arrived beside it —
     /// each byte is rewritten a logarithmic number of times, not once per run as the table
-    /// grows. Small files with deleted rows are always candidates, so upserts' delete files
-    /// do not linger for readers.
+    /// grows. Small files with deleted rows are always rewritten (alone if need be), so
+    /// upserts' delete files do not linger for readers beyond one maintenance run.
     pub tiered: bool,
     /// Plan only.
     pub dry_run: bool,
@@ -350,6 +350,7 @@ fn plan<'a>(
         picked.extend(small);
         let size: u64 = picked.iter().map(|f| f.file.file_size_in_bytes()).sum();
         let worth = picked.iter().any(|f| too_deleted(f))
+            || (options.tiered && picked.iter().any(|f| f.deleted > 0))
             || (picked.len() >= 2
                 && (picked.len() >= options.min_input_files || size > options.target_file_size));
         if worth {
@@ -583,6 +584,9 @@ mod tests {
         let mut files: Vec<LiveFile> = (0..4).map(|i| file(&format!("n{i}"), 50, 10, 0)).collect();
         files.push(file("compacted", 500, 100, 1));
         assert_eq!(planned_with(&[files], &tiered).0.len(), 5);
+        // A small file with one deleted row alone: rewritten, so its delete file goes.
+        let files = vec![file("upserted", 50, 10, 1), file("large", 900, 100, 1)];
+        assert_eq!(planned_with(&[files], &tiered).0, ["upserted"]);
         // Equal files are all picked; a file with many deletes always is.
         let mut files: Vec<LiveFile> = (0..5).map(|i| file(&format!("e{i}"), 100, 10, 0)).collect();
         files.push(file("deleted", 700, 10, 5));
