@@ -4,6 +4,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.iceberg.CatalogUtil;
+import org.apache.iceberg.MetadataColumns;
 import org.apache.iceberg.Schema;
 import org.apache.iceberg.Table;
 import org.apache.iceberg.catalog.Catalog;
@@ -11,6 +12,7 @@ import org.apache.iceberg.catalog.TableIdentifier;
 import org.apache.iceberg.data.IcebergGenerics;
 import org.apache.iceberg.data.Record;
 import org.apache.iceberg.io.CloseableIterable;
+import org.apache.iceberg.types.TypeUtil;
 import org.apache.iceberg.types.Types;
 
 /**
@@ -21,7 +23,9 @@ import org.apache.iceberg.types.Types;
  * <p>Usage: ReadTable key=value... namespace.table, where the keys are catalog properties
  * (type, uri, warehouse, ...), oracle.catalog-name, the catalog's name (default iceberg), and
  * oracle.format-version, a format version to upgrade the table to before reading it (as a
- * user's engine upgrades a table: the table property, committed through the catalog).
+ * user's engine upgrades a table: the table property, committed through the catalog), and
+ * oracle.lineage=true, which adds each row's _row_id and _last_updated_sequence_number (format
+ * version 3 row lineage, as the reader derives them).
  */
 public class ReadTable {
   public static void main(String[] args) throws Exception {
@@ -35,6 +39,7 @@ public class ReadTable {
     String name = props.getOrDefault("oracle.catalog-name", "iceberg");
     props.remove("oracle.catalog-name");
     String upgrade = props.remove("oracle.format-version");
+    boolean lineage = Boolean.parseBoolean(props.remove("oracle.lineage"));
     Catalog catalog =
         CatalogUtil.buildIcebergCatalog(name, props, new org.apache.hadoop.conf.Configuration());
     Table table = catalog.loadTable(TableIdentifier.parse(args[args.length - 1]));
@@ -43,8 +48,14 @@ public class ReadTable {
       table.refresh();
     }
     Schema schema = table.schema();
+    if (lineage) {
+      schema =
+          TypeUtil.join(
+              schema,
+              new Schema(MetadataColumns.ROW_ID, MetadataColumns.LAST_UPDATED_SEQUENCE_NUMBER));
+    }
     StringBuilder out = new StringBuilder();
-    try (CloseableIterable<Record> rows = IcebergGenerics.read(table).build()) {
+    try (CloseableIterable<Record> rows = IcebergGenerics.read(table).project(schema).build()) {
       for (Record row : rows) {
         out.setLength(0);
         out.append('{');

@@ -115,9 +115,18 @@ def test_the_coordinator_compacts_a_stream_without_losing_or_repeating_a_row(tmp
         delete_topics(topic)
 
 
-def test_compaction_applies_the_deletes_of_an_upserted_table(tmp_path):
-    """Upserts leave position delete files; compaction rewrites the files they point into with
-    the deleted rows gone, and removes the delete files."""
+def lineage(catalog_cfg, table):
+    """Each row's (_row_id, _last_updated_sequence_number) by id, as Iceberg's reader derives them."""
+    return {r["id"]: (r["_row_id"], r["_last_updated_sequence_number"])
+            for r in java_rows(catalog_cfg, table, lineage=True)}
+
+
+@pytest.mark.parametrize("version", [2, 3], ids=["v2", "v3"])
+def test_compaction_applies_the_deletes_of_an_upserted_table(tmp_path, version):
+    """Upserts leave position delete files (v2) or deletion vectors (v3); compaction rewrites
+    the files they point into with the deleted rows gone, and removes the delete files. On v3
+    every row keeps its lineage: the same _row_id and _last_updated_sequence_number after as
+    before, as Iceberg's own reader derives them."""
     topic, name, table = unique("ucompact"), unique("sink"), f"db_{unique('ns')}.items"
     create_topic(topic, partitions=2)
     catalog_cfg = sqlite_catalog_config(tmp_path)
@@ -131,6 +140,7 @@ def test_compaction_applies_the_deletes_of_an_upserted_table(tmp_path):
             "iceberg.tables.default-id-columns": "id",
             "iceberg.control.commit.interval-ms": "1000",
             "floe.maintenance.interval-ms": "6000",
+            "iceberg.tables.auto-create-props.format-version": str(version),
         }))
         changes.send([("I", i, f"v0-{i}", "eu") for i in range(1000)])
         wait_committed(catalog_cfg, table, changes)
@@ -138,12 +148,21 @@ def test_compaction_applies_the_deletes_of_an_upserted_table(tmp_path):
             changes.send([("U", i, f"v{step}-{i}", "eu") for i in range(step, 1000, 7)] +
                          [("D", i, "", "eu") for i in range(1000 - step * 20, 1000 - step * 20 + 10)])
             wait_committed(catalog_cfg, table, changes)
+        ids_before = lineage(catalog_cfg, table) if version == 3 else None
         catalog = pyiceberg_catalog(catalog_cfg)
         before = live_files(catalog, table)
+        assert catalog.load_table(table).metadata.format_version == version
         wait_for(lambda: live_files(pyiceberg_catalog(catalog_cfg), table)[1] == 0, 60,
                  "a compaction that applies every delete")
         after = live_files(pyiceberg_catalog(catalog_cfg), table)
         assert_every_reader(catalog_cfg, table, changes.expected, ("id", "payload"))
+        if version == 3:
+            # Deletes were live when the lineage was read, so a compaction ran after it.
+            assert before[1] > 0, before
+            ids_after = lineage(catalog_cfg, table)
+            assert len(ids_after) == len(changes.expected)
+            assert ids_after == ids_before, "a compaction changed rows' lineage"
+            assert len({row_id for row_id, _ in ids_after.values()}) == len(ids_after)
         summary = pyiceberg_catalog(catalog_cfg).load_table(table).current_snapshot().summary
         print(f"upserted table compacted: (data, delete) files before {before}, after {after}; "
               f"rows {len(changes.expected)}, total-records {summary.get('total-records')}")

@@ -10,6 +10,7 @@ pub mod delta;
 pub mod error;
 pub mod events;
 mod json_rows;
+pub mod lineage;
 pub mod maintenance;
 pub mod outage;
 pub mod row_delta;

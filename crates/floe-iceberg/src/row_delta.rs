@@ -221,10 +221,20 @@ pub(crate) async fn remove_entries(
         }
         let is_delete = manifest.content == iceberg::spec::ManifestContentType::Deletes;
         let (path, mut writer) = draft.manifest_writer(is_delete, manifest.partition_spec_id)?;
-        for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
+        let row_ids = crate::lineage::first_row_ids(&manifest, &loaded);
+        for (entry, first_row_id) in loaded.entries().iter().zip(row_ids) {
+            if !entry.is_alive() {
+                continue;
+            }
             let gone = wanted.contains(&entry_key(entry.data_file()));
-            carry(&mut writer, entry, gone)
-                .map_err(|e| format!("manifest {}: {e}", manifest.manifest_path))?;
+            carry(
+                &mut writer,
+                entry,
+                gone,
+                first_row_id,
+                manifest.partition_spec_id,
+            )
+            .map_err(|e| format!("manifest {}: {e}", manifest.manifest_path))?;
             if gone {
                 out.removed
                     .push((manifest.partition_spec_id, entry.data_file().clone()));
@@ -254,13 +264,22 @@ pub(crate) fn entry_key(f: &DataFile) -> (String, Option<i64>) {
 }
 
 /// Writes a live entry of a parent manifest into a new one: deleted by this snapshot when
-/// `removed`, else existing (keeping its snapshot and sequence numbers).
+/// `removed`, else existing (keeping its snapshot and sequence numbers, and the `first_row_id`
+/// it inherited in its old manifest, `lineage::first_row_ids`, written out so the new
+/// manifest's row range does not renumber its rows).
 pub(crate) fn carry(
     writer: &mut ManifestWriter,
     entry: &iceberg::spec::ManifestEntry,
     removed: bool,
+    first_row_id: Option<i64>,
+    spec_id: i32,
 ) -> Result<(), String> {
-    let file = entry.data_file().clone();
+    let file = match first_row_id {
+        Some(id) if entry.data_file().first_row_id().is_none() => {
+            crate::lineage::with_first_row_id(entry.data_file(), spec_id, id)?
+        }
+        _ => entry.data_file().clone(),
+    };
     let (Some(seq), Some(added_by)) = (entry.sequence_number(), entry.snapshot_id()) else {
         return Err(format!(
             "the entry of {} has no snapshot or sequence number",

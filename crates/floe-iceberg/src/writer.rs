@@ -103,6 +103,26 @@ impl TableWriter {
         table: Table,
         write_props: &std::collections::BTreeMap<String, String>,
     ) -> Result<TableWriter, SinkError> {
+        Self::open_with(name, table, write_props, false).await
+    }
+
+    /// Opens a writer whose files also store each row's lineage (`_row_id` and
+    /// `_last_updated_sequence_number`, the last two columns of its batches): a rewrite of a
+    /// format version 3 table's rows keeps their ids.
+    pub async fn open_with_lineage(
+        name: &str,
+        table: Table,
+        write_props: &std::collections::BTreeMap<String, String>,
+    ) -> Result<TableWriter, SinkError> {
+        Self::open_with(name, table, write_props, true).await
+    }
+
+    async fn open_with(
+        name: &str,
+        table: Table,
+        write_props: &std::collections::BTreeMap<String, String>,
+        lineage: bool,
+    ) -> Result<TableWriter, SinkError> {
         let fail = |message: String| SinkError::Table {
             table: name.to_string(),
             message,
@@ -117,7 +137,24 @@ impl TableWriter {
                 )));
             }
         }
-        let schema = metadata.current_schema().clone();
+        let mut schema = metadata.current_schema().clone();
+        if lineage {
+            let fields = schema
+                .as_struct()
+                .fields()
+                .iter()
+                .cloned()
+                .chain(crate::lineage::fields())
+                .collect::<Vec<_>>();
+            schema = Arc::new(
+                iceberg::spec::Schema::builder()
+                    .with_schema_id(schema.schema_id())
+                    .with_identifier_field_ids(schema.identifier_field_ids())
+                    .with_fields(fields)
+                    .build()
+                    .map_err(|e| fail(format!("cannot add the row lineage fields: {e}")))?,
+            );
+        }
         let arrow_schema = Arc::new(
             schema_to_arrow_schema(&schema)
                 .map_err(|e| fail(format!("cannot map the schema to Arrow: {e}")))?,

@@ -119,7 +119,7 @@ pub async fn existing(
             }
             if file.file_format() == DataFileFormat::Puffin {
                 let Some(target) = target else { continue };
-                let positions = read(table, file).await?;
+                let positions = read_vector(table, file).await?;
                 let slot: &mut Existing = out.entry(target).or_default();
                 slot.positions |= positions;
                 slot.entries.push(file.clone());
@@ -191,7 +191,7 @@ pub async fn read_position_deletes(
 }
 
 /// Reads the vector a manifest entry points at.
-async fn read(table: &Table, file: &DataFile) -> Result<RoaringTreemap, String> {
+pub async fn read_vector(table: &Table, file: &DataFile) -> Result<RoaringTreemap, String> {
     let path = file.file_path();
     let (Some(offset), Some(size)) = (file.content_offset(), file.content_size_in_bytes()) else {
         return Err(format!(

@@ -11,7 +11,12 @@
 //! read: commits that landed meanwhile and only appended are rebased onto; anything else
 //! deletes the new files and the compaction reports the conflict, so a concurrent delete can
 //! never be lost. Position delete files whose every row points at a rewritten file are removed
-//! with them.
+//! with them, and so are the deletion vectors of rewritten files.
+//!
+//! On a format version 3 table the rewrite keeps every row's lineage: the new files store each
+//! row's `_row_id` and `_last_updated_sequence_number` (from the old file's columns, or its
+//! inherited `first_row_id` plus position and its data sequence number), and the merged
+//! manifests write out the `first_row_id` their carried entries inherited (`lineage.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -29,7 +34,7 @@ use roaring::RoaringTreemap;
 use serde::Serialize;
 
 use crate::catalog::CatalogHandle;
-use crate::delta::deletion_vectors::read_position_deletes;
+use crate::delta::deletion_vectors::{is_vector, read_position_deletes, read_vector};
 use crate::row_delta::{carry, entry_key};
 use crate::snapshot::{manifests_of, Draft};
 use crate::table_commit::CommitOutcome;
@@ -118,6 +123,10 @@ struct LiveFile {
     deleted: u64,
 }
 
+/// A live data file's lineage inputs on a format version 3 table: its `first_row_id`
+/// (inherited) and its data sequence number.
+type LineageOf = HashMap<String, (i64, i64)>;
+
 /// Compacts `table`'s main branch.
 pub async fn compact(
     catalog: &CatalogHandle,
@@ -134,13 +143,12 @@ pub async fn compact(
         ..CompactReport::default()
     };
     let metadata = table.metadata();
-    if metadata.format_version() != FormatVersion::V2 {
-        report.skipped = Some(format!(
-            "format version {:?}: compaction rewrites format version 2 tables (on version 3 it would have to carry the rows' lineage ids)",
-            metadata.format_version()
-        ));
+    if metadata.format_version() == FormatVersion::V1 {
+        report.skipped =
+            Some("format version 1: compaction rewrites format version 2 and 3 tables".to_string());
         return Ok(report);
     }
+    let v3 = metadata.format_version() >= FormatVersion::V3;
     let Some(head) = metadata.snapshot_for_ref(MAIN_BRANCH).cloned() else {
         report.skipped = Some("the table has no snapshot".into());
         return Ok(report);
@@ -152,14 +160,30 @@ pub async fn compact(
     let mut groups: BTreeMap<String, Vec<LiveFile>> = BTreeMap::new();
     let mut delete_files: Vec<(DataFile, HashSet<String>)> = Vec::new();
     let mut deleted: HashMap<String, RoaringTreemap> = HashMap::new();
+    let mut lineage = LineageOf::new();
     for manifest in &manifests {
         let loaded = crate::snapshot::load_manifest(table, manifest)
             .await
             .map_err(fail)?;
-        for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
+        let row_ids = crate::lineage::first_row_ids(manifest, &loaded);
+        for (entry, first_row_id) in loaded.entries().iter().zip(row_ids) {
+            if !entry.is_alive() {
+                continue;
+            }
             let file = entry.data_file();
             match (manifest.content, file.content_type()) {
                 (ManifestContentType::Data, _) => {
+                    if v3 {
+                        let (Some(first), Some(seq)) = (first_row_id, entry.sequence_number())
+                        else {
+                            report.skipped = Some(format!(
+                                "{} has no first row id or sequence number; its rows' lineage cannot be kept",
+                                file.file_path()
+                            ));
+                            return Ok(report);
+                        };
+                        lineage.insert(file.file_path().to_string(), (first, seq));
+                    }
                     if manifest.partition_spec_id == default_spec {
                         groups
                             .entry(format!("{:?}", file.partition()))
@@ -176,6 +200,17 @@ pub async fn compact(
                         file.file_path()
                     ));
                     return Ok(report);
+                }
+                _ if is_vector(file) => {
+                    let Some(target) = file.referenced_data_file() else {
+                        return Err(fail(format!(
+                            "deletion vector in {} names no data file",
+                            file.file_path()
+                        )));
+                    };
+                    let positions = read_vector(table, file).await.map_err(fail)?;
+                    *deleted.entry(target.clone()).or_default() |= positions;
+                    delete_files.push((file.clone(), HashSet::from([target])));
                 }
                 _ => {
                     let positions = read_position_deletes(table, file, None)
@@ -214,9 +249,15 @@ pub async fn compact(
     }
 
     // The rewrite.
-    let written = rewrite_files(table, &rewrite, &deleted, &mut report)
-        .await
-        .map_err(fail)?;
+    let written = rewrite_files(
+        table,
+        &rewrite,
+        &deleted,
+        v3.then_some(&lineage),
+        &mut report,
+    )
+    .await
+    .map_err(fail)?;
     report.data_files_written = written.len();
     report.bytes_written = written.iter().map(|f| f.file_size_in_bytes()).sum();
     let mut removed = rewrite.clone();
@@ -363,17 +404,21 @@ fn plan<'a>(
     rewrite
 }
 
-/// Reads `files` with the current schema, drops their deleted rows, writes the rest.
+/// Reads `files` with the current schema, drops their deleted rows, writes the rest (with
+/// each row's lineage when `lineage` is given: a format version 3 table).
 async fn rewrite_files(
     table: &Table,
     files: &[DataFile],
     deleted: &HashMap<String, RoaringTreemap>,
+    lineage: Option<&LineageOf>,
     report: &mut CompactReport,
 ) -> Result<Vec<DataFile>, String> {
     let name = table.identifier().to_string();
-    let mut writer = TableWriter::open(&name, table.clone(), &BTreeMap::new())
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut writer = match lineage {
+        Some(_) => TableWriter::open_with_lineage(&name, table.clone(), &BTreeMap::new()).await,
+        None => TableWriter::open(&name, table.clone(), &BTreeMap::new()).await,
+    }
+    .map_err(|e| e.to_string())?;
     let schema = table.metadata().current_schema().clone();
     let field_ids: Vec<i32> = schema.as_struct().fields().iter().map(|f| f.id).collect();
     let runtime = Runtime::try_current().map_err(|e| e.to_string())?;
@@ -402,6 +447,19 @@ async fn rewrite_files(
             .map_err(|e| format!("cannot read {path}: {e}"))?
             .stream();
         let gone = deleted.get(path).unwrap_or(&empty);
+        let rows_lineage = match lineage {
+            Some(of) => {
+                let &(first_row_id, sequence_number) = of
+                    .get(path)
+                    .ok_or_else(|| format!("{path}: no row lineage for the file"))?;
+                Some(crate::lineage::FileLineage {
+                    first_row_id,
+                    sequence_number,
+                    stored: crate::lineage::stored(table, path, file.file_size_in_bytes()).await?,
+                })
+            }
+            None => None,
+        };
         let mut position: u64 = 0;
         while let Some(batch) = stream
             .try_next()
@@ -409,6 +467,12 @@ async fn rewrite_files(
             .map_err(|e| format!("cannot read {path}: {e}"))?
         {
             let rows = batch.num_rows() as u64;
+            let kept: Vec<u64> = match &rows_lineage {
+                Some(_) => (position..position + rows)
+                    .filter(|p| !gone.contains(*p))
+                    .collect(),
+                None => Vec::new(),
+            };
             let batch = if gone.is_empty() {
                 batch
             } else {
@@ -424,7 +488,15 @@ async fn rewrite_files(
             if batch.num_rows() == 0 {
                 continue;
             }
-            let batch = RecordBatch::try_new(arrow_schema.clone(), batch.columns().to_vec())
+            let mut columns = batch.columns().to_vec();
+            if let Some(rows_lineage) = &rows_lineage {
+                columns.extend(
+                    rows_lineage
+                        .columns(&kept)
+                        .map_err(|e| format!("{path}: {e}"))?,
+                );
+            }
+            let batch = RecordBatch::try_new(arrow_schema.clone(), columns)
                 .map_err(|e| format!("{path} does not read as the table's schema: {e}"))?;
             writer.write(batch).await.map_err(|e| e.to_string())?;
         }
@@ -481,10 +553,20 @@ async fn commit(
                 e.insert(draft.manifest_writer(key.0, key.1)?)
             }
         };
-        for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
+        let row_ids = crate::lineage::first_row_ids(manifest, &loaded);
+        for (entry, first_row_id) in loaded.entries().iter().zip(row_ids) {
+            if !entry.is_alive() {
+                continue;
+            }
             let gone = wanted.contains(&entry_key(entry.data_file()));
-            carry(writer, entry, gone)
-                .map_err(|e| format!("manifest {}: {e}", manifest.manifest_path))?;
+            carry(
+                writer,
+                entry,
+                gone,
+                first_row_id,
+                manifest.partition_spec_id,
+            )
+            .map_err(|e| format!("manifest {}: {e}", manifest.manifest_path))?;
             if gone {
                 found += 1;
                 if let Some(spec) = metadata.partition_spec_by_id(manifest.partition_spec_id) {
