@@ -172,3 +172,34 @@ def test_rolling_restart_and_restart_requests(cluster, tmp_path):
         assert name not in read_compacted(f"{group}-configs") or read_compacted(f"{group}-configs")[f"connector-{name}"] is None
     finally:
         delete_topics(topic)
+
+
+def test_health_is_500_with_the_reason_while_the_group_coordinator_is_unreachable(tmp_path):
+    """KIP-1017: `GET /health` answers 200 once the worker is in its group, 500 with a reason
+    while the broker (its group coordinator) does not answer for longer than a rebalance may
+    take, and 200 again once it does. The broker is paused (SIGSTOP) for the test."""
+    import os
+    from pathlib import Path
+
+    group = unique("floe-health")
+    worker = DistributedWorker(tmp_path, group, {"rebalance.timeout.ms": "5000", "session.timeout.ms": "6000"})
+    pid = int((Path(os.environ["FLOE_STACK_DIR"]) / "pids" / "kafka.pid").read_text())
+    try:
+        worker.start()
+        wait_for(lambda: worker.get("/health").status_code == 200, 60, "a healthy worker")
+        assert worker.get("/health").json()["status"] == "healthy"
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            def unhealthy():
+                r = worker.get("/health")
+                return r.json() if r.status_code == 500 else None
+            body = wait_for(unhealthy, 60, "/health 500 while the broker is paused")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert body["status"] == "unhealthy", body
+        assert ("not a member of its group " + group) in body["message"] or "herder" in body["message"], body
+        wait_for(lambda: worker.get("/health").status_code == 200, 90, "healthy again once the broker answers")
+        print(f"health: 500 while the broker was paused ({body['message']}), 200 again after")
+    finally:
+        worker.stop()
+        delete_topics(f"{group}-configs", f"{group}-status", f"{group}-offsets")

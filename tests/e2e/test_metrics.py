@@ -7,8 +7,10 @@ import json
 import re
 from pathlib import Path
 
+import requests
+
 from harness import (
-    Worker, connector_config, create_topic, delete_topics, produce, pyiceberg_catalog, read_rows,
+    Worker, connector_config, create_topic, delete_topics, free_port, produce, pyiceberg_catalog, read_rows,
     sqlite_catalog_config, unique, wait_for,
 )
 
@@ -38,7 +40,8 @@ def scrape(worker) -> dict[str, list[tuple[dict, float]]]:
         m = SAMPLE.match(line)
         assert m, f"not a sample: {line!r}"
         labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
-        assert m.group(1) in types, f"{m.group(1)} has no TYPE line"
+        family = re.sub(r"_(bucket|sum|count)$", "", m.group(1))
+        assert m.group(1) in types or types.get(family) == "histogram", f"{m.group(1)} has no TYPE line"
         out.setdefault(m.group(1), []).append((labels, float(m.group(4))))
     return out
 
@@ -53,11 +56,16 @@ def test_metrics_answer_strimzis_dashboard_and_alerts(tmp_path):
     topic, name, table = unique("metrics"), unique("sink"), f"db_{unique('ns')}.events"
     create_topic(topic, partitions=2)
     catalog_cfg = sqlite_catalog_config(tmp_path)
-    worker = Worker(tmp_path).start()
+    metrics_port = free_port()
+    worker = Worker(tmp_path, {"floe.metrics.listener": f"http://127.0.0.1:{metrics_port}"}).start()
     try:
         worker.create_connector(name, connector_config(topic, table, catalog_cfg, **{
             "tasks.max": "1", "errors.tolerance": "all", "floe.maintenance.interval-ms": "2000",
         }))
+        # The metrics-only listener (floe.metrics.listener): /metrics and nothing else.
+        own = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+        assert own.status_code == 200 and "kafka_connect_worker_connector_count" in own.text, own.text[:500]
+        assert requests.get(f"http://127.0.0.1:{metrics_port}/connectors", timeout=10).status_code == 404
         worker.wait_running(name, tasks=1)
         produce(topic, [{"id": i} for i in range(100)])
         produce(topic, [b"{not json"])
@@ -94,6 +102,11 @@ def test_metrics_answer_strimzis_dashboard_and_alerts(tmp_path):
         assert value(m, "floe_sink_commits_total", connector=name, table=table) >= 1
         assert value(m, "floe_table_records", connector=name, table=table) == 100
         assert value(m, "floe_sink_commit_lag_seconds", connector=name, table=table) >= 0
+        # Every data file committed, in the size histogram (its buckets cumulative).
+        files = value(m, "floe_sink_data_files_committed_total", connector=name, table=table)
+        assert value(m, "floe_sink_data_file_size_bytes_count", connector=name, table=table) == files
+        assert value(m, "floe_sink_data_file_size_bytes_bucket", connector=name, table=table, le="+Inf") == files
+        assert value(m, "floe_sink_data_file_size_bytes_bucket", connector=name, table=table, le="65536") == files
         assert value(m, "floe_table_freshness_seconds", connector=name, table=table) >= 0
 
         # Every metric Strimzi's dashboard and alerts query that a worker can answer.

@@ -20,6 +20,20 @@ pub enum Route {
     NoLeader,
 }
 
+/// What `GET /health` reports (KIP-1017).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Startup is not complete (503).
+    Starting,
+    /// The worker can serve requests (200).
+    Healthy,
+    /// The worker cannot serve requests, and why (500).
+    Unhealthy(String),
+}
+
+/// How long a health check waits for the herder, as Java's `DEFAULT_HEALTH_CHECK_TIMEOUT_MS`.
+pub const HEALTH_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The operations behind the Connect REST API.
 #[async_trait]
 pub trait ConnectApi: Send + Sync {
@@ -27,6 +41,14 @@ pub trait ConnectApi: Send + Sync {
     fn plugins(&self) -> &Plugins;
     fn loggers(&self) -> &Loggers;
     fn is_ready(&self) -> bool;
+    /// Startup complete, and the herder answers within [`HEALTH_CHECK_TIMEOUT`].
+    async fn health(&self) -> Health {
+        if self.is_ready() {
+            Health::Healthy
+        } else {
+            Health::Starting
+        }
+    }
     fn cluster_id(&self) -> Option<String>;
     /// Where requests that change connectors go.
     fn route(&self) -> Route {
@@ -83,6 +105,9 @@ impl ConnectApi for Herder {
     }
     fn is_ready(&self) -> bool {
         Herder::is_ready(self)
+    }
+    async fn health(&self) -> Health {
+        Herder::health(self).await
     }
     fn cluster_id(&self) -> Option<String> {
         Herder::cluster_id(self)

@@ -151,6 +151,22 @@ impl Herder {
         self.ready.load(Ordering::Acquire)
     }
 
+    /// `GET /health`: starting until startup completes; then healthy when the connectors'
+    /// state, which every request goes through, can be taken within the health check timeout.
+    pub async fn health(&self) -> crate::api::Health {
+        use crate::api::{Health, HEALTH_CHECK_TIMEOUT};
+        if !self.is_ready() {
+            return Health::Starting;
+        }
+        match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, self.connectors.lock()).await {
+            Ok(_) => Health::Healthy,
+            Err(_) => Health::Unhealthy(format!(
+                "Worker was unable to handle this request and may be unable to handle other requests: the herder has been busy for more than {} s",
+                HEALTH_CHECK_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
     /// Records the Kafka cluster id shown by `GET /`.
     pub fn set_cluster_id(&self, id: Option<String>) {
         if let Ok(mut g) = self.cluster_id.lock() {

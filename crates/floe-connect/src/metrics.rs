@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub enum Kind {
     Counter,
     Gauge,
+    /// Cumulative buckets (`_bucket{le=…}`), `_sum` and `_count`: see [`Histogram`].
+    Histogram,
 }
 
 impl Kind {
@@ -25,7 +27,34 @@ impl Kind {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
         }
+    }
+}
+
+/// The label a histogram's `_sum` and `_count` series carry in the registry to tell them from
+/// its buckets; written as the sample name's suffix, never as a label.
+const SUFFIX_LABEL: &str = "__suffix";
+
+/// A histogram's series: a cumulative count per upper bound (the last is `+Inf`), the sum and
+/// the count of the observed values.
+#[derive(Debug, Clone)]
+pub struct Histogram {
+    buckets: Vec<(f64, Arc<Value>)>,
+    sum: Arc<Value>,
+    count: Arc<Value>,
+}
+
+impl Histogram {
+    /// Records one value.
+    pub fn observe(&self, v: f64) {
+        for (bound, count) in &self.buckets {
+            if v <= *bound {
+                count.add(1.0);
+            }
+        }
+        self.sum.add(v);
+        self.count.add(1.0);
     }
 }
 
@@ -153,6 +182,46 @@ impl Registry {
         self.series(name, help, Kind::Gauge, labels)
     }
 
+    /// The histogram `name{labels}` with upper `bounds` (ascending; `+Inf` is added),
+    /// registered on first use.
+    pub fn histogram(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: Labels,
+        bounds: &[f64],
+    ) -> Histogram {
+        let with = |extra: (&'static str, String)| {
+            let mut l = labels.clone();
+            l.push(extra);
+            l
+        };
+        let buckets = bounds
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .map(|b| {
+                let series = self.series(name, help, Kind::Histogram, with(("le", number(b))));
+                (b, series)
+            })
+            .collect();
+        Histogram {
+            buckets,
+            sum: self.series(
+                name,
+                help,
+                Kind::Histogram,
+                with((SUFFIX_LABEL, "_sum".into())),
+            ),
+            count: self.series(
+                name,
+                help,
+                Kind::Histogram,
+                with((SUFFIX_LABEL, "_count".into())),
+            ),
+        }
+    }
+
     /// Drops every series of the families named `prefix…` whose labels include all of
     /// `matching`.
     pub fn remove(&self, prefix: &str, matching: &[(&'static str, &str)]) {
@@ -204,11 +273,20 @@ impl Exposition {
 
     pub fn finish(self) -> String {
         let mut out = String::new();
-        for (name, (help, kind, samples)) in self.families {
+        for (name, (help, kind, mut samples)) in self.families {
+            if kind == Kind::Histogram {
+                samples.sort_by(|(a, _), (b, _)| histogram_order(a).cmp(&histogram_order(b)));
+            }
             let _ = writeln!(out, "# HELP {name} {}", escape_help(&help));
             let _ = writeln!(out, "# TYPE {name} {}", kind.as_str());
-            for (labels, value) in samples {
+            for (mut labels, value) in samples {
                 out.push_str(&name);
+                if kind == Kind::Histogram {
+                    match labels.iter().position(|(k, _)| *k == SUFFIX_LABEL) {
+                        Some(i) => out.push_str(&labels.remove(i).1),
+                        None => out.push_str("_bucket"),
+                    }
+                }
                 if !labels.is_empty() {
                     out.push('{');
                     for (i, (k, v)) in labels.iter().enumerate() {
@@ -224,6 +302,20 @@ impl Exposition {
         }
         out
     }
+}
+
+/// A histogram sample's place: by its other labels, then its buckets by bound, `_sum`, `_count`.
+fn histogram_order(labels: &Labels) -> (Labels, u8, u64) {
+    let mut rest = Labels::new();
+    let (mut class, mut bound) = (0, 0);
+    for (k, v) in labels {
+        match *k {
+            "le" => bound = v.parse::<f64>().map_or(u64::MAX, |b| b.to_bits()),
+            SUFFIX_LABEL => class = if v == "_sum" { 1 } else { 2 },
+            _ => rest.push((k, v.clone())),
+        }
+    }
+    (rest, class, bound)
 }
 
 fn number(v: f64) -> String {
@@ -737,6 +829,32 @@ mod tests {
         assert_eq!(
             out.finish(),
             "# HELP a_total A.\n# TYPE a_total counter\na_total{connector=\"x\"} 3\na_total{connector=\"y\\\"z\"} 1.5\n# HELP b B\\nb.\n# TYPE b gauge\nb 7\n"
+        );
+    }
+
+    #[test]
+    fn histograms_render_cumulative_buckets_in_order_then_sum_and_count() {
+        let r = Registry::default();
+        let h = r.histogram(
+            "s_bytes",
+            "S.",
+            vec![("table", "t".into())],
+            &[100.0, 1000.0, 20.0e6],
+        );
+        for v in [50.0, 500.0, 500.0, 5e7] {
+            h.observe(v);
+        }
+        let mut out = Exposition::default();
+        r.render(&mut out);
+        assert_eq!(
+            out.finish(),
+            "# HELP s_bytes S.\n# TYPE s_bytes histogram\n\
+             s_bytes_bucket{table=\"t\",le=\"100\"} 1\n\
+             s_bytes_bucket{table=\"t\",le=\"1000\"} 3\n\
+             s_bytes_bucket{table=\"t\",le=\"20000000\"} 3\n\
+             s_bytes_bucket{table=\"t\",le=\"+Inf\"} 4\n\
+             s_bytes_sum{table=\"t\"} 50001050\n\
+             s_bytes_count{table=\"t\"} 4\n"
         );
     }
 

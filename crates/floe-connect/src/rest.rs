@@ -57,6 +57,13 @@ fn ok(body: Json) -> RestResult {
 }
 
 /// Builds the router.
+/// The metrics-only router of `floe.metrics.listener`.
+pub fn metrics_router(herder: Arc<dyn ConnectApi>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(herder)
+}
+
 pub fn router(herder: Arc<dyn ConnectApi>) -> Router {
     secured_router(herder, None)
 }
@@ -218,20 +225,24 @@ async fn server_info(State(h): State<AppState>) -> RestResult {
     }))
 }
 
+/// KIP-1017: 503 while starting, 200 when the worker can serve requests, 500 with the reason
+/// when it cannot (its herder stuck, a distributed worker out of its group).
 async fn health(State(h): State<AppState>) -> Response {
-    if h.is_ready() {
-        (
+    let (status, body) = match h.health().await {
+        crate::api::Health::Healthy => (
             StatusCode::OK,
-            axum::Json(json!({"status": "healthy", "message": "Worker has completed startup and is ready to handle requests."})),
-        )
-            .into_response()
-    } else {
-        (
+            json!({"status": "healthy", "message": "Worker has completed startup and is ready to handle requests."}),
+        ),
+        crate::api::Health::Starting => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "starting", "message": "Worker is still starting up."})),
-        )
-            .into_response()
-    }
+            json!({"status": "starting", "message": "Worker is still starting up."}),
+        ),
+        crate::api::Health::Unhealthy(reason) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"status": "unhealthy", "message": reason}),
+        ),
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 /// The worker's metrics in the Prometheus text format (docs/metrics.md).

@@ -27,7 +27,13 @@ pub struct WorkerConfig {
     pub worker_id: String,
     pub offset_flush_interval: Duration,
     pub task_shutdown_timeout: Duration,
+    /// `floe.metrics.listener` (a Floe extension): a second `http://host:port` listener that
+    /// serves only `GET /metrics`, as a JMX exporter agent's port does for a Java worker.
+    pub metrics_listen: Option<(String, u16)>,
 }
+
+/// The key of the optional metrics-only listener.
+pub const METRICS_LISTENER: &str = "floe.metrics.listener";
 
 impl WorkerConfig {
     /// Reads a worker properties file and overlays `CONNECT_*` variables from `env`.
@@ -98,7 +104,28 @@ impl WorkerConfig {
                 Some(v) => parse_num::<u64>("task.shutdown.graceful.timeout.ms", &v)?,
                 None => 5_000,
             });
+        let metrics_listen = match get(METRICS_LISTENER).filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) => match parse_listener(&v) {
+                Ok(("http", host, port)) => Some((host, port)),
+                Ok(_) => {
+                    return Err(ConfigError::Invalid {
+                        key: METRICS_LISTENER.into(),
+                        value: v,
+                        reason: "the metrics listener is plain http://host:port (the REST listener serves /metrics over TLS)".into(),
+                    })
+                }
+                Err(e) => {
+                    return Err(ConfigError::Invalid {
+                        key: METRICS_LISTENER.into(),
+                        value: v,
+                        reason: e.to_string(),
+                    })
+                }
+            },
+        };
         Ok(WorkerConfig {
+            metrics_listen,
             worker_id: format!("{advertised_host}:{advertised_port}"),
             rest_scheme,
             props,

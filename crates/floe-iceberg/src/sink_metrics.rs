@@ -25,11 +25,36 @@ pub struct Committed {
     pub seconds: f64,
     /// Now minus the commit's `valid-through-ts`.
     pub lag_seconds: Option<f64>,
+    /// The size of each data file committed.
+    pub data_file_sizes: Vec<u64>,
 }
+
+/// Upper bounds of the data-file size histogram: from the few-kilobyte files of a frequent
+/// commit to Java's 512 MiB target.
+const FILE_SIZE_BOUNDS: [f64; 9] = [
+    65_536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+    134_217_728.0,
+    268_435_456.0,
+    536_870_912.0,
+];
 
 pub fn table_committed(connector: &str, table: &str, c: &Committed) {
     let r = registry();
     let l = || labels(connector, table);
+    let sizes = r.histogram(
+        "floe_sink_data_file_size_bytes",
+        "Sizes of the data files committed",
+        l(),
+        &FILE_SIZE_BOUNDS,
+    );
+    for size in &c.data_file_sizes {
+        sizes.observe(*size as f64);
+    }
     r.counter(
         "floe_sink_commits_total",
         "Table commits by the connector's coordinator",

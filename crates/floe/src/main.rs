@@ -152,6 +152,7 @@ async fn standalone(
     let listener = bind(&worker, &security).await?;
     let herder = Arc::new(Herder::new(worker.clone(), plugins()).with_loggers(loggers));
     let server = serve(listener, herder.clone(), &security);
+    serve_metrics(&worker, herder.clone()).await?;
     let cluster_herder = herder.clone();
     find_cluster_id(&worker, move |id| cluster_herder.set_cluster_id(id));
 
@@ -182,6 +183,7 @@ async fn distributed(worker_file: PathBuf, loggers: Loggers) -> Result<()> {
         .await
         .context("cannot start the distributed worker")?;
     let server = serve(listener, herder.clone(), &security);
+    serve_metrics(&worker, herder.clone()).await?;
     let cluster_herder = herder.clone();
     find_cluster_id(&worker, move |id| cluster_herder.set_cluster_id(id));
     until_stopped(server).await;
@@ -252,6 +254,25 @@ fn serve(
             })
             .await
     })
+}
+
+/// Serves `GET /metrics` on `floe.metrics.listener`, when it is set, until the process ends.
+async fn serve_metrics(worker: &WorkerConfig, api: Arc<dyn ConnectApi>) -> Result<()> {
+    let Some((host, port)) = &worker.metrics_listen else {
+        return Ok(());
+    };
+    let addr = format!("{}:{port}", if host.is_empty() { "0.0.0.0" } else { host });
+    let tcp = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (floe.metrics.listener)"))?;
+    info!(listen = %addr, "metrics listening");
+    let app = rest::metrics_router(api);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(tcp, app).await {
+            error!(error = %e, "metrics listener failed");
+        }
+    });
+    Ok(())
 }
 
 async fn until_stopped(server: tokio::task::JoinHandle<std::io::Result<()>>) {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value as Json};
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{watch, Mutex, Notify};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -25,7 +25,7 @@ use super::log::{ensure_topic, records, ConfigState, KafkaLog};
 use super::membership::{GroupConfig, GroupListener, Membership};
 use super::protocol::{Assignment, MemberMetadata, Unit};
 use super::{internal_client_props, DistributedConfig};
-use crate::api::{ConnectApi, Route};
+use crate::api::{ConnectApi, Health, Route, HEALTH_CHECK_TIMEOUT};
 use crate::config_def::Validation;
 use crate::error::ConfigError;
 use crate::herder::{
@@ -108,6 +108,8 @@ pub struct DistributedHerder {
     leader_writes: Mutex<()>,
     membership: StdMutex<Option<(Membership, JoinHandle<()>)>>,
     wake: Arc<Notify>,
+    /// Passes the reconcile loop has completed (`GET /health` waits for the next one).
+    passes: watch::Sender<u64>,
 }
 
 impl DistributedHerder {
@@ -209,6 +211,7 @@ impl DistributedHerder {
             leader_writes: Mutex::new(()),
             membership: StdMutex::new(None),
             wake,
+            passes: watch::channel(0).0,
         });
         tokio::spawn(herder.clone().reconcile_loop());
         let group = GroupConfig {
@@ -347,6 +350,35 @@ impl DistributedHerder {
                 break;
             }
             self.reconcile().await;
+            self.passes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// `GET /health`: starting until the first assignment; unhealthy when the worker has had
+    /// no answer from its group coordinator for longer than a rebalance may take, or when
+    /// the reconcile loop (the herder's tick) does not complete a pass within the health
+    /// check timeout; healthy otherwise.
+    async fn check_health(&self) -> Health {
+        if !self.is_ready() {
+            return Health::Starting;
+        }
+        let limit = self.settings.rebalance_timeout + self.settings.session_timeout;
+        let out = self.membership.lock().ok().and_then(|m| {
+            m.as_ref()
+                .and_then(|(m, _)| m.out_of_group(&self.settings.group_id, limit))
+        });
+        if let Some(reason) = out {
+            return Health::Unhealthy(reason);
+        }
+        let mut passes = self.passes.subscribe();
+        passes.borrow_and_update();
+        self.wake.notify_one();
+        match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, passes.changed()).await {
+            Ok(Ok(())) => Health::Healthy,
+            _ => Health::Unhealthy(format!(
+                "Worker was unable to handle this request and may be unable to handle other requests: the herder has not completed a pass in {} s",
+                HEALTH_CHECK_TIMEOUT.as_secs()
+            )),
         }
     }
 
@@ -954,6 +986,9 @@ impl ConnectApi for DistributedHerder {
     }
     fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+    async fn health(&self) -> Health {
+        self.check_health().await
     }
     fn cluster_id(&self) -> Option<String> {
         self.cluster_id.lock().ok().and_then(|g| g.clone())

@@ -7,8 +7,8 @@
 //! a generation means is decided by a [`GroupListener`] (the distributed herder).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -77,9 +77,54 @@ pub trait GroupListener: Send + Sync {
 pub struct Membership {
     rejoin: Arc<Notify>,
     stop: watch::Sender<bool>,
+    contact: Arc<StdMutex<Contact>>,
+}
+
+/// When the member last had an answer from its group coordinator, and the last failure since.
+#[derive(Debug, Default)]
+struct Contact {
+    answered: Option<Instant>,
+    failure: Option<String>,
+}
+
+impl Contact {
+    fn answered(contact: &StdMutex<Contact>) {
+        if let Ok(mut c) = contact.lock() {
+            c.answered = Some(Instant::now());
+            c.failure = None;
+        }
+    }
+
+    fn failed(contact: &StdMutex<Contact>, why: &GroupError) {
+        if let Ok(mut c) = contact.lock() {
+            c.failure = Some(why.to_string());
+        }
+    }
 }
 
 impl Membership {
+    /// Why this member is not in its group, when it has had no answer from the group
+    /// coordinator for longer than `limit` (a rebalance may keep a join waiting that long).
+    pub fn out_of_group(&self, group: &str, limit: Duration) -> Option<String> {
+        let c = self.contact.lock().ok()?;
+        let silent = c.answered.map(|t| t.elapsed());
+        if silent.is_some_and(|s| s <= limit) {
+            return None;
+        }
+        let since = match silent {
+            Some(s) => format!("for {} s", s.as_secs()),
+            None => "since it started".to_string(),
+        };
+        let why = c
+            .failure
+            .as_deref()
+            .map(|f| format!(" (last error: {f})"))
+            .unwrap_or_default();
+        Some(format!(
+            "Worker is not a member of its group {group}: no answer from the group coordinator {since}{why}"
+        ))
+    }
+
     /// Asks the group to rebalance (this member rejoins).
     pub fn request_rejoin(&self) {
         self.rejoin.notify_one();
@@ -97,8 +142,25 @@ impl Membership {
     ) -> (Membership, tokio::task::JoinHandle<()>) {
         let rejoin = Arc::new(Notify::new());
         let (stop, stop_rx) = watch::channel(false);
-        let handle = tokio::spawn(run(config, listener, rejoin.clone(), stop_rx));
-        (Membership { rejoin, stop }, handle)
+        let contact = Arc::new(StdMutex::new(Contact {
+            answered: Some(Instant::now()),
+            failure: None,
+        }));
+        let handle = tokio::spawn(run(
+            config,
+            listener,
+            rejoin.clone(),
+            stop_rx,
+            contact.clone(),
+        ));
+        (
+            Membership {
+                rejoin,
+                stop,
+                contact,
+            },
+            handle,
+        )
     }
 }
 
@@ -114,6 +176,7 @@ async fn run(
     listener: Arc<dyn GroupListener>,
     rejoin: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
+    contact: Arc<StdMutex<Contact>>,
 ) {
     let mut member = Member {
         config,
@@ -127,8 +190,12 @@ async fn run(
             break;
         }
         match member.join_and_sync(listener.as_ref()).await {
-            Ok(()) => backoff = Duration::from_millis(100),
+            Ok(()) => {
+                Contact::answered(&contact);
+                backoff = Duration::from_millis(100)
+            }
             Err(e) => {
+                Contact::failed(&contact, &e);
                 warn!(group = %member.config.group_id, error = %e, "joining the worker group failed; retrying");
                 member.conn = None;
                 tokio::select! {
@@ -149,7 +216,12 @@ async fn run(
                 }
                 _ = stop.changed() => break 'outer,
             }
-            match member.heartbeat().await {
+            let beat = member.heartbeat().await;
+            match &beat {
+                Ok(_) => Contact::answered(&contact),
+                Err(e) => Contact::failed(&contact, e),
+            }
+            match beat {
                 Ok(NONE) => {}
                 Ok(REBALANCE_IN_PROGRESS) => {
                     debug!("worker group is rebalancing");

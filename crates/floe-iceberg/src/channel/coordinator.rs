@@ -704,6 +704,7 @@ impl Coordinator {
                 seconds: 0.0,
                 lag_seconds: valid_through
                     .map(|micros| (chrono::Utc::now().timestamp_micros() - micros) as f64 / 1e6),
+                data_file_sizes: Vec::new(),
             };
             for (data, deletes) in &groups {
                 added.data_files += data.len();
@@ -714,6 +715,9 @@ impl Coordinator {
                     .map(|f| f.file_size_in_bytes())
                     .sum::<u64>();
                 added.records += data.iter().map(|f| f.record_count()).sum::<u64>();
+                added
+                    .data_file_sizes
+                    .extend(data.iter().map(|f| f.file_size_in_bytes()));
             }
             let cache = self.key_cache(&name);
             let mut cache = cache.lock().await;
