@@ -17,23 +17,46 @@ use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
 use self::jdbc::JdbcCatalog;
 use self::rest_commit::RestCommitter;
 
+/// Java's REST client keys for its connect and socket (read) timeouts, and Floe's defaults:
+/// a catalog that accepts a connection and never answers fails the call (and the commit is
+/// retried next cycle) instead of holding the coordinator. Java's HTTP client waits up to
+/// 3 minutes when the keys are unset.
+pub const CONNECT_TIMEOUT: (&str, u64) = ("rest.client.connection-timeout-ms", 10_000);
+pub const SOCKET_TIMEOUT: (&str, u64) = ("rest.client.socket-timeout-ms", 60_000);
+
 /// An HTTP client builder for the REST catalog (its API, its OAuth2 token endpoint), with a
 /// custom CA and a client certificate when the catalog properties give Java-style
 /// `ssl.truststore.*` / `ssl.keystore.*` keys (`iceberg.catalog.ssl.truststore.location`, …),
-/// or else the JVM-wide `-Djavax.net.ssl.*` stores given in `KAFKA_OPTS`.
+/// or else the JVM-wide `-Djavax.net.ssl.*` stores given in `KAFKA_OPTS`; and the connect and
+/// read timeouts of `rest.client.connection-timeout-ms` / `rest.client.socket-timeout-ms`.
 pub fn http_builder<'a>(
     props: impl IntoIterator<Item = (&'a String, &'a String)>,
 ) -> iceberg::Result<reqwest::ClientBuilder> {
+    let props: BTreeMap<&String, &String> = props.into_iter().collect();
+    let timeout = |(key, default): (&str, u64)| -> iceberg::Result<std::time::Duration> {
+        let ms = match props.iter().find(|(k, _)| k.as_str() == key) {
+            Some((_, v)) => v.trim().parse::<u64>().map_err(|_| {
+                iceberg::Error::new(
+                    iceberg::ErrorKind::DataInvalid,
+                    format!("iceberg.catalog.{key}: {v:?} is not a number of milliseconds"),
+                )
+            })?,
+            None => default,
+        };
+        Ok(std::time::Duration::from_millis(ms.max(1)))
+    };
+    let builder = reqwest::Client::builder()
+        .connect_timeout(timeout(CONNECT_TIMEOUT)?)
+        .read_timeout(timeout(SOCKET_TIMEOUT)?);
     let mut ssl: BTreeMap<String, String> = props
-        .into_iter()
+        .iter()
         .filter(|(k, _)| k.starts_with("ssl."))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| ((*k).clone(), (*v).clone()))
         .collect();
     if ssl.is_empty() {
         // As a Java worker's REST catalog client, the JVM-wide stores of KAFKA_OPTS.
         ssl = floe_tls::jvm_default_keys(std::env::var("KAFKA_OPTS").ok().as_deref());
     }
-    let builder = reqwest::Client::builder();
     if ssl.is_empty() {
         return Ok(builder);
     }
