@@ -22,6 +22,9 @@ step "starting the test stack"
 stack/up
 eval "$(stack/env)"
 
+step "Helm chart and Dockerfile checks (charts/check: helm lint and template, Kubernetes schemas, hadolint)"
+charts/check
+
 step "end-to-end tests"
 export FLOE_BIN="$TARGET_DIR/debug/floe"
 "$FLOE_PYTHON" -m pytest tests/e2e -v -p no:cacheprovider --durations=40 "$@"
