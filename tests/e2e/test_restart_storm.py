@@ -109,7 +109,7 @@ def settle_running(worker, name, tasks, timeout=90):
 
 def test_restart_storm_standalone(tmp_path):
     topic, name, table = unique("storm"), unique("sink"), f"db_{unique('ns')}.events"
-    total, tasks = 30_000, 2
+    total, tasks = 15_000, 2
     create_topic(topic, partitions=4)
     catalog_cfg = sqlite_catalog_config(tmp_path)
     config = connector_config(topic, table, catalog_cfg, **{"tasks.max": str(tasks)}, **FAST_FAILOVER)
@@ -122,7 +122,7 @@ def test_restart_storm_standalone(tmp_path):
         worker.wait_running(name, tasks=tasks)
         producer.start()
         storm.start()
-        time.sleep(60)
+        time.sleep(30)
         storm.stopped.set()
         storm.join(30)
         assert storm.error is None, storm.error
@@ -169,7 +169,7 @@ def test_restart_storm_three_workers(tmp_path):
     group = unique("storm-cluster")
     workers = [DistributedWorker(tmp_path, group) for _ in range(3)]
     topic, name, table = unique("storm"), unique("sink"), f"db_{unique('ns')}.events"
-    total, tasks = 20_000, 3
+    total, tasks = 12_000, 3
     create_topic(topic, partitions=6)
     catalog_cfg = sqlite_catalog_config(tmp_path)
     config = connector_config(topic, table, catalog_cfg, **{"tasks.max": str(tasks)}, **FAST_FAILOVER)
@@ -183,7 +183,7 @@ def test_restart_storm_three_workers(tmp_path):
         settle_running(workers[1], name, tasks)
         producer.start()
         storm.start()
-        time.sleep(30)
+        time.sleep(20)
         # SIGTERM one worker mid-storm: it exits in time and its tasks move to the others.
         storm.workers = workers[:2]
         time.sleep(1)  # a call already sent to it has its answer
