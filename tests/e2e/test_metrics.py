@@ -102,6 +102,9 @@ def test_metrics_answer_strimzis_dashboard_and_alerts(tmp_path):
         assert value(m, "floe_sink_commits_total", connector=name, table=table) >= 1
         assert value(m, "floe_table_records", connector=name, table=table) == 100
         assert value(m, "floe_sink_commit_lag_seconds", connector=name, table=table) >= 0
+        assert value(m, "floe_sink_commit_in_progress", connector=name) in (0, 1)
+        assert value(m, "floe_task_records_buffered", connector=name, task=0) >= 0
+        assert value(m, "floe_task_bytes_buffered", connector=name, task=0) >= 0
         # Every data file committed, in the size histogram (its buckets cumulative).
         files = value(m, "floe_sink_data_files_committed_total", connector=name, table=table)
         assert value(m, "floe_sink_data_file_size_bytes_count", connector=name, table=table) == files
@@ -126,7 +129,8 @@ def test_metrics_answer_strimzis_dashboard_and_alerts(tmp_path):
 
         # A deleted connector's series go.
         worker.delete(f"/connectors/{name}")
-        wait_for(lambda: not {"kafka_connect_sink_task_sink_record_read_total", "floe_sink_commits_total"}
+        wait_for(lambda: not {"kafka_connect_sink_task_sink_record_read_total", "floe_sink_commits_total",
+                              "floe_sink_commit_in_progress", "floe_task_records_buffered"}
                  & set(scrape(worker)), 30, "the task's and the coordinator's series to go")
         assert value(scrape(worker), "kafka_connect_worker_connector_count") == 0
     finally:

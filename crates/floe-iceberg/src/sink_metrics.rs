@@ -2,7 +2,9 @@
 //! `floe_sink_*` (commits) and `floe_table_*` (maintenance and table health), labelled with the
 //! connector and the table. The connector's coordinator reports them; they go when it stops.
 
-use floe_connect::metrics::{registry, Labels};
+use std::sync::Arc;
+
+use floe_connect::metrics::{registry, Kind, Labels, Value};
 
 use crate::maintenance::compact::CompactReport;
 use crate::maintenance::expire::ExpireReport;
@@ -222,7 +224,66 @@ pub fn health(connector: &str, h: &HealthReport) {
     }
 }
 
-/// Drops the connector's series (its coordinator stopped).
+/// Drops the connector's coordinator series (its coordinator stopped).
 pub fn forget(connector: &str) {
-    registry().remove("floe_", &[("connector", connector)]);
+    for prefix in ["floe_sink_", "floe_table_"] {
+        registry().remove(prefix, &[("connector", connector)]);
+    }
+}
+
+/// Whether the connector's coordinator has a commit cycle under way (asked the tasks, waiting
+/// for their answers or committing), 1 or 0; the series exists while the coordinator runs here.
+pub fn commit_in_progress(connector: &str, yes: bool) {
+    registry()
+        .gauge(
+            "floe_sink_commit_in_progress",
+            "1 while the connector's coordinator (on this worker) runs a commit cycle",
+            vec![("connector", connector.to_string())],
+        )
+        .set(if yes { 1.0 } else { 0.0 });
+}
+
+/// What a task holds for the next commit: records and Arrow bytes written since its last
+/// answer (`floe_task_records_buffered`, `floe_task_bytes_buffered`, labels `connector`,
+/// `task`); the series go with the task.
+pub struct TaskBuffer {
+    records: Arc<Value>,
+    bytes: Arc<Value>,
+}
+
+impl TaskBuffer {
+    pub fn register(connector: &str, task: u32) -> TaskBuffer {
+        let labels = || -> Labels {
+            vec![
+                ("connector", connector.to_string()),
+                ("task", task.to_string()),
+            ]
+        };
+        let r = registry();
+        TaskBuffer {
+            records: r.fresh(
+                "floe_task_records_buffered",
+                "Records the task has written since it last answered a commit",
+                Kind::Gauge,
+                labels(),
+            ),
+            bytes: r.fresh(
+                "floe_task_bytes_buffered",
+                "Arrow bytes of the records the task has written since it last answered a commit",
+                Kind::Gauge,
+                labels(),
+            ),
+        }
+    }
+
+    pub fn set(&self, records: u64, bytes: u64) {
+        self.records.set(records as f64);
+        self.bytes.set(bytes as f64);
+    }
+}
+
+impl Drop for TaskBuffer {
+    fn drop(&mut self) {
+        registry().remove_values(&[&self.records, &self.bytes]);
+    }
 }

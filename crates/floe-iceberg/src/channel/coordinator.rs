@@ -486,16 +486,23 @@ impl Coordinator {
             .collect())
     }
 
+    /// Ends the commit cycle (`all_ok`: every table committed, the buffer cleared).
+    fn end_cycle(&mut self, all_ok: bool) {
+        self.state.end(all_ok);
+        crate::sink_metrics::commit_in_progress(&self.config.connector, false);
+    }
+
     fn start_commit(&mut self) -> Result<(), SinkError> {
         let id = Uuid::new_v4();
         self.remember(id);
         let expected = self.expected_partitions()?;
         self.last_start = Instant::now();
         self.state.start(id, expected, self.last_start);
+        crate::sink_metrics::commit_in_progress(&self.config.connector, true);
         let start = self.event(Payload::StartCommit { commit_id: id });
         if !self.send(vec![start], None)? {
             // Nobody was asked; start again next interval.
-            self.state.end(false);
+            self.end_cycle(false);
         }
         debug!(commit_id = %id, "commit started");
         Ok(())
@@ -576,7 +583,7 @@ impl Coordinator {
             if !self.send(announcements, Some(&coord_offsets))? {
                 // The tables hold the files; the buffer stays and is filtered by the tables'
                 // offsets next cycle (I2), so nothing is committed twice.
-                self.state.end(false);
+                self.end_cycle(false);
                 return Ok(());
             }
             self.consecutive_failures = 0;
@@ -589,7 +596,7 @@ impl Coordinator {
             if !partial && !outage {
                 self.consecutive_failures += 1;
                 if self.consecutive_failures >= self.config.max_consecutive_failures {
-                    self.state.end(false);
+                    self.end_cycle(false);
                     return Err(SinkError::Config(format!(
                         "{} consecutive commits failed (iceberg.control.commit.max-consecutive-failures)",
                         self.consecutive_failures
@@ -597,7 +604,7 @@ impl Coordinator {
                 }
             }
         }
-        self.state.end(all_ok);
+        self.end_cycle(all_ok);
         Ok(())
     }
 

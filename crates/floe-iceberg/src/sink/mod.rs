@@ -117,6 +117,8 @@ struct Started {
     /// Rows and Arrow bytes written since the last announcement.
     buffered_records: u64,
     buffered_bytes: u64,
+    /// The two figures above, as gauges on /metrics.
+    buffer_metrics: crate::sink_metrics::TaskBuffer,
     early_commit_requested: bool,
     /// Bytes per row of each string column in the last batch read straight from JSON, per
     /// table: what the next batch reserves.
@@ -197,6 +199,8 @@ impl SinkTask for IcebergSinkTask {
             )
         });
         info!(connector = %context.connector, task = context.task_id, catalog = %config.catalog_name, control_topic = %config.control_topic, "iceberg sink task started");
+        let buffer_metrics =
+            crate::sink_metrics::TaskBuffer::register(&context.connector, context.task_id);
         self.state = Some(Started {
             config,
             catalog,
@@ -213,6 +217,7 @@ impl SinkTask for IcebergSinkTask {
             source_offsets: BTreeMap::new(),
             buffered_records: 0,
             buffered_bytes: 0,
+            buffer_metrics,
             early_commit_requested: false,
             row_widths: HashMap::new(),
             known_tables: HashMap::new(),
@@ -330,6 +335,7 @@ impl Started {
             }
         }
         s.reanswer = false;
+        s.buffer_metrics.set(s.buffered_records, s.buffered_bytes);
         if s.buffer_full() {
             // At the limit: ask for a commit, and read nothing more until this task has
             // answered one (its files closed, its buffers empty) — memory stays bounded.
@@ -846,6 +852,7 @@ impl Started {
         self.source_offsets.clear();
         self.buffered_records = 0;
         self.buffered_bytes = 0;
+        self.buffer_metrics.set(0, 0);
         self.early_commit_requested = false;
         self.context.hold_consumption(false);
     }
@@ -933,6 +940,7 @@ impl Started {
         self.source_offsets.clear();
         self.buffered_records = 0;
         self.buffered_bytes = 0;
+        self.buffer_metrics.set(0, 0);
         self.early_commit_requested = false;
         self.context.hold_consumption(false);
         if let Err(e) = sent {
