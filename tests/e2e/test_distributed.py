@@ -199,6 +199,9 @@ def test_health_is_500_with_the_reason_while_the_group_coordinator_is_unreachabl
         assert body["status"] == "unhealthy", body
         assert ("not a member of its group " + group) in body["message"] or "herder" in body["message"], body
         wait_for(lambda: worker.get("/health").status_code == 200, 90, "healthy again once the broker answers")
+        # In its group again, with an assignment: not rebalancing.
+        wait_for(lambda: "kafka_connect_worker_rebalance_rebalancing 0" in worker.get("/metrics").text, 30,
+                 "the rebalance to end")
         print(f"health: 500 while the broker was paused ({body['message']}), 200 again after")
     finally:
         worker.stop()

@@ -50,6 +50,11 @@ pub trait ConnectApi: Send + Sync {
         }
     }
     fn cluster_id(&self) -> Option<String>;
+    /// Whether the worker is rebalancing (`kafka_connect_worker_rebalance_rebalancing`): a
+    /// standalone worker only while it starts.
+    fn is_rebalancing(&self) -> bool {
+        !self.is_ready()
+    }
     /// Where requests that change connectors go.
     fn route(&self) -> Route {
         Route::Here

@@ -657,7 +657,7 @@ pub async fn worker(api: &dyn crate::api::ConnectApi, out: &mut Exposition) {
         "Whether this worker is currently rebalancing.",
         Kind::Gauge,
         &none,
-        if api.is_ready() { 0.0 } else { 1.0 },
+        if api.is_rebalancing() { 1.0 } else { 0.0 },
     );
 }
 

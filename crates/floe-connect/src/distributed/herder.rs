@@ -990,6 +990,15 @@ impl ConnectApi for DistributedHerder {
     async fn health(&self) -> Health {
         self.check_health().await
     }
+    fn is_rebalancing(&self) -> bool {
+        !self.is_ready()
+            || self
+                .membership
+                .lock()
+                .ok()
+                .and_then(|m| m.as_ref().map(|(m, _)| m.is_joining()))
+                .unwrap_or(true)
+    }
     fn cluster_id(&self) -> Option<String> {
         self.cluster_id.lock().ok().and_then(|g| g.clone())
     }

@@ -85,6 +85,8 @@ pub struct Membership {
 struct Contact {
     answered: Option<Instant>,
     failure: Option<String>,
+    /// Between asking to join (or learning the group rebalances) and getting an assignment.
+    joining: bool,
 }
 
 impl Contact {
@@ -103,6 +105,12 @@ impl Contact {
 }
 
 impl Membership {
+    /// Whether the member is (re)joining its group: from the rebalance it starts or learns of
+    /// to the assignment that ends it.
+    pub fn is_joining(&self) -> bool {
+        self.contact.lock().map(|c| c.joining).unwrap_or(false)
+    }
+
     /// Why this member is not in its group, when it has had no answer from the group
     /// coordinator for longer than `limit` (a rebalance may keep a join waiting that long).
     pub fn out_of_group(&self, group: &str, limit: Duration) -> Option<String> {
@@ -145,6 +153,7 @@ impl Membership {
         let contact = Arc::new(StdMutex::new(Contact {
             answered: Some(Instant::now()),
             failure: None,
+            joining: true,
         }));
         let handle = tokio::spawn(run(
             config,
@@ -189,9 +198,15 @@ async fn run(
         if *stop.borrow() {
             break;
         }
+        if let Ok(mut c) = contact.lock() {
+            c.joining = true;
+        }
         match member.join_and_sync(listener.as_ref()).await {
             Ok(()) => {
                 Contact::answered(&contact);
+                if let Ok(mut c) = contact.lock() {
+                    c.joining = false;
+                }
                 backoff = Duration::from_millis(100)
             }
             Err(e) => {
