@@ -57,10 +57,13 @@ def test_metrics_answer_strimzis_dashboard_and_alerts(tmp_path):
     create_topic(topic, partitions=2)
     catalog_cfg = sqlite_catalog_config(tmp_path)
     metrics_port = free_port()
+    dlq = unique("metrics-dlq")
+    dlq_client = f"connector-dlq-producer-{name}-0"
     worker = Worker(tmp_path, {"floe.metrics.listener": f"http://127.0.0.1:{metrics_port}"}).start()
     try:
         worker.create_connector(name, connector_config(topic, table, catalog_cfg, **{
             "tasks.max": "1", "errors.tolerance": "all", "floe.maintenance.interval-ms": "2000",
+            "errors.deadletterqueue.topic.name": dlq, "errors.deadletterqueue.topic.replication.factor": "1",
         }))
         # The metrics-only listener (floe.metrics.listener): /metrics and nothing else.
         own = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
@@ -72,8 +75,9 @@ def test_metrics_answer_strimzis_dashboard_and_alerts(tmp_path):
         wait_for(lambda: len(read_rows(pyiceberg_catalog(catalog_cfg), table)) == 100, 60, "100 rows")
         def reported(s):
             positive = lambda name: any(v > 0 for _, v in s.get(name, []))  # noqa: E731
+            dlq_bytes = [v for l, v in s.get("kafka_producer_outgoing_byte_total", []) if l["clientId"] == dlq_client]
             return (positive("kafka_consumer_incoming_byte_total") and positive("kafka_producer_outgoing_byte_total")
-                    and s.get("floe_table_data_files"))
+                    and s.get("floe_table_data_files") and dlq_bytes and dlq_bytes[0] > 0)
         # Clients report their statistics every 15 s (a producer when it next commits).
         m = wait_for(lambda: (s := scrape(worker)) and reported(s) and s, 90,
                      "the clients' statistics and the table's health")
@@ -135,4 +139,4 @@ def test_metrics_answer_strimzis_dashboard_and_alerts(tmp_path):
         assert value(scrape(worker), "kafka_connect_worker_connector_count") == 0
     finally:
         worker.stop()
-        delete_topics(topic)
+        delete_topics(topic, dlq)

@@ -11,6 +11,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+use crate::metrics::{ClientMetrics, StatsContext, CLIENT_STATISTICS_INTERVAL_MS};
+
 use crate::error::TaskError;
 use crate::kafka_config::client_config;
 use crate::plugin::ConfigMap;
@@ -29,7 +31,7 @@ pub struct Failure {
 
 /// The DLQ producer of one task.
 pub struct DeadLetterQueue {
-    producer: FutureProducer,
+    producer: FutureProducer<StatsContext>,
     topic: String,
     context_headers: bool,
     connector: String,
@@ -102,9 +104,14 @@ impl DeadLetterQueue {
                 }
             }
         }
-        let producer: FutureProducer = client_config(&props)
+        // Its bytes and connections go to /metrics (kafka_producer_*{clientId}), as Java's.
+        props
+            .entry("statistics.interval.ms".into())
+            .or_insert_with(|| CLIENT_STATISTICS_INTERVAL_MS.to_string());
+        let client_id = format!("connector-dlq-producer-{connector}-{task_id}");
+        let producer: FutureProducer<StatsContext> = client_config(&props)
             .map_err(|e| TaskError::connect(format!("Failed to create the DLQ producer: {e}")))?
-            .create()
+            .create_with_context(StatsContext(ClientMetrics::register(true, &client_id)))
             .map_err(|e| TaskError::connect(format!("Failed to create the DLQ producer: {e}")))?;
         let context_headers = config
             .get("errors.deadletterqueue.context.headers.enable")

@@ -730,6 +730,16 @@ impl ClientMetrics {
     }
 }
 
+/// A client context that only feeds its statistics to [`ClientMetrics`] (e.g. the DLQ
+/// producer's).
+pub struct StatsContext(pub ClientMetrics);
+
+impl rdkafka::ClientContext for StatsContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.0.update(&statistics);
+    }
+}
+
 impl Drop for ClientMetrics {
     fn drop(&mut self) {
         registry().remove_values(&[&self.incoming, &self.outgoing, &self.connections]);
