@@ -25,7 +25,8 @@ import org.apache.iceberg.types.Types;
  * oracle.format-version, a format version to upgrade the table to before reading it (as a
  * user's engine upgrades a table: the table property, committed through the catalog), and
  * oracle.lineage=true, which adds each row's _row_id and _last_updated_sequence_number (format
- * version 3 row lineage, as the reader derives them).
+ * version 3 row lineage, as the reader derives them), and oracle.snapshot-id, a snapshot to read
+ * instead of the current one.
  */
 public class ReadTable {
   public static void main(String[] args) throws Exception {
@@ -40,6 +41,7 @@ public class ReadTable {
     props.remove("oracle.catalog-name");
     String upgrade = props.remove("oracle.format-version");
     boolean lineage = Boolean.parseBoolean(props.remove("oracle.lineage"));
+    String snapshotId = props.remove("oracle.snapshot-id");
     Catalog catalog =
         CatalogUtil.buildIcebergCatalog(name, props, new org.apache.hadoop.conf.Configuration());
     Table table = catalog.loadTable(TableIdentifier.parse(args[args.length - 1]));
@@ -55,7 +57,11 @@ public class ReadTable {
               new Schema(MetadataColumns.ROW_ID, MetadataColumns.LAST_UPDATED_SEQUENCE_NUMBER));
     }
     StringBuilder out = new StringBuilder();
-    try (CloseableIterable<Record> rows = IcebergGenerics.read(table).project(schema).build()) {
+    IcebergGenerics.ScanBuilder scan = IcebergGenerics.read(table).project(schema);
+    if (snapshotId != null) {
+      scan = scan.useSnapshot(Long.parseLong(snapshotId));
+    }
+    try (CloseableIterable<Record> rows = scan.build()) {
       for (Record row : rows) {
         out.setLength(0);
         out.append('{');

@@ -269,11 +269,12 @@ def java_connect_libs() -> tuple[Path, Path]:
 
 
 def java_rows(catalog_config: dict[str, str], table: str, upgrade_to: int | None = None,
-              lineage: bool = False) -> list[dict]:
+              lineage: bool = False, snapshot_id: int | None = None) -> list[dict]:
     """The rows of `table` as Iceberg's own generic reader reads them (IcebergGenerics, which
     applies every kind of delete): the oracle for tables with deletes (stack/oracle). With
     `upgrade_to`, Java's Iceberg first upgrades the table to that format version; with
-    `lineage`, each row also has its `_row_id` and `_last_updated_sequence_number`."""
+    `lineage`, each row also has its `_row_id` and `_last_updated_sequence_number`; with
+    `snapshot_id`, that snapshot is read instead of the current one."""
     _, plugin = java_connect_libs()
     jars = plugin / "iceberg-sink"
     classes = plugin.parent / "iceberg-oracle"
@@ -284,6 +285,8 @@ def java_rows(catalog_config: dict[str, str], table: str, upgrade_to: int | None
         props.append(f"oracle.format-version={upgrade_to}")
     if lineage:
         props.append("oracle.lineage=true")
+    if snapshot_id is not None:
+        props.append(f"oracle.snapshot-id={snapshot_id}")
     java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else "java"
     out = subprocess.run([java, "-Xmx512m", "-cp", f"{jars}/*:{classes}", "ReadTable", *props, table],
                          capture_output=True, text=True, timeout=180)
