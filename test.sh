@@ -33,3 +33,5 @@ step "benchmark smoke run (bench/run --smoke; the full run is by hand, docs/perf
 bench/run --smoke
 step "upsert benchmark smoke run (bench/run --upsert --smoke)"
 bench/run --upsert --smoke
+step "fleet benchmark smoke run (bench/run --fleet --smoke: many connectors in one worker)"
+bench/run --fleet --smoke

@@ -5,7 +5,7 @@ pub mod oauth;
 pub mod rest;
 pub mod rest_commit;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -290,8 +290,80 @@ fn storage_factory() -> Arc<OpenDalResolvingStorageFactory> {
     Arc::new(OpenDalResolvingStorageFactory::new())
 }
 
-/// Loads the catalog named `name` from its properties.
+/// A loaded catalog, held weakly: the handle of every task that loads the same catalog.
+struct SharedCatalog {
+    catalog: std::sync::Weak<dyn Catalog>,
+    committer: WeakCommitter,
+}
+
+enum WeakCommitter {
+    Jdbc(std::sync::Weak<JdbcCatalog>),
+    Rest(std::sync::Weak<RestCommitter>),
+}
+
+impl SharedCatalog {
+    fn of(handle: &CatalogHandle) -> SharedCatalog {
+        SharedCatalog {
+            catalog: Arc::downgrade(&handle.catalog),
+            committer: match &handle.committer {
+                Committer::Jdbc(c) => WeakCommitter::Jdbc(Arc::downgrade(c)),
+                Committer::Rest(c) => WeakCommitter::Rest(Arc::downgrade(c)),
+            },
+        }
+    }
+
+    fn upgrade(&self) -> Option<CatalogHandle> {
+        Some(CatalogHandle {
+            catalog: self.catalog.upgrade()?,
+            committer: match &self.committer {
+                WeakCommitter::Jdbc(c) => Committer::Jdbc(c.upgrade()?),
+                WeakCommitter::Rest(c) => Committer::Rest(c.upgrade()?),
+            },
+        })
+    }
+}
+
+/// Per catalog (name and properties), the one loaded, if any task still holds it. Each slot
+/// has a lock of its own, held while loading, so tasks starting together load a catalog once
+/// and a catalog that does not answer delays only the tasks that use it.
+type Slot = Arc<tokio::sync::Mutex<Option<SharedCatalog>>>;
+
+fn slot(key: String) -> Slot {
+    static LOADED: std::sync::OnceLock<std::sync::Mutex<HashMap<String, Slot>>> =
+        std::sync::OnceLock::new();
+    let mut loaded = match LOADED.get_or_init(Default::default).lock() {
+        Ok(l) => l,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    // Slots nobody is loading and whose catalog every task dropped.
+    loaded.retain(|_, s| {
+        Arc::strong_count(s) > 1
+            || s.try_lock()
+                .map(|c| c.as_ref().and_then(SharedCatalog::upgrade).is_some())
+                .unwrap_or(true)
+    });
+    loaded.entry(key).or_default().clone()
+}
+
+/// Loads the catalog named `name` from its properties, or answers the one already loaded in
+/// this process with the same name and properties: the tasks of every connector writing
+/// through one catalog share its connection pool (and, for SQLite, the pool's threads) and
+/// its REST session, as long as any of them holds it.
 pub async fn load_catalog(
+    name: &str,
+    props: &BTreeMap<String, String>,
+) -> Result<CatalogHandle, SinkError> {
+    let slot = slot(format!("{name}\u{0}{props:?}"));
+    let mut shared = slot.lock().await;
+    if let Some(handle) = shared.as_ref().and_then(SharedCatalog::upgrade) {
+        return Ok(handle);
+    }
+    let handle = open_catalog(name, props).await?;
+    *shared = Some(SharedCatalog::of(&handle));
+    Ok(handle)
+}
+
+async fn open_catalog(
     name: &str,
     props: &BTreeMap<String, String>,
 ) -> Result<CatalogHandle, SinkError> {

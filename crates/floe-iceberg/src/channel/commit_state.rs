@@ -26,6 +26,8 @@ struct Cycle {
     expected: BTreeSet<TopicPartition>,
     /// Partitions that answered this cycle, with the Kafka timestamp (µs) of their last record.
     answered: BTreeMap<TopicPartition, Option<i64>>,
+    /// Next source offset per partition that had records since the last answer.
+    next_offsets: BTreeMap<TopicPartition, i64>,
 }
 
 /// What the coordinator knows between commits.
@@ -36,6 +38,12 @@ pub struct CommitState {
     /// `DataWritten` events not yet known to be committed, whatever their commit id (I4).
     buffer: Vec<Envelope>,
     cycle: Option<Cycle>,
+    /// Per source partition, the next offset after the last record a completed cycle
+    /// committed.
+    committed_next: BTreeMap<TopicPartition, i64>,
+    /// The last cycle completed with every partition answering, no record since the cycle
+    /// before and no file to commit.
+    quiet: bool,
 }
 
 impl CommitState {
@@ -62,10 +70,12 @@ impl CommitState {
             return;
         };
         for a in assignments {
-            cycle.answered.insert(
-                TopicPartition::new(&a.topic, a.partition),
-                a.timestamp_micros,
-            );
+            let tp = TopicPartition::new(&a.topic, a.partition);
+            if let Some(next) = a.offset {
+                let e = cycle.next_offsets.entry(tp.clone()).or_insert(next);
+                *e = (*e).max(next);
+            }
+            cycle.answered.insert(tp, a.timestamp_micros);
         }
     }
 
@@ -76,6 +86,7 @@ impl CommitState {
             started: now,
             expected,
             answered: BTreeMap::new(),
+            next_offsets: BTreeMap::new(),
         });
     }
 
@@ -123,10 +134,36 @@ impl CommitState {
     /// Ends the cycle; on success every buffered envelope is committed (or filtered as already
     /// committed) and is dropped. On failure the buffer is kept for the next cycle (I4).
     pub fn end(&mut self, all_tables_committed: bool) {
-        self.cycle = None;
+        let complete = self.is_complete();
+        let nothing_written = self
+            .buffer
+            .iter()
+            .all(|e| e.data_files.is_empty() && e.delete_files.is_empty());
+        let cycle = self.cycle.take();
+        self.quiet = false;
         if all_tables_committed {
             self.buffer.clear();
+            if let Some(cycle) = cycle {
+                self.quiet = complete && nothing_written && cycle.next_offsets.is_empty();
+                for (tp, next) in cycle.next_offsets {
+                    let e = self.committed_next.entry(tp).or_insert(next);
+                    *e = (*e).max(next);
+                }
+            }
         }
+    }
+
+    /// Whether a new cycle would find nothing to commit: the last one was quiet, and every
+    /// partition in `latest` (each source partition's latest offset, from the broker) ends
+    /// where the committed records end, or holds no record at all. Tasks only answer with the
+    /// records they read since their last answer, so this is how a coordinator knows, without
+    /// asking every task, that none of them holds or can read anything new.
+    pub fn idle(&self, latest: &BTreeMap<TopicPartition, i64>) -> bool {
+        self.quiet
+            && !latest.is_empty()
+            && latest
+                .iter()
+                .all(|(tp, end)| *end == 0 || self.committed_next.get(tp) == Some(end))
     }
 }
 
@@ -249,6 +286,58 @@ mod tests {
             .iter()
             .map(|(t, p)| TopicPartition::new(*t, *p))
             .collect()
+    }
+
+    fn latest(parts: &[(&str, i32, i64)]) -> BTreeMap<TopicPartition, i64> {
+        parts
+            .iter()
+            .map(|(t, p, o)| (TopicPartition::new(*t, *p), *o))
+            .collect()
+    }
+
+    fn answer(s: &mut CommitState, parts: &[(&str, i32)], next: Option<i64>) {
+        let id = Uuid::new_v4();
+        s.start(id, expected(parts), Instant::now());
+        let answers: Vec<TopicPartitionOffset> = parts
+            .iter()
+            .map(|(t, p)| TopicPartitionOffset {
+                topic: t.to_string(),
+                partition: *p,
+                offset: next,
+                timestamp_micros: next,
+            })
+            .collect();
+        s.data_complete(id, &answers);
+    }
+
+    #[test]
+    fn idle_only_after_a_quiet_cycle_and_while_nothing_new_is_in_the_topics() {
+        let parts = [("a", 0), ("a", 1)];
+        let mut s = CommitState::default();
+        // A cycle that committed records up to offset 10 is not quiet.
+        answer(&mut s, &parts, Some(10));
+        s.end(true);
+        assert!(!s.idle(&latest(&[("a", 0, 10), ("a", 1, 10)])));
+        // The next, with nothing new, is.
+        answer(&mut s, &parts, None);
+        s.end(true);
+        assert!(s.idle(&latest(&[("a", 0, 10), ("a", 1, 10)])));
+        // A record past the committed ones, a partition never answered with records, or no
+        // offsets at all: not idle.
+        assert!(!s.idle(&latest(&[("a", 0, 11), ("a", 1, 10)])));
+        assert!(!s.idle(&latest(&[("a", 0, 10), ("a", 1, 10), ("a", 2, 3)])));
+        assert!(!s.idle(&BTreeMap::new()));
+        // An empty partition is idle.
+        assert!(s.idle(&latest(&[("a", 0, 10), ("a", 1, 10), ("a", 2, 0)])));
+        // A failed or partial cycle, or one with files to commit, ends quiet.
+        answer(&mut s, &parts, None);
+        s.end(false);
+        assert!(!s.idle(&latest(&[("a", 0, 10), ("a", 1, 10)])));
+        let id = Uuid::new_v4();
+        s.start(id, expected(&parts), Instant::now());
+        s.data_complete(id, &[tpo("a", 0, None)]);
+        s.end(true);
+        assert!(!s.idle(&latest(&[("a", 0, 10), ("a", 1, 10)])));
     }
 
     #[test]

@@ -122,6 +122,10 @@ impl Drop for CoordinatorHandle {
     }
 }
 
+/// An idle coordinator still runs a cycle this often (or every commit interval, if longer):
+/// maintenance and the commit metrics follow cycles.
+const IDLE_CYCLE_AT_LEAST: Duration = Duration::from_secs(60);
+
 /// One table's commit in a cycle, run beside the others.
 type TableCommitFuture<'a> = std::pin::Pin<
     Box<dyn std::future::Future<Output = (TableKey, Result<Option<i64>, SinkError>)> + Send + 'a>,
@@ -168,6 +172,11 @@ struct Coordinator {
     key: String,
     state: CommitState,
     last_start: Instant,
+    /// When the last cycle this coordinator started began (idle intervals skip cycles).
+    last_cycle: Instant,
+    idle_cycles_skipped: u64,
+    /// Fetching the control topic is paused while idle.
+    control_paused: bool,
     consecutive_failures: u32,
     /// Commit ids started or adopted lately, so a `StartCommit` read back is not adopted.
     recent_commits: Vec<Uuid>,
@@ -208,6 +217,9 @@ async fn run(
         key: Uuid::new_v4().to_string(),
         state: CommitState::default(),
         last_start: Instant::now(),
+        last_cycle: Instant::now(),
+        idle_cycles_skipped: 0,
+        control_paused: false,
         consecutive_failures: 0,
         recent_commits: Vec::new(),
         producer_broken: false,
@@ -227,7 +239,7 @@ async fn run(
         }
         let first = tokio::select! {
             _ = shutdown.changed() => return Ok(()),
-            received = tokio::time::timeout(Duration::from_millis(200), c.consumer.recv()) => match received {
+            received = tokio::time::timeout(c.wait(), c.consumer.recv()) => match received {
                 Ok(Ok(msg)) => Some(owned(&msg)),
                 // The client retries on its own (a broker restart, say); nothing is lost.
                 Ok(Err(e)) => {
@@ -296,16 +308,15 @@ impl Coordinator {
     ) -> Result<(), SinkError> {
         self.state.consumed(partition, offset);
         let Some(bytes) = payload else { return Ok(()) };
-        let event = match crate::events::decode(bytes) {
-            Ok(event) => event,
+        let event = match crate::events::decode_for_group(bytes, &self.config.connect_group) {
+            Ok(Some(event)) => event,
+            // Another connector's event.
+            Ok(None) => return Ok(()),
             Err(e) => {
                 super::skip_undecodable(&self.config.control_topic, partition, offset, &e);
                 return Ok(());
             }
         };
-        if event.group_id != self.config.connect_group {
-            return Ok(());
-        }
         match event.payload {
             Payload::DataWritten {
                 table_reference,
@@ -361,7 +372,22 @@ impl Coordinator {
         let now = Instant::now();
         match self.state.current() {
             None if now.duration_since(self.last_start) >= self.config.commit_interval => {
-                self.start_commit()?
+                if self.idle(now) {
+                    // Nothing to commit: look again next interval, without a cycle, and stop
+                    // fetching the control topic meanwhile (a fetch every 100 ms per
+                    // coordinator is most of what a worker of many idle connectors does).
+                    // Events sent meanwhile (a task's early commit) are read on resuming.
+                    self.pause_control(true);
+                    self.last_start = now;
+                    self.idle_cycles_skipped += 1;
+                    debug!(
+                        skipped = self.idle_cycles_skipped,
+                        "no new record in the source partitions since the last quiet cycle; commit skipped"
+                    );
+                } else {
+                    self.pause_control(false);
+                    self.start_commit()?
+                }
             }
             None => {}
             Some(_) if self.state.is_complete() => self.commit(false).await?,
@@ -371,6 +397,79 @@ impl Coordinator {
             Some(_) => {}
         }
         Ok(())
+    }
+
+    /// Whether the cycle due now would have nothing to commit (`CommitState::idle`): the last
+    /// one was quiet and the source partitions end where the committed records end. A cycle
+    /// still runs at least every `IDLE_CYCLE_AT_LEAST` (maintenance follows cycles), and
+    /// whenever the broker cannot say.
+    fn idle(&self, now: Instant) -> bool {
+        if now.duration_since(self.last_cycle)
+            >= IDLE_CYCLE_AT_LEAST.max(self.config.commit_interval)
+            || self.maintainer.as_ref().is_some_and(|m| m.due())
+        {
+            return false;
+        }
+        let Ok(expected) = self.expected_partitions() else {
+            return false;
+        };
+        let mut tpl = TopicPartitionList::new();
+        for tp in &expected {
+            if tpl
+                .add_partition_offset(&tp.topic, tp.partition, Offset::End)
+                .is_err()
+            {
+                return false;
+            }
+        }
+        // Timestamp -1 asks for each partition's latest offset, in one request.
+        let Ok(ends) =
+            tokio::task::block_in_place(|| self.consumer.offsets_for_times(tpl, KAFKA_TIMEOUT))
+        else {
+            return false;
+        };
+        let mut latest = BTreeMap::new();
+        for e in ends.elements() {
+            match (e.error(), e.offset()) {
+                (Ok(()), Offset::Offset(o)) => {
+                    latest.insert(TopicPartition::new(e.topic(), e.partition()), o);
+                }
+                _ => return false,
+            }
+        }
+        latest.len() == expected.len() && self.state.idle(&latest)
+    }
+
+    /// How long the loop waits for a control event before stepping: 200 ms, or while idle
+    /// (nothing is fetched) until the next commit is due.
+    fn wait(&self) -> Duration {
+        const STEP: Duration = Duration::from_millis(200);
+        if !self.control_paused {
+            return STEP;
+        }
+        (self.last_start + self.config.commit_interval)
+            .saturating_duration_since(Instant::now())
+            .max(STEP)
+    }
+
+    /// Pauses or resumes fetching every control partition (positions are kept).
+    fn pause_control(&mut self, pause: bool) {
+        if self.control_paused == pause {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in &self.control_partitions {
+            tpl.add_partition(&self.config.control_topic, *p);
+        }
+        let result = if pause {
+            self.consumer.pause(&tpl)
+        } else {
+            self.consumer.resume(&tpl)
+        };
+        match result {
+            Ok(()) => self.control_paused = pause,
+            Err(e) => debug!(pause, error = %e, "cannot pause or resume the control topic"),
+        }
     }
 
     fn event(&self, payload: Payload) -> Event {
@@ -464,8 +563,13 @@ impl Coordinator {
     }
 
     fn expected_partitions(&self) -> Result<BTreeSet<TopicPartition>, SinkError> {
+        // One named topic: ask for it alone, not for every topic of the cluster.
+        let only = match (&self.config.topics[..], &self.config.topics_regex) {
+            ([topic], None) => Some(topic.as_str()),
+            _ => None,
+        };
         let metadata =
-            tokio::task::block_in_place(|| self.consumer.fetch_metadata(None, KAFKA_TIMEOUT))
+            tokio::task::block_in_place(|| self.consumer.fetch_metadata(only, KAFKA_TIMEOUT))
                 .map_err(|e| SinkError::Config(format!("cannot read topic metadata: {e}")))?;
         Ok(metadata
             .topics()
@@ -497,6 +601,7 @@ impl Coordinator {
         self.remember(id);
         let expected = self.expected_partitions()?;
         self.last_start = Instant::now();
+        self.last_cycle = self.last_start;
         self.state.start(id, expected, self.last_start);
         crate::sink_metrics::commit_in_progress(&self.config.connector, true);
         let start = self.event(Payload::StartCommit { commit_id: id });

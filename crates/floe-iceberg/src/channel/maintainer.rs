@@ -47,6 +47,12 @@ impl Maintainer {
         }
     }
 
+    /// Whether a table's maintenance is due (a cycle must run for it to happen).
+    pub(super) fn due(&self) -> bool {
+        let now = Instant::now();
+        self.tables.values().any(|d| d.next <= now)
+    }
+
     /// Maintains, of `committed` (tables of this coordinator's catalog committed on `main`,
     /// as `namespace.name` and namespace parts), those whose time has come.
     pub(super) async fn after_cycle(&mut self, committed: Vec<(String, Vec<String>, String)>) {

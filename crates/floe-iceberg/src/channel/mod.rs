@@ -11,6 +11,7 @@
 
 pub mod commit_state;
 pub mod coordinator;
+mod feed;
 pub mod kafka;
 mod maintainer;
 pub mod worker;

@@ -6,32 +6,31 @@ use std::collections::BTreeMap;
 
 use crate::events::{Event, Payload};
 use floe_data::TopicPartition;
-use futures::FutureExt;
-use rdkafka::consumer::{ConsumerGroupMetadata, StreamConsumer};
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, warn};
 use uuid::Uuid;
 
-use super::kafka::{control_consumer, transactional_producer, StartAt, TxnProducer, KAFKA_TIMEOUT};
+use super::kafka::{transactional_producer, TxnProducer, KAFKA_TIMEOUT};
 use crate::error::SinkError;
 
 /// The control-topic channel of one task.
 pub struct WorkerChannel {
     producer: TxnProducer,
-    consumer: StreamConsumer,
+    /// `StartCommit`s of this connector, from the worker's shared control-topic consumer.
+    start_commits: super::feed::StartCommits,
     topic: String,
-    connect_group: String,
     key: String,
     transactional_id: String,
     props: BTreeMap<String, String>,
 }
 
 impl WorkerChannel {
-    /// Opens the channel: a consumer at the end of the control topic (group
-    /// `<group-id-prefix><uuid>`, never committed) and a transactional producer.
+    /// Opens the channel: a subscription to the worker's shared consumer at the end of the
+    /// control topic (group `<group-id-prefix><uuid>`, never committed; `feed.rs`) and a
+    /// transactional producer.
     pub fn open(
         props: &BTreeMap<String, String>,
         topic: &str,
@@ -39,12 +38,7 @@ impl WorkerChannel {
         group_id_prefix: &str,
         transactional_id: &str,
     ) -> Result<WorkerChannel, SinkError> {
-        let consumer = control_consumer(
-            props,
-            &format!("{group_id_prefix}{}", Uuid::new_v4()),
-            topic,
-            StartAt::End,
-        )?;
+        let start_commits = super::feed::subscribe(props, topic, group_id_prefix, connect_group)?;
         // A transaction left open by a killed worker blocks read_committed readers of the
         // control topic and its pending offsets until it times out: transactional_producer
         // keeps that short.
@@ -52,9 +46,8 @@ impl WorkerChannel {
         let producer = transactional_producer(&producer_props, transactional_id)?;
         Ok(WorkerChannel {
             producer,
-            consumer,
+            start_commits,
             topic: topic.to_string(),
-            connect_group: connect_group.to_string(),
             key: Uuid::new_v4().to_string(),
             transactional_id: transactional_id.to_string(),
             props: producer_props,
@@ -63,32 +56,7 @@ impl WorkerChannel {
 
     /// Commit ids of the `StartCommit`s for this connector read since the last call.
     pub fn start_commits(&mut self) -> Result<Vec<Uuid>, SinkError> {
-        let mut ids = Vec::new();
-        while let Some(received) = self.consumer.recv().now_or_never() {
-            let msg = match received {
-                Ok(m) => m,
-                // The client retries on its own (a broker restart, say).
-                Err(e) => {
-                    debug!(topic = %self.topic, error = %e, "control-topic consumer error");
-                    break;
-                }
-            };
-            let Some(bytes) = msg.payload() else { continue };
-            let event = match crate::events::decode(bytes) {
-                Ok(event) => event,
-                Err(e) => {
-                    super::skip_undecodable(msg.topic(), msg.partition(), msg.offset(), &e);
-                    continue;
-                }
-            };
-            if event.group_id != self.connect_group {
-                continue;
-            }
-            if let Payload::StartCommit { commit_id } = event.payload {
-                ids.push(commit_id);
-            }
-        }
-        Ok(ids)
+        Ok(self.start_commits.drain())
     }
 
     /// Sends `events` and commits `offsets` (next offset per source partition) for the task's

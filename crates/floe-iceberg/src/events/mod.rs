@@ -569,21 +569,88 @@ fn array_items(
 
 /// Decodes an event; events for unknown payload types are an error naming the record name.
 pub fn decode(bytes: &[u8]) -> Result<Event, EventError> {
+    decode_if(bytes, |_| true)?.ok_or_else(|| EventError::Decode("event filtered out".into()))
+}
+
+/// Decodes an event of the consumer group `group` (the `group_id` every event carries); None,
+/// without decoding its payload, for an event of another group. Every connector sharing a
+/// control topic reads every other's events, so this is most of what a reader decodes.
+pub fn decode_for_group(bytes: &[u8], group: &str) -> Result<Option<Event>, EventError> {
+    decode_if(bytes, |g| g == group)
+}
+
+/// Writer schemas parsed before, by their bytes as sent: every event of a kind carries the
+/// same schema text, and parsing its JSON was most of a decode's cost.
+fn writer_schema(bytes: &[u8]) -> Result<(std::sync::Arc<AvroType>, usize), EventError> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    /// Distinct schemas are a handful (one per event kind and partition type); the cache is
+    /// emptied if a writer ever sends more.
+    const MAX_CACHED: usize = 256;
+    static CACHE: OnceLock<Mutex<HashMap<Vec<u8>, Arc<AvroType>>>> = OnceLock::new();
+    let len = u16::from_be_bytes([
+        *bytes.first().ok_or(EventError::Truncated)?,
+        *bytes.get(1).ok_or(EventError::Truncated)?,
+    ]) as usize;
+    let key = bytes.get(2..2 + len).ok_or(EventError::Truncated)?;
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(schema) = cache.lock().ok().and_then(|c| c.get(key).cloned()) {
+        return Ok((schema, 2 + len));
+    }
+    let (schema_text, used) = read_utf(bytes)?;
+    let schema_json: serde_json::Value =
+        serde_json::from_str(&schema_text).map_err(|e| EventError::Schema(e.to_string()))?;
+    let schema = Arc::new(avro::parse(&schema_json)?);
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= MAX_CACHED {
+            c.clear();
+        }
+        c.insert(key.to_vec(), schema.clone());
+    }
+    Ok((schema, used))
+}
+
+/// The id of `Event.group_id`.
+const GROUP_ID_FIELD: i32 = 10503;
+
+/// Decodes an event whose group `wanted` accepts; None, without decoding its payload, for any
+/// other.
+pub fn decode_if(bytes: &[u8], wanted: impl Fn(&str) -> bool) -> Result<Option<Event>, EventError> {
     if bytes.get(..2) != Some(&MAGIC[..]) {
         return Err(EventError::Header(bytes.iter().take(2).copied().collect()));
     }
-    let (schema_text, used) = read_utf(&bytes[2..])?;
-    let schema_json: serde_json::Value =
-        serde_json::from_str(&schema_text).map_err(|e| EventError::Schema(e.to_string()))?;
-    let schema = avro::parse(&schema_json)?;
-    let datum = Reader::new(&bytes[2 + used..]).read(&schema)?;
+    let (schema, used) = writer_schema(&bytes[2..])?;
+    let mut reader = Reader::new(&bytes[2 + used..]);
+    // The event's fields one by one, stopping at a group id that is not wanted: the payload
+    // (files, partition values) is never read for other groups' events.
+    let datum = match schema.as_ref() {
+        AvroType::Record { fields, .. } => {
+            let mut values = Vec::with_capacity(fields.len());
+            for field in fields {
+                let value = reader.read(&field.ty)?;
+                if field.field_id == Some(GROUP_ID_FIELD) {
+                    if let AvroValue::String(group) = &value {
+                        if !wanted(group) {
+                            return Ok(None);
+                        }
+                    }
+                }
+                values.push(value);
+            }
+            AvroValue::Record(values)
+        }
+        other => reader.read(other)?,
+    };
     let mut event = Rec::new(&schema, datum)?;
     let id = event.uuid(10500)?;
     let type_id = event.int(10501)?;
     let timestamp_micros = event
         .opt_long(10502)
         .ok_or_else(|| EventError::Decode("Event: timestamp missing".into()))?;
-    let group_id = event.string(10503)?;
+    let group_id = event.string(GROUP_ID_FIELD)?;
+    if !wanted(&group_id) {
+        return Ok(None);
+    }
     let (payload_ty, payload_v) = event
         .take(10504)
         .ok_or_else(|| EventError::Decode("Event: payload missing".into()))?;
@@ -675,12 +742,12 @@ pub fn decode(bytes: &[u8]) -> Result<Event, EventError> {
             )))
         }
     };
-    Ok(Event {
+    Ok(Some(Event {
         id,
         timestamp_micros,
         group_id,
         payload,
-    })
+    }))
 }
 
 // ------------------------------------------------------------------------- partition values

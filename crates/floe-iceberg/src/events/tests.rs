@@ -236,3 +236,36 @@ fn modified_utf8_round_trips() {
     assert_eq!(&out[2..4], &[b'a', 0xC0]);
     assert_eq!(read_utf(&out).unwrap().0, "a\u{0}é€😀");
 }
+
+#[test]
+fn events_of_other_groups_are_skipped_and_schemas_are_parsed_once() {
+    let commit_id = Uuid::new_v4();
+    let written = event(Payload::DataWritten {
+        commit_id,
+        table_reference: table(),
+        partition_type: partition_type(),
+        data_files: vec![file("/a.parquet")],
+        delete_files: vec![],
+    });
+    let bytes = encode(&written).unwrap();
+    // Decoded twice (the second time from the cached schema), the same event.
+    assert_eq!(
+        decode_for_group(&bytes, "connect-ice").unwrap(),
+        Some(written.clone())
+    );
+    assert_eq!(
+        decode_for_group(&bytes, "connect-ice").unwrap(),
+        Some(written.clone())
+    );
+    assert_eq!(decode(&bytes).unwrap(), written);
+    // Another connector's event: None, without reading the payload. A payload that would
+    // not decode does not matter then.
+    assert_eq!(decode_for_group(&bytes, "connect-other").unwrap(), None);
+    let mut cut = bytes.clone();
+    cut.truncate(bytes.len() - 8);
+    assert_eq!(decode_for_group(&cut, "connect-other").unwrap(), None);
+    assert!(decode_for_group(&cut, "connect-ice").is_err());
+    // A different schema text is a different cache entry.
+    let start = event(Payload::StartCommit { commit_id });
+    assert_eq!(decode(&encode(&start).unwrap()).unwrap(), start);
+}
