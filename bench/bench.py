@@ -496,17 +496,22 @@ def main() -> None:
         finally:
             delete_topics(topic)
     md, data = report(results, args, started)
-    out = Path(args.out)
+    write_report(Path(args.out), "smoke" if args.smoke else started.replace(":", ""), md, data,
+                 work if args.smoke else None)
+
+
+def write_report(out: Path, stem: str, md: str, data: dict, remove: Path | None = None) -> None:
+    """Writes <out>/<stem>.md and .json, prints the Markdown, and removes `remove` (a smoke
+    run's working directory)."""
     out.mkdir(parents=True, exist_ok=True)
-    stem = "smoke" if args.smoke else started.replace(":", "")
     (out / f"{stem}.md").write_text(md)
     (out / f"{stem}.json").write_text(json.dumps(data, indent=2, default=str))
     print("\n" + md)
     print(f"report: {out / (stem + '.md')}")
-    if args.smoke:
+    if remove is not None:
         import shutil
 
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(remove, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("FLOE_LOG", "info")
 
-from bench import cpu_seconds, fmt, ratio, status_kb  # noqa: E402
+from bench import cpu_seconds, fmt, ratio, status_kb, write_report  # noqa: E402
 from confluent_kafka import Producer  # noqa: E402
 from harness import (  # noqa: E402
     BOOTSTRAP, JavaWorker, Worker, connector_config, create_topic, delete_topics, pyiceberg_catalog,
@@ -280,17 +280,8 @@ def main() -> None:
                   f"{r.peak_rss_mb:.0f} MB, threads {r.threads} (max {r.max_threads}), idle {r.idle_cores:.3f} cores "
                   f"({time.monotonic() - t:.0f} s)", flush=True)
     md, data = report(results, args, started)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = "fleet-smoke" if args.smoke else f"fleet-{args.catalogs}-" + started.replace(":", "")
-    (out / f"{stem}.md").write_text(md)
-    (out / f"{stem}.json").write_text(json.dumps(data, indent=2, default=str))
-    print("\n" + md)
-    print(f"report: {out / (stem + '.md')}")
-    if args.smoke:
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
+    write_report(Path(args.out), stem, md, data, work if args.smoke else None)
 
 
 if __name__ == "__main__":
