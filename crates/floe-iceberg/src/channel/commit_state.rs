@@ -153,6 +153,12 @@ impl CommitState {
         }
     }
 
+    /// Whether the last cycle was quiet (the first condition of `idle`, known without asking
+    /// the broker).
+    pub fn quiet(&self) -> bool {
+        self.quiet
+    }
+
     /// Whether a new cycle would find nothing to commit: the last one was quiet, and every
     /// partition in `latest` (each source partition's latest offset, from the broker) ends
     /// where the committed records end, or holds no record at all. Tasks only answer with the

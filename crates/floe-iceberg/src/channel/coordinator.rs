@@ -404,8 +404,9 @@ impl Coordinator {
     /// still runs at least every `IDLE_CYCLE_AT_LEAST` (maintenance follows cycles), and
     /// whenever the broker cannot say.
     fn idle(&self, now: Instant) -> bool {
-        if now.duration_since(self.last_cycle)
-            >= IDLE_CYCLE_AT_LEAST.max(self.config.commit_interval)
+        if !self.state.quiet()
+            || now.duration_since(self.last_cycle)
+                >= IDLE_CYCLE_AT_LEAST.max(self.config.commit_interval)
             || self.maintainer.as_ref().is_some_and(|m| m.due())
         {
             return false;
