@@ -120,3 +120,81 @@ def test_registry_unreachable_fails_the_task_naming_the_record(tmp_path):
     finally:
         worker.stop()
         delete_topics(topic)
+
+
+def flat(*fields):
+    return {"type": "record", "name": "Reading", "namespace": "iot", "fields": list(fields)}
+
+
+# Records of primitive fields, which the sink reads straight into its columns (docs/performance.md,
+# "Avro straight into Arrow"); each version also takes the general path once: v2 adds a column,
+# v3 widens an int and makes a required column optional.
+FLAT_V1 = flat({"name": "id", "type": "long"}, {"name": "name", "type": "string"}, {"name": "qty", "type": "int"},
+               {"name": "ok", "type": "boolean"}, {"name": "ratio", "type": "float"})
+FLAT_V2 = flat(*FLAT_V1["fields"], {"name": "score", "type": ["null", "double"], "default": None})
+FLAT_V3 = flat({"name": "id", "type": "long"}, {"name": "name", "type": ["null", "string"], "default": None},
+               {"name": "qty", "type": "long"}, {"name": "ok", "type": "boolean"}, {"name": "ratio", "type": "float"},
+               {"name": "score", "type": ["null", "double"], "default": None})
+
+
+def test_flat_avro_versions_interleaved_with_a_bad_record(tmp_path):
+    """Flat Avro records of three schema versions, interleaved, with evolution on: every row
+    arrives exactly once with its values; a truncated record goes to the dead-letter queue
+    naming its offset, as the converter names it, and the task keeps running."""
+    from test_bad_input import dlq_messages
+
+    topic, name, table, dlq = unique("flat"), unique("sink"), f"db_{unique('ns')}.readings", unique("dlq")
+    create_topic(topic)
+    subject = f"{topic}-value"
+    schemas = {"v1": FLAT_V1, "v2": FLAT_V2, "v3": FLAT_V3}
+    ids = {v: register(subject, s) for v, s in schemas.items()}
+
+    def record(version, i):
+        r = {"id": i, "name": f"n{i}", "qty": i * 10, "ok": i % 2 == 0, "ratio": i / 4}
+        if version in ("v2", "v3"):
+            r["score"] = None if i % 3 == 0 else i * 1.5
+        if version == "v3":
+            r["qty"] = 10_000_000_000 + i
+            r["name"] = None if i % 2 else r["name"]
+        return r
+
+    plan = ["v1"] * 40 + ["v2"] * 30 + ["v1"] * 10 + ["v3"] * 30 + ["v2", "v1", "v3", "v1"] * 5
+    frames = [avro_frame(ids[v], schemas[v], record(v, i)) for i, v in enumerate(plan)]
+    bad_at = 55
+    frames.insert(bad_at, frames[bad_at][:-3])  # a v2 record cut short
+    worker = Worker(tmp_path, {
+        "value.converter": "io.confluent.connect.avro.AvroConverter",
+        "value.converter.schema.registry.url": REGISTRY_URL,
+    }).start()
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    try:
+        config = connector_config(topic, table, catalog_cfg, **{
+            "iceberg.tables.evolve-schema-enabled": "true",
+            "errors.tolerance": "all",
+            "errors.deadletterqueue.topic.name": dlq,
+            "errors.deadletterqueue.topic.replication.factor": "1",
+            "errors.deadletterqueue.context.headers.enable": "true",
+        })
+        worker.create_connector(name, config)
+        # The first records arrive before the table exists, the rest while it is written.
+        produce(topic, frames[:20])
+        catalog = pyiceberg_catalog(catalog_cfg)
+        wait_for(lambda: len(read_rows(catalog, table)) == 20, 60, "20 rows")
+        produce(topic, frames[20:])
+        rows = wait_for(lambda: (r := read_rows(catalog, table)) and len(r) == len(plan) and r, 60,
+                        f"{len(plan)} rows")
+        assert columns(catalog, table) == [
+            ("id", "long", True), ("name", "string", False), ("qty", "long", True), ("ok", "boolean", True),
+            ("ratio", "float", True), ("score", "double", False),
+        ]
+        expected = [{"score": None, **record(v, i)} for i, v in enumerate(plan)]
+        assert sorted(rows, key=lambda r: r["id"]) == expected
+        [bad] = dlq_messages(dlq, 1)
+        headers = {k: v.decode() for k, v in bad.headers()}
+        assert headers["__connect.errors.offset"] == str(bad_at), headers
+        assert headers["__connect.errors.stage"] == "VALUE_CONVERTER", headers
+        assert "Error deserializing Avro message" in headers["__connect.errors.exception.message"], headers
+        assert worker.task_states(name) == ["RUNNING"]
+    finally:
+        worker.stop()
+        delete_topics(topic, dlq)

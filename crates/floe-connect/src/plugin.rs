@@ -104,6 +104,11 @@ impl TaskContext {
         self
     }
 
+    /// The connector's value converter, when the task was handed one.
+    pub fn value_converter(&self) -> Option<&Arc<dyn floe_convert::Converter>> {
+        self.value_converter.as_ref()
+    }
+
     /// Decodes `record`'s [`SinkRecord::encoded_value`] with the connector's value converter,
     /// as the worker would have. `Ok(true)`: the record has its value; `Ok(false)`: it could
     /// not be converted and was reported as a converter failure (dead-letter queue, or skipped
@@ -223,11 +228,11 @@ pub trait SinkTask: Send {
     async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), TaskError>;
     /// Stops the task. `pre_commit` has been called before if the stop was graceful.
     async fn stop(&mut self) -> Result<(), TaskError>;
-    /// Whether the started task decodes schemaless JSON values itself. When it does and the
-    /// value converter reads schemaless JSON and no transform needs the values, the worker hands
-    /// records over with their value bytes in [`SinkRecord::encoded_value`]; the task decodes
-    /// what it cannot handle itself with [`TaskContext::decode_value`].
-    fn decodes_json_values(&self) -> bool {
+    /// Whether the started task reads values of this kind itself. When it does and no
+    /// transform needs the values, the worker hands records over with their value bytes in
+    /// [`SinkRecord::encoded_value`]; the task decodes what it cannot read itself with
+    /// [`TaskContext::decode_value`].
+    fn decodes_raw_values(&self, _raw: floe_convert::RawValues) -> bool {
         false
     }
 }

@@ -363,7 +363,7 @@ struct Loop<'a> {
     task: Release<Box<dyn SinkTask>>,
     context: TaskContext,
     converters: Converters,
-    /// Values are handed to the task undecoded (see `SinkTask::decodes_json_values`).
+    /// Values are handed to the task undecoded (see `SinkTask::decodes_raw_values`).
     encoded_values: bool,
     /// The connector's transforms (`transforms`, `predicates`), applied after the converters.
     chain: Chain,
@@ -472,8 +472,11 @@ async fn run_task(
     task.start(&spec.config, task_context.clone()).await?;
     // Schemaless JSON values go to a task that decodes them itself straight into its own
     // columns, unless a transform needs them decoded first.
-    let encoded_values =
-        converters.value.schemaless_json() && task.decodes_json_values() && chain.is_empty();
+    let encoded_values = converters
+        .value
+        .raw_values()
+        .is_some_and(|raw| task.decodes_raw_values(raw))
+        && chain.is_empty();
     status.set(State::Running);
     let mut paused = false;
     let mut consumer_paused = false;

@@ -11,7 +11,10 @@ use floe_data::decimal::unscaled_from_be_bytes;
 use floe_data::{logical, Field, Schema, SchemaRef, SchemaType, Value};
 
 use crate::registry::{split_frame, ParsedSchemas, RegistryClient, SchemaSource};
-use crate::{ConfigError, ConvertError, Converter, SchemaAndValue};
+use crate::{
+    ConfigError, ConvertError, Converter, FlatField, FlatKind, FlatRecord, RawValues,
+    SchemaAndValue,
+};
 
 pub(crate) const CLASS: &str = "io.confluent.connect.avro.AvroConverter";
 
@@ -19,6 +22,7 @@ struct Parsed {
     avro: Avro,
     names: HashMap<Name, Avro>,
     connect: SchemaRef,
+    flat: Option<Arc<FlatRecord>>,
 }
 
 /// The Avro converter.
@@ -54,10 +58,12 @@ impl AvroConverter {
                 .map(|(n, s)| (n.clone(), (*s).clone()))
                 .collect();
             let connect = Arc::new(to_connect_schema(&avro, &names, false, 0)?);
+            let flat = flat_record(&avro).map(Arc::new);
             Ok(Parsed {
                 avro,
                 names,
                 connect,
+                flat,
             })
         })
     }
@@ -90,6 +96,51 @@ impl Converter for AvroConverter {
     fn class_name(&self) -> &'static str {
         CLASS
     }
+
+    fn raw_values(&self) -> Option<RawValues> {
+        Some(RawValues::Avro)
+    }
+
+    fn flat_avro(&self, id: u32) -> Option<Arc<FlatRecord>> {
+        self.parsed(id).ok().and_then(|p| p.flat.clone())
+    }
+}
+
+/// The [`FlatRecord`] layout of a record schema whose fields all convert to plain Connect
+/// primitives (the types [`to_connect_schema`] maps without a name or parameters).
+fn flat_record(schema: &Avro) -> Option<FlatRecord> {
+    let Avro::Record(r) = schema else {
+        return None;
+    };
+    let kind = |s: &Avro| match s {
+        Avro::Boolean => Some(FlatKind::Boolean),
+        Avro::Int => Some(FlatKind::Int),
+        Avro::Long => Some(FlatKind::Long),
+        Avro::Float => Some(FlatKind::Float),
+        Avro::Double => Some(FlatKind::Double),
+        Avro::String => Some(FlatKind::String),
+        _ => None,
+    };
+    let fields = r
+        .fields
+        .iter()
+        .map(|f| {
+            let (kind, null_branch) = match &f.schema {
+                Avro::Union(u) => match u.variants() {
+                    [Avro::Null, other] => (kind(other)?, Some(0)),
+                    [other, Avro::Null] => (kind(other)?, Some(1)),
+                    _ => return None,
+                },
+                other => (kind(other)?, None),
+            };
+            Some(FlatField {
+                name: f.name.clone(),
+                kind,
+                null_branch,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(FlatRecord { fields })
 }
 
 const MAX_DEPTH: usize = 64;
@@ -428,6 +479,46 @@ mod tests {
                 Value::String("B".into()),
             ])
         );
+    }
+
+    #[test]
+    fn records_of_primitive_fields_have_a_flat_layout() {
+        let flat = r#"{"type":"record","name":"E","fields":[
+            {"name":"id","type":"long"},
+            {"name":"n","type":"int"},
+            {"name":"note","type":["null","string"]},
+            {"name":"ok","type":["boolean","null"]},
+            {"name":"f","type":"float"},
+            {"name":"d","type":"double"}
+        ]}"#;
+        let c = AvroConverter::with_source(Arc::new(Fixed(HashMap::from([
+            (1, flat.to_string()),
+            (2, ORDER.to_string()),
+            (3, r#""string""#.to_string()),
+        ]))));
+        let layout = c.flat_avro(1).unwrap();
+        let got: Vec<(&str, FlatKind, Option<u8>)> = layout
+            .fields
+            .iter()
+            .map(|f| (f.name.as_str(), f.kind, f.null_branch))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("id", FlatKind::Long, None),
+                ("n", FlatKind::Int, None),
+                ("note", FlatKind::String, Some(0)),
+                ("ok", FlatKind::Boolean, Some(1)),
+                ("f", FlatKind::Float, None),
+                ("d", FlatKind::Double, None),
+            ]
+        );
+        // Logical types, decimals, arrays and enums take the general path; so do schemas
+        // that are not records, and ids the registry does not know.
+        assert_eq!(c.flat_avro(2), None);
+        assert_eq!(c.flat_avro(3), None);
+        assert_eq!(c.flat_avro(4), None);
+        assert_eq!(c.raw_values(), Some(RawValues::Avro));
     }
 
     #[test]

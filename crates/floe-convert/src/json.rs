@@ -112,8 +112,8 @@ impl Converter for JsonConverter {
         CLASS
     }
 
-    fn schemaless_json(&self) -> bool {
-        !self.schemas_enabled
+    fn raw_values(&self) -> Option<crate::RawValues> {
+        (!self.schemas_enabled).then_some(crate::RawValues::SchemalessJson)
     }
 }
 

@@ -69,11 +69,56 @@ pub trait Converter: Send + Sync {
     /// The Java class name this converter answers to.
     fn class_name(&self) -> &'static str;
 
-    /// Whether this converter reads plain schemaless JSON (JsonConverter with
-    /// `schemas.enable=false`), which a task may decode itself straight from the bytes.
-    fn schemaless_json(&self) -> bool {
-        false
+    /// Which value bytes of this converter a task may read itself, straight into its columns
+    /// (None: only through [`Converter::to_connect`]).
+    fn raw_values(&self) -> Option<RawValues> {
+        None
     }
+
+    /// For [`RawValues::Avro`]: the layout of the writer schema `id` when it is a record of
+    /// primitive fields ([`FlatRecord`]); None when it is not, or cannot be fetched or parsed
+    /// (the record then goes through [`Converter::to_connect`], which names the error).
+    fn flat_avro(&self, _id: u32) -> Option<Arc<FlatRecord>> {
+        None
+    }
+}
+
+/// Value bytes a task may read itself (see [`Converter::raw_values`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawValues {
+    /// Plain schemaless JSON (JsonConverter with `schemas.enable=false`).
+    SchemalessJson,
+    /// Confluent-framed Avro (magic byte, 4-byte schema id, binary datum); records whose
+    /// writer schema has a [`Converter::flat_avro`] layout can be read field by field.
+    Avro,
+}
+
+/// An Avro record schema whose fields are all primitives that convert to Connect values
+/// without a logical type: boolean, int, long, float, double and string, each alone or in a
+/// union with null. Its fields in writer order, as they come in the binary encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlatRecord {
+    pub fields: Vec<FlatField>,
+}
+
+/// One field of a [`FlatRecord`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlatField {
+    pub name: String,
+    pub kind: FlatKind,
+    /// For a union with null: the index of the null branch (0 or 1) the union index names.
+    pub null_branch: Option<u8>,
+}
+
+/// The primitive type of a [`FlatField`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlatKind {
+    Boolean,
+    Int,
+    Long,
+    Float,
+    Double,
+    String,
 }
 
 /// The converter classes Floe knows, by their Java names.

@@ -46,8 +46,8 @@ pub struct SinkRecord {
     pub value_schema: Option<SchemaRef>,
     pub value: Value,
     pub headers: Vec<Header>,
-    /// The value's bytes when the worker left decoding them to the task (a task that decodes
-    /// schemaless JSON straight into its own columns); `value` is then [`Value::Null`] until
+    /// The value's bytes when the worker left decoding them to the task (a task that reads
+    /// schemaless JSON or Avro straight into its own columns); `value` is then [`Value::Null`] until
     /// the task decodes it. None otherwise.
     pub encoded_value: Option<Vec<u8>>,
     /// The topic the record was read from, when a transform gave it another `topic` (Java's

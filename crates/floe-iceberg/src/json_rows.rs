@@ -12,89 +12,23 @@
 //! reason when the record cannot be written. For every record the fast path accepts, both
 //! paths give the same row.
 
-use std::sync::Arc;
-
-use arrow_array::builder::{
-    BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
-};
-use arrow_array::{new_null_array, ArrayRef, RecordBatch};
-use arrow_schema::{ArrowError, DataType, SchemaRef as ArrowSchemaRef};
-use iceberg::spec::{NestedFieldRef, PrimitiveType, Schema, Type};
+use iceberg::spec::Schema;
 use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 
+use arrow_array::RecordBatch;
+use arrow_schema::{ArrowError, SchemaRef as ArrowSchemaRef};
+
 use crate::arrow::Lookup;
-
-/// What [`JsonRows::push`] did with a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Row {
-    /// The record is a row of the batch.
-    Added,
-    /// The value is JSON `null`: nothing to write.
-    Tombstone,
-    /// The general path must convert this record; nothing was added.
-    Fallback,
-}
-
-/// The column types the fast path fills; `Other` columns take nulls only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Boolean,
-    Int,
-    Long,
-    Float,
-    Double,
-    String,
-    Other,
-}
-
-enum Builder {
-    Boolean(BooleanBuilder),
-    Int(Int32Builder),
-    Long(Int64Builder),
-    Float(Float32Builder),
-    Double(Float64Builder),
-    String(StringBuilder),
-    Nulls,
-}
-
-/// One field's value while a record is read. Strings without escapes borrow the input;
-/// unescaped ones are in the scratch buffer at a byte range.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Slot<'de> {
-    Missing,
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(&'de str),
-    Unescaped(usize, usize),
-}
-
-/// Bytes per row reserved for a string column whose width is not known yet.
-const DEFAULT_WIDTH: usize = 32;
-/// The most bytes reserved up front for one string column of a batch.
-const MAX_RESERVED_STRING_BYTES: usize = 8 << 20;
-/// Widths are learnt from batches of at least this many rows.
-const MIN_ROWS_FOR_WIDTHS: usize = 32;
-
-/// Records of a table with this many columns or fewer are read without allocating.
-const STACK_COLUMNS: usize = 32;
-
-struct Column {
-    field: NestedFieldRef,
-    kind: Kind,
-}
+pub(crate) use crate::rows::Row;
+use crate::rows::{Column, Columns, Kind, Slot, STACK_COLUMNS};
 
 /// Rows being read into the columns of one table.
 pub(crate) struct JsonRows {
-    columns: Vec<Column>,
-    builders: Vec<Builder>,
-    arrow_schema: ArrowSchemaRef,
+    columns: Columns,
     lookup: Lookup,
     /// A field no column takes is ignored (false) or means the schema must grow (true).
     evolve: bool,
     scratch: String,
-    rows: usize,
 }
 
 impl JsonRows {
@@ -113,84 +47,28 @@ impl JsonRows {
         if evolve && lookup.names.is_some() {
             return None;
         }
-        let fields = schema.as_struct().fields();
-        if fields.len() != arrow_schema.fields().len() {
-            return None;
-        }
-        let mut columns = Vec::with_capacity(fields.len());
-        let mut builders = Vec::with_capacity(fields.len());
-        for (i, (field, arrow_field)) in fields.iter().zip(arrow_schema.fields()).enumerate() {
-            let kind = match (field.field_type.as_ref(), arrow_field.data_type()) {
-                (Type::Primitive(PrimitiveType::Boolean), DataType::Boolean) => Kind::Boolean,
-                (Type::Primitive(PrimitiveType::Int), DataType::Int32) => Kind::Int,
-                (Type::Primitive(PrimitiveType::Long), DataType::Int64) => Kind::Long,
-                (Type::Primitive(PrimitiveType::Float), DataType::Float32) => Kind::Float,
-                (Type::Primitive(PrimitiveType::Double), DataType::Float64) => Kind::Double,
-                (Type::Primitive(PrimitiveType::String), DataType::Utf8) => Kind::String,
-                _ => Kind::Other,
-            };
-            builders.push(match kind {
-                Kind::Boolean => Builder::Boolean(BooleanBuilder::with_capacity(capacity)),
-                Kind::Int => Builder::Int(Int32Builder::with_capacity(capacity)),
-                Kind::Long => Builder::Long(Int64Builder::with_capacity(capacity)),
-                Kind::Float => Builder::Float(Float32Builder::with_capacity(capacity)),
-                Kind::Double => Builder::Double(Float64Builder::with_capacity(capacity)),
-                Kind::String => {
-                    let width = widths.get(i).copied().unwrap_or(DEFAULT_WIDTH);
-                    // A little over the width seen, so most batches never grow a buffer; beyond
-                    // the cap the buffer grows as it fills.
-                    let bytes = capacity
-                        .saturating_mul(width + width / 8 + 1)
-                        .min(MAX_RESERVED_STRING_BYTES);
-                    Builder::String(StringBuilder::with_capacity(capacity, bytes))
-                }
-                Kind::Other => Builder::Nulls,
-            });
-            columns.push(Column {
-                field: field.clone(),
-                kind,
-            });
-        }
-        if ambiguous(&columns, &lookup) {
-            return None;
-        }
+        let columns = Columns::new(schema, arrow_schema, &lookup, capacity, widths)?;
         Some(JsonRows {
             columns,
-            builders,
-            arrow_schema: arrow_schema.clone(),
             lookup,
             evolve,
             scratch: String::new(),
-            rows: 0,
         })
     }
 
     /// Rows added so far.
     pub(crate) fn len(&self) -> usize {
-        self.rows
+        self.columns.len()
     }
 
-    /// Bytes per row of each string column so far (0 for other columns), rounded up: the
-    /// widths to reserve for the next batch of the table. None while too few rows were read
-    /// to say.
+    /// Bytes per row of each string column so far (see [`Columns::widths`]).
     pub(crate) fn widths(&self) -> Option<Vec<usize>> {
-        if self.rows < MIN_ROWS_FOR_WIDTHS {
-            return None;
-        }
-        let widths = self
-            .builders
-            .iter()
-            .map(|b| match b {
-                Builder::String(b) => b.values_slice().len().div_ceil(self.rows),
-                _ => 0,
-            })
-            .collect();
-        Some(widths)
+        self.columns.widths()
     }
 
     /// Reads one record's value bytes into the columns.
     pub(crate) fn push(&mut self, bytes: &[u8]) -> Row {
-        let n = self.columns.len();
+        let n = self.columns.columns.len();
         let mut stack = [Slot::Missing; STACK_COLUMNS];
         let mut heap = Vec::new();
         let slots: &mut [Slot<'_>] = if n <= STACK_COLUMNS {
@@ -204,7 +82,7 @@ impl JsonRows {
         let read = serde::Deserializer::deserialize_any(
             &mut de,
             RecordVisitor {
-                columns: &self.columns,
+                columns: &self.columns.columns,
                 lookup: &self.lookup,
                 evolve: self.evolve,
                 slots,
@@ -214,91 +92,14 @@ impl JsonRows {
         .and_then(|top| de.end().map(|()| top));
         match read {
             Ok(Top::Null) => Row::Tombstone,
-            Ok(Top::Object) => {
-                // Checked before anything is appended, so a fallback leaves no partial row.
-                let fits = self.columns.iter().zip(slots.iter()).all(|(c, s)| match s {
-                    Slot::Missing | Slot::Null => !c.field.required,
-                    _ => true,
-                });
-                if !fits {
-                    return Row::Fallback;
-                }
-                for (builder, slot) in self.builders.iter_mut().zip(slots.iter()) {
-                    append(builder, *slot, &self.scratch);
-                }
-                self.rows += 1;
-                Row::Added
-            }
+            Ok(Top::Object) => self.columns.push(slots, &self.scratch),
             Err(_) => Row::Fallback,
         }
     }
 
     /// The batch of the rows added, in the table's Arrow schema.
     pub(crate) fn finish(self) -> Result<RecordBatch, ArrowError> {
-        let rows = self.rows;
-        let columns: Vec<ArrayRef> = self
-            .builders
-            .into_iter()
-            .zip(self.arrow_schema.fields())
-            .map(|(builder, field)| -> ArrayRef {
-                match builder {
-                    Builder::Boolean(mut b) => Arc::new(b.finish()),
-                    Builder::Int(mut b) => Arc::new(b.finish()),
-                    Builder::Long(mut b) => Arc::new(b.finish()),
-                    Builder::Float(mut b) => Arc::new(b.finish()),
-                    Builder::Double(mut b) => Arc::new(b.finish()),
-                    Builder::String(mut b) => Arc::new(b.finish()),
-                    Builder::Nulls => new_null_array(field.data_type(), rows),
-                }
-            })
-            .collect();
-        RecordBatch::try_new(self.arrow_schema, columns)
-    }
-}
-
-/// Whether one record field could fill two columns (names equal but for case with a
-/// case-insensitive lookup, or a name the mapping lists for two columns): the general path fills
-/// each of them, the fast path fills one, so it stays off for such a table.
-fn ambiguous(columns: &[Column], lookup: &Lookup) -> bool {
-    let names = |c: &Column| -> Vec<String> {
-        match lookup.names.as_ref().and_then(|m| m.get(&c.field.id)) {
-            Some(mapped) => mapped.clone(),
-            None => vec![c.field.name.clone()],
-        }
-    };
-    columns.iter().enumerate().any(|(i, a)| {
-        names(a).iter().any(|name| {
-            columns
-                .iter()
-                .enumerate()
-                .any(|(j, b)| i != j && lookup.matches(&b.field, name))
-        })
-    })
-}
-
-/// Appends a slot the parser produced for the builder's own kind (see `ValueSeed`).
-fn append(builder: &mut Builder, slot: Slot<'_>, scratch: &str) {
-    match (builder, slot) {
-        (Builder::Boolean(b), Slot::Bool(v)) => b.append_value(v),
-        (Builder::Boolean(b), _) => b.append_null(),
-        (Builder::Int(b), Slot::Int(v)) => match i32::try_from(v) {
-            Ok(v) => b.append_value(v),
-            Err(_) => b.append_null(),
-        },
-        (Builder::Int(b), _) => b.append_null(),
-        (Builder::Long(b), Slot::Int(v)) => b.append_value(v),
-        (Builder::Long(b), _) => b.append_null(),
-        (Builder::Float(b), Slot::Float(v)) => b.append_value(v as f32),
-        (Builder::Float(b), _) => b.append_null(),
-        (Builder::Double(b), Slot::Float(v)) => b.append_value(v),
-        (Builder::Double(b), _) => b.append_null(),
-        (Builder::String(b), Slot::Str(s)) => b.append_value(s),
-        (Builder::String(b), Slot::Unescaped(from, to)) => match scratch.get(from..to) {
-            Some(s) => b.append_value(s),
-            None => b.append_null(),
-        },
-        (Builder::String(b), _) => b.append_null(),
-        (Builder::Nulls, _) => {}
+        self.columns.finish()
     }
 }
 
@@ -518,10 +319,13 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::arrow::{records_to_batch, Cell};
     use floe_data::Value;
     use iceberg::spec::{NestedField, Schema};
+    use iceberg::spec::{PrimitiveType, Type};
 
     fn schema() -> Schema {
         Schema::builder()

@@ -3,6 +3,7 @@
 //! Parquet writers and table commits with the Java sink's snapshot summary keys.
 
 pub mod arrow;
+mod avro_rows;
 pub mod catalog;
 pub mod channel;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod lineage;
 pub mod maintenance;
 pub mod outage;
 pub mod row_delta;
+mod rows;
 pub mod schema;
 pub mod schema_update;
 pub mod sink;

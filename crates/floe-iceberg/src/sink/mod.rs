@@ -16,18 +16,21 @@ use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 use tracing::{debug, info, warn};
 
 use crate::arrow::Lookup;
+use crate::avro_rows::AvroRows;
 use crate::catalog::{load_catalog, CatalogHandle};
 use crate::channel::coordinator::{self, CoordinatorConfig, CoordinatorHandle};
 use crate::channel::kafka::{client_props, ensure_control_topic};
 use crate::channel::worker::WorkerChannel;
 use crate::config::{self, IcebergSinkConfig};
 use crate::error::SinkError;
-use crate::json_rows::{JsonRows, Row as JsonRow};
+use crate::json_rows::JsonRows;
 use crate::outage::Outage;
+use crate::rows::{RawRows, Row};
 use crate::schema::{partition_spec, schema_for_record, with_identifier_fields};
 use crate::schema_update::{self, EvolveOptions};
 use crate::writer::TableWriter;
 use arrow_array::RecordBatch;
+use floe_convert::RawValues;
 
 mod changes;
 use crate::delta::changes::ChangeBuffer;
@@ -304,7 +307,7 @@ impl SinkTask for IcebergSinkTask {
         Ok(())
     }
 
-    fn decodes_json_values(&self) -> bool {
+    fn decodes_raw_values(&self, _raw: RawValues) -> bool {
         // Upserts and CDC read each record's key and operation: values come decoded.
         self.state
             .as_ref()
@@ -483,13 +486,13 @@ impl Started {
         }
     }
 
-    /// Writes a batch whose values the worker left encoded (schemaless JSON): read straight
-    /// into the table's columns where [`JsonRows`] can, the rest decoded as the worker would
-    /// have and written through [`Started::write`].
+    /// Writes a batch whose values the worker left encoded (schemaless JSON or Avro): read
+    /// straight into the table's columns where [`JsonRows`] or [`AvroRows`] can, the rest
+    /// decoded as the worker would have and written through [`Started::write`].
     async fn write_encoded(&mut self, records: Vec<SinkRecord>) -> Result<(), TaskError> {
         self.note_offsets(&records);
         let general = match self.fast_table() {
-            Some(table) => self.write_json_rows(&table, &records).await?,
+            Some(table) => self.write_raw_rows(&table, &records).await?,
             None => vec![true; records.len()],
         };
         let mut rest = Vec::new();
@@ -515,7 +518,7 @@ impl Started {
     /// Reads the encoded values of `records` into a batch of `table`'s writer; answers, per
     /// record, whether the general path must take it (all of them while the table does not
     /// exist: creating it takes a decoded record).
-    async fn write_json_rows(
+    async fn write_raw_rows(
         &mut self,
         table: &str,
         records: &[SinkRecord],
@@ -529,21 +532,40 @@ impl Started {
         };
         let lookup = lookup_for(table, writer, self.config.case_insensitive)?;
         let widths = self.row_widths.get(table).map_or(&[][..], Vec::as_slice);
-        let Some(mut rows) = JsonRows::new(
-            writer.table().metadata().current_schema(),
-            writer.arrow_schema(),
-            lookup,
-            self.config.evolve_schema,
-            records.len(),
-            widths,
-        ) else {
+        let schema = writer.table().metadata().current_schema();
+        let converter = self.context.value_converter();
+        let rows = match converter.and_then(|c| c.raw_values()) {
+            Some(RawValues::SchemalessJson) => JsonRows::new(
+                schema,
+                writer.arrow_schema(),
+                lookup,
+                self.config.evolve_schema,
+                records.len(),
+                widths,
+            )
+            .map(RawRows::Json),
+            Some(RawValues::Avro) => converter.and_then(|c| {
+                AvroRows::new(
+                    schema,
+                    writer.arrow_schema(),
+                    lookup,
+                    self.config.evolve_schema,
+                    c.clone(),
+                    records.len(),
+                    widths,
+                )
+                .map(RawRows::Avro)
+            }),
+            None => None,
+        };
+        let Some(mut rows) = rows else {
             return Ok(general);
         };
         for (r, general) in records.iter().zip(general.iter_mut()) {
             *general = match &r.encoded_value {
                 // A tombstone: nothing to write.
                 None => !r.value.is_null(),
-                Some(bytes) => rows.push(bytes) == JsonRow::Fallback,
+                Some(bytes) => rows.push(bytes) == Row::Fallback,
             };
         }
         if rows.len() > 0 {
