@@ -129,12 +129,14 @@ def flat(*fields):
 # Records of primitive fields, which the sink reads straight into its columns (docs/performance.md,
 # "Avro straight into Arrow"); each version also takes the general path once: v2 adds a column,
 # v3 widens an int and makes a required column optional.
+AT = {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}}
+DAY = {"name": "day", "type": {"type": "int", "logicalType": "date"}}
 FLAT_V1 = flat({"name": "id", "type": "long"}, {"name": "name", "type": "string"}, {"name": "qty", "type": "int"},
-               {"name": "ok", "type": "boolean"}, {"name": "ratio", "type": "float"})
+               {"name": "ok", "type": "boolean"}, {"name": "ratio", "type": "float"}, AT, DAY)
 FLAT_V2 = flat(*FLAT_V1["fields"], {"name": "score", "type": ["null", "double"], "default": None})
 FLAT_V3 = flat({"name": "id", "type": "long"}, {"name": "name", "type": ["null", "string"], "default": None},
                {"name": "qty", "type": "long"}, {"name": "ok", "type": "boolean"}, {"name": "ratio", "type": "float"},
-               {"name": "score", "type": ["null", "double"], "default": None})
+               AT, DAY, {"name": "score", "type": ["null", "double"], "default": None})
 
 
 def test_flat_avro_versions_interleaved_with_a_bad_record(tmp_path):
@@ -150,7 +152,9 @@ def test_flat_avro_versions_interleaved_with_a_bad_record(tmp_path):
     ids = {v: register(subject, s) for v, s in schemas.items()}
 
     def record(version, i):
-        r = {"id": i, "name": f"n{i}", "qty": i * 10, "ok": i % 2 == 0, "ratio": i / 4}
+        r = {"id": i, "name": f"n{i}", "qty": i * 10, "ok": i % 2 == 0, "ratio": i / 4,
+             "at": datetime.datetime.fromtimestamp(1_700_000_000 + i, tz=datetime.timezone.utc),
+             "day": datetime.date(2024, 1, 1) + datetime.timedelta(days=i)}
         if version in ("v2", "v3"):
             r["score"] = None if i % 3 == 0 else i * 1.5
         if version == "v3":
@@ -185,7 +189,7 @@ def test_flat_avro_versions_interleaved_with_a_bad_record(tmp_path):
                         f"{len(plan)} rows")
         assert columns(catalog, table) == [
             ("id", "long", True), ("name", "string", False), ("qty", "long", True), ("ok", "boolean", True),
-            ("ratio", "float", True), ("score", "double", False),
+            ("ratio", "float", True), ("at", "timestamptz", True), ("day", "date", True), ("score", "double", False),
         ]
         expected = [{"score": None, **record(v, i)} for i, v in enumerate(plan)]
         assert sorted(rows, key=lambda r: r["id"]) == expected

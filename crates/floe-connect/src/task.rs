@@ -470,8 +470,8 @@ async fn run_task(
     .with_errant_records(errant.clone())
     .with_value_converter(converters.value.clone());
     task.start(&spec.config, task_context.clone()).await?;
-    // Schemaless JSON values go to a task that decodes them itself straight into its own
-    // columns, unless a transform needs them decoded first.
+    // Values the converter offers raw (schemaless JSON, Avro) go to a task that reads them
+    // itself straight into its own columns, unless a transform needs them decoded first.
     let encoded_values = converters
         .value
         .raw_values()

@@ -106,8 +106,8 @@ impl Converter for AvroConverter {
     }
 }
 
-/// The [`FlatRecord`] layout of a record schema whose fields all convert to plain Connect
-/// primitives (the types [`to_connect_schema`] maps without a name or parameters).
+/// The [`FlatRecord`] layout of a record schema whose fields all convert to Connect primitives,
+/// Timestamp or Date (as [`to_connect_schema`] and [`to_connect_value`] map them).
 fn flat_record(schema: &Avro) -> Option<FlatRecord> {
     let Avro::Record(r) = schema else {
         return None;
@@ -115,10 +115,18 @@ fn flat_record(schema: &Avro) -> Option<FlatRecord> {
     let kind = |s: &Avro| match s {
         Avro::Boolean => Some(FlatKind::Boolean),
         Avro::Int => Some(FlatKind::Int),
-        Avro::Long => Some(FlatKind::Long),
+        Avro::Long
+        | Avro::TimeMicros
+        | Avro::TimestampMicros
+        | Avro::TimestampNanos
+        | Avro::LocalTimestampMillis
+        | Avro::LocalTimestampMicros
+        | Avro::LocalTimestampNanos => Some(FlatKind::Long),
         Avro::Float => Some(FlatKind::Float),
         Avro::Double => Some(FlatKind::Double),
         Avro::String => Some(FlatKind::String),
+        Avro::TimestampMillis => Some(FlatKind::TimestampMillis),
+        Avro::Date => Some(FlatKind::Date),
         _ => None,
     };
     let fields = r
@@ -489,12 +497,20 @@ mod tests {
             {"name":"note","type":["null","string"]},
             {"name":"ok","type":["boolean","null"]},
             {"name":"f","type":"float"},
-            {"name":"d","type":"double"}
+            {"name":"d","type":"double"},
+            {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
+            {"name":"day","type":["null",{"type":"int","logicalType":"date"}]},
+            {"name":"us","type":{"type":"long","logicalType":"timestamp-micros"}}
         ]}"#;
+        let with_time = format!(
+            r#"{},{{"name":"t","type":{{"type":"int","logicalType":"time-millis"}}}}]}}"#,
+            flat.trim_end().strip_suffix("]}").unwrap()
+        );
         let c = AvroConverter::with_source(Arc::new(Fixed(HashMap::from([
             (1, flat.to_string()),
             (2, ORDER.to_string()),
             (3, r#""string""#.to_string()),
+            (4, with_time),
         ]))));
         let layout = c.flat_avro(1).unwrap();
         let got: Vec<(&str, FlatKind, Option<u8>)> = layout
@@ -511,13 +527,18 @@ mod tests {
                 ("ok", FlatKind::Boolean, Some(1)),
                 ("f", FlatKind::Float, None),
                 ("d", FlatKind::Double, None),
+                ("at", FlatKind::TimestampMillis, None),
+                ("day", FlatKind::Date, Some(0)),
+                ("us", FlatKind::Long, None),
             ]
         );
-        // Logical types, decimals, arrays and enums take the general path; so do schemas
-        // that are not records, and ids the registry does not know.
+        // Decimals, arrays and enums take the general path; so do schemas that are not
+        // records, and ids the registry does not know. Timestamps and dates do not.
         assert_eq!(c.flat_avro(2), None);
         assert_eq!(c.flat_avro(3), None);
+        // time-millis is Connect's Time, which the fast path does not fill.
         assert_eq!(c.flat_avro(4), None);
+        assert_eq!(c.flat_avro(5), None);
         assert_eq!(c.raw_values(), Some(RawValues::Avro));
     }
 

@@ -93,9 +93,10 @@ pub enum RawValues {
     Avro,
 }
 
-/// An Avro record schema whose fields are all primitives that convert to Connect values
-/// without a logical type: boolean, int, long, float, double and string, each alone or in a
-/// union with null. Its fields in writer order, as they come in the binary encoding.
+/// An Avro record schema whose fields are all primitives: boolean, int, long, float, double
+/// and string (longs with a logical type Connect reads as plain int64 among them), and
+/// timestamp-millis and date (Connect's Timestamp and Date), each alone or in a union with
+/// null. Its fields in writer order, as they come in the binary encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlatRecord {
     pub fields: Vec<FlatField>,
@@ -119,6 +120,10 @@ pub enum FlatKind {
     Float,
     Double,
     String,
+    /// A long of epoch milliseconds (Connect Timestamp).
+    TimestampMillis,
+    /// An int of days since the epoch (Connect Date).
+    Date,
 }
 
 /// The converter classes Floe knows, by their Java names.

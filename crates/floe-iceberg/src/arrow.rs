@@ -587,19 +587,21 @@ fn to_time_micros(v: &Value) -> Result<i64, String> {
         // Java: a number is milliseconds of the day.
         other => other
             .as_i64()
-            .map(|ms| ms * 1000)
+            .and_then(|ms| ms.checked_mul(1000))
             .ok_or_else(|| kind_err("time", other)),
     }
 }
 
 fn to_timestamp_micros(v: &Value, zoned: bool) -> Result<i64, String> {
     match v {
-        Value::Timestamp(ms) => Ok(ms * 1000),
+        Value::Timestamp(ms) => ms
+            .checked_mul(1000)
+            .ok_or_else(|| format!("timestamp {ms} ms is out of range")),
         Value::String(s) => parse_timestamp(s, zoned).ok_or_else(|| kind_err("timestamp", v)),
         // Java: a number is epoch milliseconds.
         other => other
             .as_i64()
-            .map(|ms| ms * 1000)
+            .and_then(|ms| ms.checked_mul(1000))
             .ok_or_else(|| kind_err("timestamp", other)),
     }
 }

@@ -5,7 +5,8 @@
 //! [`FlatRecord`] layout), its binary datum is read field by field into the builders of the
 //! table's top-level columns: no Avro value, no Connect value tree. A schema is planned once per
 //! batch against the table: every field must land in a column of the same type (boolean, int,
-//! long, float, double, string) or, with schema evolution off, in no column (read and dropped).
+//! long, float, double, string; timestamp-millis in a timestamp or timestamptz column, date in
+//! a date column) or, with schema evolution off, in no column (read and dropped).
 //! A schema that does not plan — a field the table lacks while evolution is on, a column of
 //! another type, a nullable field for a required column while evolution would relax it — and
 //! any record that does not read cleanly (a bad frame, an unknown schema id, a union index out
@@ -144,6 +145,8 @@ fn plan(
                         | (FlatKind::Float, Kind::Float)
                         | (FlatKind::Double, Kind::Double)
                         | (FlatKind::String, Kind::String)
+                        | (FlatKind::TimestampMillis, Kind::Timestamp)
+                        | (FlatKind::Date, Kind::Date)
                 );
                 // Evolution would make a required column optional for a nullable field.
                 let relaxes = evolve && field.null_branch.is_some() && c.field.required;
@@ -202,6 +205,9 @@ fn read_value<'a>(kind: FlatKind, buf: &mut &'a [u8]) -> Option<Slot<'a>> {
             let len = usize::try_from(read_long(buf)?).ok()?;
             Slot::Str(std::str::from_utf8(take(buf, len)?).ok()?)
         }
+        // Epoch milliseconds into the column's microseconds.
+        FlatKind::TimestampMillis => Slot::Int(read_long(buf)?.checked_mul(1000)?),
+        FlatKind::Date => Slot::Int(i64::from(i32::try_from(read_long(buf)?).ok()?)),
     })
 }
 
@@ -253,10 +259,19 @@ mod tests {
         {"name":"ratio","type":"float"},
         {"name":"extra","type":"string"}
     ]}"#;
-    /// A schema with a logical type: not flat.
-    const LOGICAL: &str = r#"{"type":"record","name":"L","fields":[
+    /// A schema with an enum: not flat.
+    const NOT_FLAT: &str = r#"{"type":"record","name":"L","fields":[
         {"name":"id","type":"long"},
-        {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}
+        {"name":"name","type":{"type":"enum","name":"K","symbols":["A","B"]}}
+    ]}"#;
+
+    /// Timestamps and dates: Connect's Timestamp and Date; timestamp-micros is a plain long.
+    const TIMED: &str = r#"{"type":"record","name":"T","fields":[
+        {"name":"id","type":"long"},
+        {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
+        {"name":"day","type":["null",{"type":"int","logicalType":"date"}]},
+        {"name":"us","type":{"type":"long","logicalType":"timestamp-micros"}},
+        {"name":"local","type":{"type":"long","logicalType":"timestamp-millis"}}
     ]}"#;
 
     struct Fixed(HashMap<u32, String>);
@@ -277,7 +292,11 @@ mod tests {
 
     fn converter() -> Arc<AvroConverter> {
         Arc::new(AvroConverter::with_source(Arc::new(Fixed(HashMap::from(
-            [(1, WRITER.to_string()), (2, LOGICAL.to_string())],
+            [
+                (1, WRITER.to_string()),
+                (2, NOT_FLAT.to_string()),
+                (3, TIMED.to_string()),
+            ],
         )))))
     }
 
@@ -299,6 +318,35 @@ mod tests {
             ])
             .build()
             .unwrap()
+    }
+
+    fn timed_table() -> Schema {
+        Schema::builder()
+            .with_fields(vec![
+                NestedField::optional(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
+                NestedField::optional(2, "at", Type::Primitive(PrimitiveType::Timestamptz)).into(),
+                NestedField::optional(3, "day", Type::Primitive(PrimitiveType::Date)).into(),
+                NestedField::optional(4, "us", Type::Primitive(PrimitiveType::Long)).into(),
+                NestedField::optional(5, "local", Type::Primitive(PrimitiveType::Timestamp)).into(),
+            ])
+            .build()
+            .unwrap()
+    }
+
+    fn timed(id: i64, at: i64, day: Option<i32>, us: i64, local: i64) -> AvroValue {
+        AvroValue::Record(vec![
+            ("id".into(), AvroValue::Long(id)),
+            ("at".into(), AvroValue::TimestampMillis(at)),
+            (
+                "day".into(),
+                match day {
+                    Some(d) => AvroValue::Union(1, Box::new(AvroValue::Date(d))),
+                    None => AvroValue::Union(0, Box::new(AvroValue::Null)),
+                },
+            ),
+            ("us".into(), AvroValue::TimestampMicros(us)),
+            ("local".into(), AvroValue::TimestampMillis(local)),
+        ])
     }
 
     fn arrow(schema: &Schema) -> ArrowSchemaRef {
@@ -424,17 +472,17 @@ mod tests {
         let named = frame(1, WRITER, event(1, Some("n"), 1.0, None, 1, 1.0, "x"));
         assert_eq!(rows(&table(true), false).push(&named), Row::Added);
         let mut r = rows(&table(false), false);
-        // A logical type, an unknown id, a bad magic byte, a truncated datum, a union index
-        // out of range, invalid UTF-8.
-        let logical = frame(
+        // A schema that is not flat, an unknown id, a bad magic byte, a truncated datum, a
+        // union index out of range, invalid UTF-8.
+        let not_flat = frame(
             2,
-            LOGICAL,
+            NOT_FLAT,
             AvroValue::Record(vec![
                 ("id".into(), AvroValue::Long(1)),
-                ("at".into(), AvroValue::TimestampMillis(5)),
+                ("name".into(), AvroValue::Enum(1, "B".into())),
             ]),
         );
-        assert_eq!(r.push(&logical), Row::Fallback);
+        assert_eq!(r.push(&not_flat), Row::Fallback);
         let mut unknown = good.clone();
         unknown[4] = 9;
         assert_eq!(r.push(&unknown), Row::Fallback);
@@ -450,6 +498,26 @@ mod tests {
         assert_eq!(r.len(), 0);
         assert_eq!(r.push(&good), Row::Added);
         assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn a_timestamp_out_of_range_falls_back_and_the_general_path_names_it() {
+        let schema = timed_table();
+        let frame = frame(3, TIMED, timed(1, i64::MAX / 10, None, 0, 0));
+        let mut r = rows(&schema, false);
+        assert_eq!(r.push(&frame), Row::Fallback);
+        let sv = converter().to_connect("t", Some(&frame)).unwrap();
+        let cells = [Cell {
+            schema: sv.schema.as_deref(),
+            value: &sv.value,
+        }];
+        let err = records_to_batch(&schema, &arrow(&schema), &cells, &Lookup::by_name(false))
+            .unwrap_err()
+            .message;
+        assert!(
+            err.contains("timestamp 922337203685477580 ms is out of range"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -491,6 +559,21 @@ mod tests {
         ) {
             let schema = table(false);
             let frames = vec![frame(1, WRITER, event(id, name.as_deref(), amount, flag, small, ratio, &extra))];
+            let mut r = rows(&schema, false);
+            prop_assert_eq!(r.push(&frames[0]), Row::Added);
+            prop_assert_eq!(r.finish().unwrap(), general(&schema, &frames));
+        }
+
+        #[test]
+        fn any_timestamps_and_dates_read_as_the_general_path_reads_them(
+            id in any::<i64>(),
+            at in -(1i64 << 52)..(1i64 << 52),
+            day in proptest::option::of(any::<i32>()),
+            us in any::<i64>(),
+            local in -(1i64 << 52)..(1i64 << 52),
+        ) {
+            let schema = timed_table();
+            let frames = vec![frame(3, TIMED, timed(id, at, day, us, local))];
             let mut r = rows(&schema, false);
             prop_assert_eq!(r.push(&frames[0]), Row::Added);
             prop_assert_eq!(r.finish().unwrap(), general(&schema, &frames));

@@ -7,10 +7,11 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+    BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{new_null_array, ArrayRef, RecordBatch};
-use arrow_schema::{ArrowError, DataType, SchemaRef as ArrowSchemaRef};
+use arrow_schema::{ArrowError, DataType, SchemaRef as ArrowSchemaRef, TimeUnit};
 use iceberg::spec::{NestedFieldRef, PrimitiveType, Schema, Type};
 
 use crate::arrow::Lookup;
@@ -35,6 +36,10 @@ pub(crate) enum Kind {
     Float,
     Double,
     String,
+    /// Timestamp or timestamptz, in microseconds.
+    Timestamp,
+    /// Days since the epoch.
+    Date,
     Other,
 }
 
@@ -45,11 +50,14 @@ enum Builder {
     Float(Float32Builder),
     Double(Float64Builder),
     String(StringBuilder),
+    Timestamp(TimestampMicrosecondBuilder),
+    Date(Date32Builder),
     Nulls,
 }
 
 /// One field's value while a record is read. Strings borrow the input, or (JSON strings with
-/// escapes) sit in a scratch buffer at a byte range.
+/// escapes) sit in a scratch buffer at a byte range. `Int` also carries a timestamp column's
+/// microseconds and a date column's days.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Slot<'de> {
     Missing,
@@ -110,6 +118,11 @@ impl Columns {
                 (Type::Primitive(PrimitiveType::Float), DataType::Float32) => Kind::Float,
                 (Type::Primitive(PrimitiveType::Double), DataType::Float64) => Kind::Double,
                 (Type::Primitive(PrimitiveType::String), DataType::Utf8) => Kind::String,
+                (
+                    Type::Primitive(PrimitiveType::Timestamp | PrimitiveType::Timestamptz),
+                    DataType::Timestamp(TimeUnit::Microsecond, _),
+                ) => Kind::Timestamp,
+                (Type::Primitive(PrimitiveType::Date), DataType::Date32) => Kind::Date,
                 _ => Kind::Other,
             };
             builders.push(match kind {
@@ -127,6 +140,11 @@ impl Columns {
                         .min(MAX_RESERVED_STRING_BYTES);
                     Builder::String(StringBuilder::with_capacity(capacity, bytes))
                 }
+                Kind::Timestamp => Builder::Timestamp(
+                    TimestampMicrosecondBuilder::with_capacity(capacity)
+                        .with_data_type(arrow_field.data_type().clone()),
+                ),
+                Kind::Date => Builder::Date(Date32Builder::with_capacity(capacity)),
                 Kind::Other => Builder::Nulls,
             });
             columns.push(Column {
@@ -201,6 +219,8 @@ impl Columns {
                     Builder::Float(mut b) => Arc::new(b.finish()),
                     Builder::Double(mut b) => Arc::new(b.finish()),
                     Builder::String(mut b) => Arc::new(b.finish()),
+                    Builder::Timestamp(mut b) => Arc::new(b.finish()),
+                    Builder::Date(mut b) => Arc::new(b.finish()),
                     Builder::Nulls => new_null_array(field.data_type(), rows),
                 }
             })
@@ -251,6 +271,13 @@ fn append(builder: &mut Builder, slot: Slot<'_>, scratch: &str) {
             None => b.append_null(),
         },
         (Builder::String(b), _) => b.append_null(),
+        (Builder::Timestamp(b), Slot::Int(v)) => b.append_value(v),
+        (Builder::Timestamp(b), _) => b.append_null(),
+        (Builder::Date(b), Slot::Int(v)) => match i32::try_from(v) {
+            Ok(v) => b.append_value(v),
+            Err(_) => b.append_null(),
+        },
+        (Builder::Date(b), _) => b.append_null(),
         (Builder::Nulls, _) => {}
     }
 }
