@@ -18,14 +18,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
-use arrow_schema::{ArrowError, SchemaRef as ArrowSchemaRef};
+use arrow_schema::SchemaRef as ArrowSchemaRef;
 use floe_convert::registry::split_frame;
 use floe_convert::{Converter, FlatKind, FlatRecord};
 use iceberg::spec::Schema;
 
 use crate::arrow::Lookup;
-use crate::rows::{Column, Columns, Kind, Row, Slot, STACK_COLUMNS};
+use crate::rows::{Column, Columns, Kind, Row, Slot, Slots};
 
 /// How one field of a writer schema is read: its type, its null branch, and the column it
 /// fills (None: read and dropped).
@@ -73,14 +72,14 @@ impl AvroRows {
         })
     }
 
-    /// Rows added so far.
-    pub(crate) fn len(&self) -> usize {
-        self.columns.len()
+    /// The columns filled so far.
+    pub(crate) fn columns(&self) -> &Columns {
+        &self.columns
     }
 
-    /// Bytes per row of each string column so far (see [`Columns::widths`]).
-    pub(crate) fn widths(&self) -> Option<Vec<usize>> {
-        self.columns.widths()
+    /// The columns, to finish the batch.
+    pub(crate) fn into_columns(self) -> Columns {
+        self.columns
     }
 
     /// Reads one record's value bytes (a Confluent frame) into the columns.
@@ -99,23 +98,12 @@ impl AvroRows {
             return Row::Fallback;
         };
         let n = self.columns.columns.len();
-        let mut stack = [Slot::Missing; STACK_COLUMNS];
-        let mut heap = Vec::new();
-        let slots: &mut [Slot<'_>] = if n <= STACK_COLUMNS {
-            &mut stack[..n]
-        } else {
-            heap.resize(n, Slot::Missing);
-            &mut heap
-        };
+        let mut slots = Slots::new(n);
+        let slots = slots.as_mut();
         if read(steps, datum, slots).is_none() {
             return Row::Fallback;
         }
         self.columns.push(slots, "")
-    }
-
-    /// The batch of the rows added, in the table's Arrow schema.
-    pub(crate) fn finish(self) -> Result<RecordBatch, ArrowError> {
-        self.columns.finish()
     }
 }
 
@@ -242,6 +230,7 @@ fn read_long(buf: &mut &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use apache_avro::types::Value as AvroValue;
+    use arrow_array::RecordBatch;
     use floe_convert::registry::{RegisteredSchema, SchemaSource};
     use floe_convert::AvroConverter;
     use iceberg::spec::{NestedField, PrimitiveType, Type};
@@ -457,7 +446,10 @@ mod tests {
         for f in &frames {
             assert_eq!(r.push(f), Row::Added);
         }
-        assert_eq!(r.finish().unwrap(), general(&schema, &frames));
+        assert_eq!(
+            r.into_columns().finish().unwrap(),
+            general(&schema, &frames)
+        );
     }
 
     #[test]
@@ -495,9 +487,9 @@ mod tests {
         let mut bad_utf8 = vec![0, 0, 0, 0, 1, 2, 2, 2, 0xff, 0xfe];
         bad_utf8.extend_from_slice(&[0; 20]);
         assert_eq!(r.push(&bad_utf8), Row::Fallback);
-        assert_eq!(r.len(), 0);
+        assert_eq!(r.columns().len(), 0);
         assert_eq!(r.push(&good), Row::Added);
-        assert_eq!(r.len(), 1);
+        assert_eq!(r.columns().len(), 1);
     }
 
     #[test]
@@ -561,7 +553,7 @@ mod tests {
             let frames = vec![frame(1, WRITER, event(id, name.as_deref(), amount, flag, small, ratio, &extra))];
             let mut r = rows(&schema, false);
             prop_assert_eq!(r.push(&frames[0]), Row::Added);
-            prop_assert_eq!(r.finish().unwrap(), general(&schema, &frames));
+            prop_assert_eq!(r.into_columns().finish().unwrap(), general(&schema, &frames));
         }
 
         #[test]
@@ -576,7 +568,7 @@ mod tests {
             let frames = vec![frame(3, TIMED, timed(id, at, day, us, local))];
             let mut r = rows(&schema, false);
             prop_assert_eq!(r.push(&frames[0]), Row::Added);
-            prop_assert_eq!(r.finish().unwrap(), general(&schema, &frames));
+            prop_assert_eq!(r.into_columns().finish().unwrap(), general(&schema, &frames));
         }
 
         #[test]
@@ -588,7 +580,7 @@ mod tests {
             let general_ok = converter().to_connect("t", Some(&frame)).is_ok();
             if r.push(&frame) == Row::Added {
                 prop_assert!(general_ok);
-                prop_assert_eq!(r.finish().unwrap(), general(&schema, &[frame]));
+                prop_assert_eq!(r.into_columns().finish().unwrap(), general(&schema, &[frame]));
             }
         }
     }

@@ -12,15 +12,12 @@
 //! reason when the record cannot be written. For every record the fast path accepts, both
 //! paths give the same row.
 
+use arrow_schema::SchemaRef as ArrowSchemaRef;
 use iceberg::spec::Schema;
 use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 
-use arrow_array::RecordBatch;
-use arrow_schema::{ArrowError, SchemaRef as ArrowSchemaRef};
-
 use crate::arrow::Lookup;
-pub(crate) use crate::rows::Row;
-use crate::rows::{Column, Columns, Kind, Slot, STACK_COLUMNS};
+use crate::rows::{Column, Columns, Kind, Row, Slot, Slots};
 
 /// Rows being read into the columns of one table.
 pub(crate) struct JsonRows {
@@ -56,27 +53,21 @@ impl JsonRows {
         })
     }
 
-    /// Rows added so far.
-    pub(crate) fn len(&self) -> usize {
-        self.columns.len()
+    /// The columns filled so far.
+    pub(crate) fn columns(&self) -> &Columns {
+        &self.columns
     }
 
-    /// Bytes per row of each string column so far (see [`Columns::widths`]).
-    pub(crate) fn widths(&self) -> Option<Vec<usize>> {
-        self.columns.widths()
+    /// The columns, to finish the batch.
+    pub(crate) fn into_columns(self) -> Columns {
+        self.columns
     }
 
     /// Reads one record's value bytes into the columns.
     pub(crate) fn push(&mut self, bytes: &[u8]) -> Row {
         let n = self.columns.columns.len();
-        let mut stack = [Slot::Missing; STACK_COLUMNS];
-        let mut heap = Vec::new();
-        let slots: &mut [Slot<'_>] = if n <= STACK_COLUMNS {
-            &mut stack[..n]
-        } else {
-            heap.resize(n, Slot::Missing);
-            &mut heap
-        };
+        let mut slots = Slots::new(n);
+        let slots = slots.as_mut();
         self.scratch.clear();
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let read = serde::Deserializer::deserialize_any(
@@ -95,11 +86,6 @@ impl JsonRows {
             Ok(Top::Object) => self.columns.push(slots, &self.scratch),
             Err(_) => Row::Fallback,
         }
-    }
-
-    /// The batch of the rows added, in the table's Arrow schema.
-    pub(crate) fn finish(self) -> Result<RecordBatch, ArrowError> {
-        self.columns.finish()
     }
 }
 
@@ -319,6 +305,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 
 #[cfg(test)]
 mod tests {
+    use arrow_array::RecordBatch;
     use std::sync::Arc;
 
     use super::*;
@@ -377,7 +364,7 @@ mod tests {
     ) -> (Vec<Row>, RecordBatch) {
         let mut rows = JsonRows::new(schema, &arrow(schema), lookup, evolve, 4, &[]).unwrap();
         let outcomes = docs.iter().map(|d| rows.push(d.as_bytes())).collect();
-        (outcomes, rows.finish().unwrap())
+        (outcomes, rows.into_columns().finish().unwrap())
     }
 
     #[test]
@@ -448,7 +435,7 @@ mod tests {
             rows.push(br#"{"must": "x", "extra": {"a": [1, "b", null]}}"#),
             Row::Added
         );
-        assert_eq!(rows.len(), 1);
+        assert_eq!(rows.columns().len(), 1);
         let (outcomes, batch) = fast(
             &schema,
             &[r#"{"must": "x", "extra": 1}"#, "null"],

@@ -77,7 +77,37 @@ const MAX_RESERVED_STRING_BYTES: usize = 8 << 20;
 const MIN_ROWS_FOR_WIDTHS: usize = 32;
 
 /// Records of a table with this many columns or fewer are read without allocating.
-pub(crate) const STACK_COLUMNS: usize = 32;
+const STACK_COLUMNS: usize = 32;
+
+/// One record's slots, one per column, all `Missing` to start with: on the stack for tables of
+/// up to [`STACK_COLUMNS`] columns.
+pub(crate) struct Slots<'de> {
+    stack: [Slot<'de>; STACK_COLUMNS],
+    heap: Vec<Slot<'de>>,
+    n: usize,
+}
+
+impl<'de> Slots<'de> {
+    pub(crate) fn new(n: usize) -> Slots<'de> {
+        Slots {
+            stack: [Slot::Missing; STACK_COLUMNS],
+            heap: if n <= STACK_COLUMNS {
+                Vec::new()
+            } else {
+                vec![Slot::Missing; n]
+            },
+            n,
+        }
+    }
+
+    pub(crate) fn as_mut(&mut self) -> &mut [Slot<'de>] {
+        if self.n <= STACK_COLUMNS {
+            &mut self.stack[..self.n]
+        } else {
+            &mut self.heap
+        }
+    }
+}
 
 pub(crate) struct Column {
     pub(crate) field: NestedFieldRef,
@@ -297,27 +327,19 @@ impl RawRows {
         }
     }
 
-    /// Rows added so far.
-    pub(crate) fn len(&self) -> usize {
+    /// The columns filled so far.
+    pub(crate) fn columns(&self) -> &Columns {
         match self {
-            RawRows::Json(r) => r.len(),
-            RawRows::Avro(r) => r.len(),
-        }
-    }
-
-    /// Bytes per row of each string column so far (see [`Columns::widths`]).
-    pub(crate) fn widths(&self) -> Option<Vec<usize>> {
-        match self {
-            RawRows::Json(r) => r.widths(),
-            RawRows::Avro(r) => r.widths(),
+            RawRows::Json(r) => r.columns(),
+            RawRows::Avro(r) => r.columns(),
         }
     }
 
     /// The batch of the rows added, in the table's Arrow schema.
     pub(crate) fn finish(self) -> Result<RecordBatch, ArrowError> {
         match self {
-            RawRows::Json(r) => r.finish(),
-            RawRows::Avro(r) => r.finish(),
+            RawRows::Json(r) => r.into_columns().finish(),
+            RawRows::Avro(r) => r.into_columns().finish(),
         }
     }
 }

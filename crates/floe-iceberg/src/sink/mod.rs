@@ -568,8 +568,8 @@ impl Started {
                 Some(bytes) => rows.push(bytes) == Row::Fallback,
             };
         }
-        if rows.len() > 0 {
-            if let Some(widths) = rows.widths() {
+        if rows.columns().len() > 0 {
+            if let Some(widths) = rows.columns().widths() {
                 self.row_widths.insert(table.to_string(), widths);
             }
             let batch = rows.finish().map_err(|e| {
