@@ -8,13 +8,27 @@ unwritten (test_concurrent_create.py shows Floe in that situation)."""
 import signal
 
 from harness import (
-    JavaWorker, Worker, connector_config, create_topic, delete_topics, produce, pyiceberg_catalog,
+    JavaWorker, Worker, admin, connector_config, create_topic, delete_topics, produce, pyiceberg_catalog,
     read_rows, snapshots, sqlite_catalog_config, unique, wait_for,
 )
 
 
 def produce_ids(topic, ids):
     produce(topic, [{"id": i, "payload": f"value-{i}"} for i in ids], keys=[str(i) for i in ids])
+
+
+def wait_group_stable(group, members, partitions):
+    """Waits until the consumer group is stable with `members` members holding `partitions`
+    partitions between them."""
+    from confluent_kafka import ConsumerGroupState
+
+    client = admin()  # kept alive until its futures resolve
+
+    def stable():
+        desc = client.describe_consumer_groups([group])[group].result(timeout=10)
+        assigned = sum(len(m.assignment.topic_partitions) for m in desc.members)
+        return desc.state == ConsumerGroupState.STABLE and len(desc.members) == members and assigned == partitions
+    wait_for(stable, 60, f"group {group} stable with {members} members and {partitions} partitions")
 
 
 def create_table_as_the_java_sink_would(catalog, table):
@@ -48,6 +62,10 @@ def test_floe_continues_a_table_written_by_the_java_sink(tmp_path):
         java.start()
         java.create_connector(name, config)
         java.wait_running(name, tasks=2)
+        # The Java sink's coordinator dies if its leader partition is revoked while it commits
+        # data files (`shutdownNow` on its commit pool: RejectedExecutionException), and its task
+        # fails for good: the first records wait until both Java tasks hold their partitions.
+        wait_group_stable(f"connect-{name}", members=2, partitions=3)
         produce_ids(topic, range(0, 3000))
         wait_for(lambda: len(read_rows(catalog, table)) == 3000, 120, "the Java sink to commit 3000 rows")
         java_snapshots = snapshots(catalog, table)
