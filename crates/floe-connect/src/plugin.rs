@@ -64,6 +64,7 @@ pub struct TaskContext {
     group_metadata: Option<GroupMetadataSource>,
     errant: Option<Arc<crate::errant::ErrantRecords>>,
     value_converter: Option<Arc<dyn floe_convert::Converter>>,
+    worker_id: Option<String>,
 }
 
 impl std::fmt::Debug for TaskContext {
@@ -95,7 +96,19 @@ impl TaskContext {
             group_metadata: None,
             errant: None,
             value_converter: None,
+            worker_id: None,
         }
+    }
+
+    /// Names the worker the task runs in (`<advertised host>:<port>`, its REST `worker_id`).
+    pub fn with_worker_id(mut self, worker_id: &str) -> Self {
+        self.worker_id = Some(worker_id.to_string());
+        self
+    }
+
+    /// The worker the task runs in, when the runtime named it.
+    pub fn worker_id(&self) -> Option<&str> {
+        self.worker_id.as_deref()
     }
 
     /// Lets the task decode the values the worker handed over encoded.

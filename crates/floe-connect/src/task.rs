@@ -468,7 +468,8 @@ async fn run_task(
         metadata_consumer.upgrade().and_then(|c| c.group_metadata())
     }))
     .with_errant_records(errant.clone())
-    .with_value_converter(converters.value.clone());
+    .with_value_converter(converters.value.clone())
+    .with_worker_id(&spec.worker.worker_id);
     task.start(&spec.config, task_context.clone()).await?;
     // Values the converter offers raw (schemaless JSON, Avro) go to a task that reads them
     // itself straight into its own columns, unless a transform needs them decoded first.

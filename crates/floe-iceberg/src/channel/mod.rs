@@ -14,6 +14,7 @@ pub mod coordinator;
 mod feed;
 pub mod kafka;
 mod maintainer;
+pub mod producers;
 pub mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,8 +1,10 @@
 //! The worker side of the control-topic protocol: answer each `StartCommit` with the task's
 //! files (`DataWritten`) and its assignment (`DataComplete`), and commit the source offsets in
-//! the same Kafka transaction (I1).
+//! the same Kafka transaction (I1), on the producer the worker's tasks of the connector share
+//! (`producers.rs`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::events::{Event, Payload};
 use floe_data::TopicPartition;
@@ -13,24 +15,25 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, warn};
 use uuid::Uuid;
 
-use super::kafka::{transactional_producer, TxnProducer, KAFKA_TIMEOUT};
+use super::kafka::KAFKA_TIMEOUT;
+use super::producers::{shared_producer, SharedProducer};
 use crate::error::SinkError;
 
 /// The control-topic channel of one task.
 pub struct WorkerChannel {
-    producer: TxnProducer,
+    /// The transactional producer of this worker's tasks of the connector.
+    producer: Arc<SharedProducer>,
     /// `StartCommit`s of this connector, from the worker's shared control-topic consumer.
     start_commits: super::feed::StartCommits,
     topic: String,
     key: String,
-    transactional_id: String,
-    props: BTreeMap<String, String>,
 }
 
 impl WorkerChannel {
     /// Opens the channel: a subscription to the worker's shared consumer at the end of the
-    /// control topic (group `<group-id-prefix><uuid>`, never committed; `feed.rs`) and a
-    /// transactional producer.
+    /// control topic (group `<group-id-prefix><uuid>`, never committed; `feed.rs`) and the
+    /// transactional producer `transactional_id`, shared with the worker's other tasks of the
+    /// connector.
     pub fn open(
         props: &BTreeMap<String, String>,
         topic: &str,
@@ -42,15 +45,12 @@ impl WorkerChannel {
         // A transaction left open by a killed worker blocks read_committed readers of the
         // control topic and its pending offsets until it times out: transactional_producer
         // keeps that short.
-        let producer_props = props.clone();
-        let producer = transactional_producer(&producer_props, transactional_id)?;
+        let producer = shared_producer(props, transactional_id)?;
         Ok(WorkerChannel {
             producer,
             start_commits,
             topic: topic.to_string(),
             key: Uuid::new_v4().to_string(),
-            transactional_id: transactional_id.to_string(),
-            props: producer_props,
         })
     }
 
@@ -68,27 +68,16 @@ impl WorkerChannel {
         offsets: &BTreeMap<TopicPartition, i64>,
         metadata: Option<&ConsumerGroupMetadata>,
     ) -> Result<(), SinkError> {
-        let result = self.try_send(events, offsets, metadata);
+        let result = self
+            .producer
+            .transaction(|producer| self.fill(producer, events, offsets, metadata));
         if result.is_ok() && super::fault_injected("worker-commit-outcome-unknown") {
             // The broker committed the transaction, but the task is told the commit timed out:
             // what it does next must be right whether or not the transaction went through.
-            warn!(transactional_id = %self.transactional_id, "test fault: reporting a committed transaction as failed");
+            warn!(transactional_id = %self.producer.id(), "test fault: reporting a committed transaction as failed");
             return Err(SinkError::Record(
                 "commit_transaction timed out (FLOE_TEST_FAULT)".into(),
             ));
-        }
-        if let Err(e) = &result {
-            warn!(transactional_id = %self.transactional_id, error = %e, "control-topic transaction failed; aborting");
-            let aborted =
-                tokio::task::block_in_place(|| self.producer.abort_transaction(KAFKA_TIMEOUT));
-            if aborted.is_err() {
-                // A fenced or broken producer cannot be reused: start a fresh one, which also
-                // fences whatever is left of this one.
-                match super::kafka::transactional_producer(&self.props, &self.transactional_id) {
-                    Ok(p) => self.producer = p,
-                    Err(e2) => warn!(error = %e2, "cannot recreate the worker producer"),
-                }
-            }
         }
         result
     }
@@ -106,20 +95,19 @@ impl WorkerChannel {
         self.send(&[event], &BTreeMap::new(), None)
     }
 
-    fn try_send(
-        &mut self,
+    /// Sends `events` and `offsets` into the open transaction of `producer`.
+    fn fill(
+        &self,
+        producer: &super::kafka::TxnProducer,
         events: &[Event],
         offsets: &BTreeMap<TopicPartition, i64>,
         metadata: Option<&ConsumerGroupMetadata>,
     ) -> Result<(), SinkError> {
         let fail = |what: &str, e: KafkaError| SinkError::Config(format!("{what}: {e}"));
-        self.producer
-            .begin_transaction()
-            .map_err(|e| fail("begin transaction", e))?;
         for event in events {
             let bytes = crate::events::encode(event)
                 .map_err(|e| SinkError::Config(format!("encoding a control event: {e}")))?;
-            self.producer
+            producer
                 .send(BaseRecord::to(&self.topic).key(&self.key).payload(&bytes))
                 .map_err(|(e, _)| fail("send control event", e))?;
         }
@@ -134,18 +122,14 @@ impl WorkerChannel {
                 tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*next))
                     .map_err(|e| fail("offsets", e))?;
             }
-            tokio::task::block_in_place(|| {
-                self.producer
-                    .send_offsets_to_transaction(&tpl, metadata, KAFKA_TIMEOUT)
-            })
-            .map_err(|e| fail("send offsets to transaction", e))?;
+            producer
+                .send_offsets_to_transaction(&tpl, metadata, KAFKA_TIMEOUT)
+                .map_err(|e| fail("send offsets to transaction", e))?;
         }
-        tokio::task::block_in_place(|| self.producer.commit_transaction(KAFKA_TIMEOUT))
-            .map_err(|e| fail("commit transaction", e))?;
         debug!(
             events = events.len(),
             offsets = offsets.len(),
-            "control-topic transaction committed"
+            "control-topic transaction filled"
         );
         Ok(())
     }

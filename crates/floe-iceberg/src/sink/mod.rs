@@ -20,6 +20,7 @@ use crate::avro_rows::AvroRows;
 use crate::catalog::{load_catalog, CatalogHandle};
 use crate::channel::coordinator::{self, CoordinatorConfig, CoordinatorHandle};
 use crate::channel::kafka::{client_props, ensure_control_topic};
+use crate::channel::producers;
 use crate::channel::worker::WorkerChannel;
 use crate::config::{self, IcebergSinkConfig};
 use crate::error::SinkError;
@@ -162,15 +163,23 @@ impl SinkTask for IcebergSinkTask {
         ensure_control_topic(&kafka_props, &config.control_topic)
             .await
             .map_err(connect_err)?;
+        // The worker's tasks of this connector share one transactional producer, named after
+        // the worker (channel/producers.rs); without a worker id, one per task.
+        let worker_base = format!("{}worker", config.transactional_prefix);
+        let transactional_id = match context.worker_id() {
+            Some(worker) => producers::worker_transactional_id(
+                &worker_base,
+                &config.transactional_suffix,
+                worker,
+            ),
+            None => format!("{worker_base}{}", config.transactional_suffix),
+        };
         let channel = WorkerChannel::open(
             &kafka_props,
             &config.control_topic,
             &connect_group,
             &config.group_id_prefix,
-            &format!(
-                "{}worker{}",
-                config.transactional_prefix, config.transactional_suffix
-            ),
+            &transactional_id,
         )
         .map_err(connect_err)?;
         // Task 0 runs the connector's coordinator; its stable transactional id fences any
