@@ -10,7 +10,7 @@
 //! from its own group's committed offsets.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
@@ -19,6 +19,7 @@ use tracing::{debug, info};
 use uuid::Uuid;
 
 use super::kafka::{control_consumer, StartAt};
+use super::shared::{get_or_create, Slots};
 use crate::error::SinkError;
 use crate::events::Payload;
 
@@ -73,8 +74,8 @@ struct Feed {
 }
 
 /// Feeds by control topic, group-id prefix and connection settings.
-fn feeds() -> &'static Mutex<HashMap<String, Weak<Feed>>> {
-    static FEEDS: OnceLock<Mutex<HashMap<String, Weak<Feed>>>> = OnceLock::new();
+fn feeds() -> &'static Mutex<Slots<Feed>> {
+    static FEEDS: OnceLock<Mutex<Slots<Feed>>> = OnceLock::new();
     FEEDS.get_or_init(Mutex::default)
 }
 
@@ -116,13 +117,8 @@ pub fn subscribe(
     let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let key = format!("{topic}\u{0}{group_id_prefix}\u{0}{props:?}");
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut registry = feeds()
-        .lock()
-        .map_err(|_| SinkError::Config("control-topic feed registry poisoned".into()))?;
-    registry.retain(|_, feed| feed.strong_count() > 0);
-    let feed = match registry.get(&key).and_then(Weak::upgrade) {
-        Some(feed) => feed,
-        None => {
+    let feed = tokio::task::block_in_place(|| {
+        get_or_create(feeds(), key, || {
             // The consumer's group is never committed (it reads from the end, assigned), as
             // Java's per-task `<prefix><uuid>` group; one per worker here.
             let consumer = control_consumer(
@@ -135,17 +131,14 @@ pub fn subscribe(
             let (stop, stopped) = watch::channel(false);
             tokio::spawn(read(consumer, routes.clone(), stopped, topic.to_string()));
             info!(topic, "control-topic feed started for this worker's tasks");
-            let feed = Arc::new(Feed {
+            Ok(Feed {
                 routes,
                 _stop: stop,
-            });
-            registry.insert(key, Arc::downgrade(&feed));
-            feed
-        }
-    };
-    // Routed before the lock is released: no event read after this call is missed.
+            })
+        })
+    })?;
+    // Every event read from here on reaches this subscription.
     feed.routes.add(connect_group, id, tx);
-    drop(registry);
     Ok(StartCommits {
         feed,
         group: connect_group.to_string(),

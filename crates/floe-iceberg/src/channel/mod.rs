@@ -15,6 +15,7 @@ mod feed;
 pub mod kafka;
 mod maintainer;
 pub mod producers;
+mod shared;
 pub mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
