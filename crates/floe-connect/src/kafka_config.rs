@@ -24,8 +24,12 @@ const JAVA_ONLY_KEYS: &[&str] = &[
     "client.dns.lookup",
     "security.providers",
     "auto.include.jmx.reporter",
-    "enable.metrics.push",
 ];
+
+/// KIP-714 client telemetry, pushed to brokers that run a telemetry plugin. Off unless set:
+/// librdkafka allocates its histograms in every client whether or not a broker asks for them
+/// (about 0.25 MB per client), and a worker runs a few clients per connector.
+const METRICS_PUSH: &str = "enable.metrics.push";
 
 /// Builds an rdkafka config from Java-style properties: Java-only keys are dropped, the
 /// assignor class names mapped to librdkafka's names, and the security keys (`security.protocol`,
@@ -44,6 +48,9 @@ pub fn client_config(props: &BTreeMap<String, String>) -> Result<ClientConfig, S
             continue;
         }
         cfg.set(k, v);
+    }
+    if !props.contains_key(METRICS_PUSH) {
+        cfg.set(METRICS_PUSH, "false");
     }
     Ok(cfg)
 }
@@ -97,5 +104,18 @@ mod tests {
         assert_eq!(cfg.get("bootstrap.servers"), Some("b:1"));
         assert_eq!(cfg.get("security.protocol"), Some("plaintext"));
         assert_eq!(cfg.get("max.poll.records"), None);
+    }
+
+    #[test]
+    fn metrics_push_is_off_unless_set() {
+        let props = BTreeMap::from([("bootstrap.servers".to_string(), "b:1".to_string())]);
+        let cfg = client_config(&props).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.get("enable.metrics.push"), Some("false"));
+        let props = BTreeMap::from([
+            ("bootstrap.servers".to_string(), "b:1".to_string()),
+            ("enable.metrics.push".to_string(), "true".to_string()),
+        ]);
+        let cfg = client_config(&props).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.get("enable.metrics.push"), Some("true"));
     }
 }
