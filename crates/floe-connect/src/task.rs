@@ -340,9 +340,9 @@ fn consumer_props(spec: &TaskSpec, group: &str) -> BTreeMap<String, String> {
 }
 
 /// A connector's consumers prefetch about this much in all, split between its tasks.
-const CONNECTOR_PREFETCH_KBYTES: usize = 16 * 1024;
+const CONNECTOR_PREFETCH_KBYTES: usize = 8 * 1024;
 /// The least a task prefetches, so a task of many still reads ahead of its puts.
-const TASK_PREFETCH_KBYTES: usize = 4 * 1024;
+const TASK_PREFETCH_KBYTES: usize = 2 * 1024;
 
 /// The prefetch queue of one task's consumer: the connector's share for each of its
 /// `tasks.max` tasks (the tasks of a worker share its cores, so more of them need no more
@@ -944,11 +944,11 @@ mod tests {
     #[test]
     fn a_connectors_prefetch_is_split_between_its_tasks() {
         let with_tasks = |n: &str| ConfigMap::from([("tasks.max".to_string(), n.to_string())]);
-        assert_eq!(prefetch_kbytes(&ConfigMap::new()), 16384);
-        assert_eq!(prefetch_kbytes(&with_tasks("1")), 16384);
-        assert_eq!(prefetch_kbytes(&with_tasks("2")), 8192);
-        assert_eq!(prefetch_kbytes(&with_tasks("4")), 4096);
-        assert_eq!(prefetch_kbytes(&with_tasks("16")), 4096);
-        assert_eq!(prefetch_kbytes(&with_tasks("x")), 16384);
+        assert_eq!(prefetch_kbytes(&ConfigMap::new()), 8192);
+        assert_eq!(prefetch_kbytes(&with_tasks("1")), 8192);
+        assert_eq!(prefetch_kbytes(&with_tasks("2")), 4096);
+        assert_eq!(prefetch_kbytes(&with_tasks("4")), 2048);
+        assert_eq!(prefetch_kbytes(&with_tasks("16")), 2048);
+        assert_eq!(prefetch_kbytes(&with_tasks("x")), 8192);
     }
 }
