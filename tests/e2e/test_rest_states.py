@@ -21,7 +21,10 @@ def test_pause_resume_stop_and_restart(worker, tmp_path):
         assert worker.put(f"/connectors/{name}/pause").status_code == 202
         wait_for(lambda: status(worker, name)["tasks"][0]["state"] == "PAUSED" and status(worker, name)["tasks"][1]["state"] == "PAUSED", 30, "tasks PAUSED")
         assert status(worker, name)["connector"]["state"] == "PAUSED"
-        produce(topic, [{"id": i} for i in range(10)])
+        # Five records to each partition, so both have an offset to commit (records without a
+        # key may all land on one partition).
+        produce(topic, [{"id": i} for i in range(5)], partition=0)
+        produce(topic, [{"id": i} for i in range(5, 10)], partition=1)
         assert worker.put(f"/connectors/{name}/resume").status_code == 202
         worker.wait_running(name, tasks=2)
         catalog = pyiceberg_catalog(catalog_cfg)
