@@ -5,6 +5,7 @@ import base64
 import datetime
 import decimal
 import json
+from pathlib import Path
 
 import pytest
 
@@ -175,5 +176,32 @@ def test_schemaless_json_read_straight_into_columns_equals_the_general_conversio
             ("id", "long", False), ("name", "string", False), ("price", "double", False), ("ok", "boolean", False),
         ]
         wait_for(lambda: committed_offsets(f"connect-{name}", topic) == {0: 8}, 30, "every offset committed")
+    finally:
+        delete_topics(topic)
+
+
+def test_clients_sizes_the_sql_catalogs_pool(worker, tmp_path):
+    """`iceberg.catalog.clients` (Java's catalog pool size) is the SQL catalog's connections: with
+    1, three tasks and their coordinator go through one SQLite connection (one sqlx worker thread);
+    a value that is not a count is a validation error."""
+    topic, name, table = unique("clients"), unique("sink"), f"db_{unique('ns')}.events"
+    create_topic(topic, partitions=3)
+    catalog_cfg = {**sqlite_catalog_config(tmp_path), "iceberg.catalog.clients": "1"}
+    try:
+        bad = connector_config(topic, table, {**catalog_cfg, "iceberg.catalog.clients": "0"}, name=name)
+        body = worker.put("/connector-plugins/IcebergSinkConnector/config/validate", bad).json()
+        errors = [e for c in body["configs"] for e in c["value"]["errors"]]
+        assert body["error_count"] == 1, errors
+        assert errors == ["Invalid value 0 for configuration iceberg.catalog.clients: the SQL catalog's "
+                          "connections, a whole number from 1 to 64"], errors
+
+        produce(topic, [{"id": i} for i in range(60)], keys=[str(i) for i in range(60)])
+        worker.create_connector(name, connector_config(topic, table, catalog_cfg, **{"tasks.max": "3"}))
+        catalog = pyiceberg_catalog(catalog_cfg)
+        wait_for(lambda: len(read_rows(catalog, table)) == 60, 60, "60 rows")
+        assert sorted(r["id"] for r in read_rows(catalog, table)) == list(range(60))
+        tasks = Path(f"/proc/{worker.proc.pid}/task")
+        sqlite_threads = [t for t in tasks.iterdir() if (t / "comm").read_text().startswith("sqlx-sqlite")]
+        assert len(sqlite_threads) == 1, [(t / "comm").read_text().strip() for t in tasks.iterdir()]
     finally:
         delete_topics(topic)

@@ -29,7 +29,7 @@ impl Scratch {
     }
     async fn open(&self) -> JdbcCatalog {
         let io = FileIOBuilder::new(Arc::new(LocalFsStorageFactory)).build();
-        JdbcCatalog::open("iceberg", &self.url(), &self.warehouse(), io)
+        JdbcCatalog::open("iceberg", &self.url(), 2, &self.warehouse(), io)
             .await
             .unwrap()
     }

@@ -80,9 +80,15 @@ fn namespace_key(ns: &NamespaceIdent) -> String {
 }
 
 impl JdbcCatalog {
-    /// Opens the catalog `name` at sqlx URL `url` (`sqlite:…` or `postgres://…`), creating its
-    /// tables when they are missing.
-    pub async fn open(name: &str, url: &str, warehouse: &str, file_io: FileIO) -> Result<Self> {
+    /// Opens the catalog `name` at sqlx URL `url` (`sqlite:…` or `postgres://…`) with a pool of
+    /// `pool_size` connections, creating its tables when they are missing.
+    pub async fn open(
+        name: &str,
+        url: &str,
+        pool_size: u32,
+        warehouse: &str,
+        file_io: FileIO,
+    ) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("sqlite:") {
             Dialect::Sqlite
@@ -95,7 +101,7 @@ impl JdbcCatalog {
             ));
         };
         let pool = AnyPoolOptions::new()
-            .max_connections(4)
+            .max_connections(pool_size)
             .connect(url)
             .await
             .map_err(|e| sql_error(format!("cannot connect to {}", redact(url)), e))?;

@@ -141,8 +141,31 @@ use crate::error::SinkError;
 pub enum CatalogKind {
     /// The Iceberg REST catalog.
     Rest,
-    /// The SQL (JDBC) catalog; holds the sqlx connection URL.
-    Sql { url: String },
+    /// The SQL (JDBC) catalog: the sqlx connection URL and the size of its connection pool.
+    Sql { url: String, pool_size: u32 },
+}
+
+/// Java's catalog property for the size of a catalog's client pool (`CatalogProperties.
+/// CLIENT_POOL_SIZE`): for the SQL catalog, its connections.
+const CLIENTS: &str = "clients";
+/// The SQL catalog's connections when `clients` is unset. A Java task opens a catalog (and a
+/// pool of 2) of its own; in Floe every connector of a worker writing through the same catalog
+/// shares one pool.
+pub const DEFAULT_SQL_POOL_SIZE: u32 = 4;
+/// The most connections `clients` may ask for (SQLite serialises writers anyway; each
+/// connection of a SQLite pool is a thread).
+const MAX_SQL_POOL_SIZE: u32 = 64;
+
+fn sql_pool_size(value: Option<&str>) -> Result<u32, SinkError> {
+    let Some(v) = value else {
+        return Ok(DEFAULT_SQL_POOL_SIZE);
+    };
+    match v.parse::<u32>() {
+        Ok(n) if (1..=MAX_SQL_POOL_SIZE).contains(&n) => Ok(n),
+        _ => Err(SinkError::Config(format!(
+            "Invalid value {v} for configuration iceberg.catalog.{CLIENTS}: the SQL catalog's connections, a whole number from 1 to {MAX_SQL_POOL_SIZE}"
+        ))),
+    }
 }
 
 impl CatalogKind {
@@ -175,6 +198,7 @@ impl CatalogKind {
                 let uri = get("uri").ok_or_else(|| SinkError::Config("The JDBC catalog needs iceberg.catalog.uri (e.g. jdbc:sqlite:/path/catalog.db)".into()))?;
                 Ok(CatalogKind::Sql {
                     url: sqlx_url(uri, get("jdbc.user"), get("jdbc.password"))?,
+                    pool_size: sql_pool_size(get(CLIENTS))?,
                 })
             }
             other => Err(SinkError::Config(format!(
@@ -391,7 +415,7 @@ async fn open_catalog(
                 committer: Committer::Rest(Arc::new(committer)),
             })
         }
-        CatalogKind::Sql { url } => {
+        CatalogKind::Sql { url, pool_size } => {
             let warehouse = props
                 .get("warehouse")
                 .map(|w| warehouse_location(w.trim()))
@@ -413,7 +437,7 @@ async fn open_catalog(
                     })?;
                 }
             }
-            let catalog = JdbcCatalog::open(name, &url, &warehouse, file_io(props))
+            let catalog = JdbcCatalog::open(name, &url, pool_size, &warehouse, file_io(props))
                 .await
                 .map_err(|e| SinkError::Catalog(format!("cannot open SQL catalog {name}: {e}")))?;
             let catalog = Arc::new(catalog);
@@ -454,7 +478,8 @@ mod tests {
             ]))
             .unwrap(),
             CatalogKind::Sql {
-                url: "sqlite:/tmp/c.db?mode=rwc".into()
+                url: "sqlite:/tmp/c.db?mode=rwc".into(),
+                pool_size: DEFAULT_SQL_POOL_SIZE,
             }
         );
         assert_eq!(
@@ -464,7 +489,8 @@ mod tests {
             ]))
             .unwrap(),
             CatalogKind::Sql {
-                url: "sqlite:/tmp/c.db?mode=rwc".into()
+                url: "sqlite:/tmp/c.db?mode=rwc".into(),
+                pool_size: DEFAULT_SQL_POOL_SIZE,
             }
         );
         assert_eq!(
@@ -476,7 +502,8 @@ mod tests {
             ]))
             .unwrap(),
             CatalogKind::Sql {
-                url: "postgres://floe:p%40ss%20word@db:5432/iceberg?sslmode=disable".into()
+                url: "postgres://floe:p%40ss%20word@db:5432/iceberg?sslmode=disable".into(),
+                pool_size: DEFAULT_SQL_POOL_SIZE,
             }
         );
         assert_eq!(
@@ -490,6 +517,40 @@ mod tests {
         assert!(
             CatalogKind::from_props(&props(&[("type", "hive"), ("uri", "thrift://x")])).is_err()
         );
+    }
+
+    #[test]
+    fn clients_sizes_the_sql_pool() {
+        let sql = |clients: &str| {
+            CatalogKind::from_props(&props(&[
+                ("type", "jdbc"),
+                ("uri", "jdbc:sqlite:/tmp/c.db"),
+                ("clients", clients),
+            ]))
+        };
+        assert_eq!(
+            sql("8").unwrap(),
+            CatalogKind::Sql {
+                url: "sqlite:/tmp/c.db?mode=rwc".into(),
+                pool_size: 8,
+            }
+        );
+        assert_eq!(
+            sql(" 1 ").unwrap(),
+            CatalogKind::Sql {
+                url: "sqlite:/tmp/c.db?mode=rwc".into(),
+                pool_size: 1,
+            }
+        );
+        for bad in ["0", "-2", "two", "65"] {
+            let e = sql(bad).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!(
+                    "Invalid value {bad} for configuration iceberg.catalog.clients"
+                )),
+                "{e}"
+            );
+        }
     }
 
     #[test]
