@@ -2,6 +2,7 @@
 
 import json
 import random
+import re
 import signal
 import threading
 import time
@@ -145,6 +146,19 @@ def test_idle_partitions_do_not_stall(tmp_path):
         assert time.monotonic() - started < 30, "a commit waited for the timeout"
         summary = catalog.load_table(table).current_snapshot().summary
         assert "kafka.connect.valid-through-ts" not in summary.additional_properties  # idle partitions
+
+        # Nothing new arrives: the coordinator skips its cycles (docs/control-topic.md, "Idle
+        # connectors") and counts them...
+        def skipped() -> float:
+            m = re.search(rf'^floe_sink_commit_cycles_skipped_total\{{connector="{name}"\}} (\S+)$',
+                          worker.get("/metrics").text, re.M)
+            return float(m.group(1)) if m else 0.0
+        wait_for(lambda: skipped() >= 2, 30, "two idle cycles skipped")
+        # ...and a record that arrives meanwhile, on a partition that never had one, is committed
+        # at the next check.
+        produce(topic, [{"id": 10}], partition=2)
+        wait_for(lambda: len(read_rows(catalog, table)) == 11, 30, "the 11th row")
+        assert sorted(r["id"] for r in read_rows(catalog, table)) == list(range(11))
     finally:
         worker.stop()
         delete_topics(topic)

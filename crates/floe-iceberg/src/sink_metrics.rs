@@ -243,6 +243,18 @@ pub fn commit_in_progress(connector: &str, yes: bool) {
         .set(if yes { 1.0 } else { 0.0 });
 }
 
+/// A commit cycle the connector's coordinator skipped because it would have committed nothing
+/// (docs/control-topic.md, "Idle connectors").
+pub fn cycle_skipped(connector: &str) {
+    registry()
+        .counter(
+            "floe_sink_commit_cycles_skipped_total",
+            "Commit cycles the connector's coordinator (on this worker) skipped: nothing had arrived since the last quiet cycle",
+            vec![("connector", connector.to_string())],
+        )
+        .add(1.0);
+}
+
 /// What a task holds for the next commit: records and Arrow bytes written since its last
 /// answer (`floe_task_records_buffered`, `floe_task_bytes_buffered`, labels `connector`,
 /// `task`); the series go with the task.

@@ -380,6 +380,7 @@ impl Coordinator {
                     self.pause_control(true);
                     self.last_start = now;
                     self.idle_cycles_skipped += 1;
+                    crate::sink_metrics::cycle_skipped(&self.config.connector);
                     debug!(
                         skipped = self.idle_cycles_skipped,
                         "no new record in the source partitions since the last quiet cycle; commit skipped"
