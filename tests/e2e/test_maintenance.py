@@ -25,9 +25,10 @@ def live_files(catalog, table):
     return int(s.get("total-data-files") or 0), int(s.get("total-delete-files") or 0)
 
 
-def assert_files_match(catalog, table):
-    """The files under the table's location are exactly those its snapshots reach (no file of
-    an expired snapshot left behind, none a kept snapshot needs gone)."""
+def files_on_disk_and_reached(catalog, table):
+    """(files under the table's location, files its snapshots reach). A snapshot reaches its
+    manifest list, its manifests and the files they list as live: an entry DELETED in a kept
+    manifest (a compaction's `replace` lists the files it rewrote so) reaches nothing."""
     import os
 
     tbl = catalog.load_table(table)
@@ -36,14 +37,20 @@ def assert_files_match(catalog, table):
         reached.add(snap.manifest_list)
         for m in snap.manifests(tbl.io):
             reached.add(m.manifest_path)
-            reached.update(e.data_file.file_path for e in m.fetch_manifest_entry(tbl.io, discard_deleted=False))
+            reached.update(e.data_file.file_path for e in m.fetch_manifest_entry(tbl.io, discard_deleted=True))
     root = tbl.metadata.location.removeprefix("file://")
     on_disk = set()
     for d, _, names in os.walk(root):
         for n in names:
             if not n.endswith(".metadata.json") and not n.startswith("."):
                 on_disk.add("file://" + os.path.join(d, n))
-    reached = {p if p.startswith("file://") else "file://" + p for p in reached}
+    return on_disk, {p if p.startswith("file://") else "file://" + p for p in reached}
+
+
+def assert_files_match(catalog, table):
+    """The files under the table's location are exactly those its snapshots reach (no file of
+    an expired snapshot left behind, none a kept snapshot needs gone)."""
+    on_disk, reached = files_on_disk_and_reached(catalog, table)
     assert on_disk == reached, f"left behind: {sorted(on_disk - reached)[:5]}; missing: {sorted(reached - on_disk)[:5]}"
 
 
@@ -292,6 +299,53 @@ def test_the_coordinator_expires_snapshots_and_keeps_its_offsets(tmp_path):
         delete_topics(topic)
 
 
+def test_expiry_deletes_the_files_a_kept_compaction_rewrote(tmp_path):
+    """A 25 s stream (2 tasks, bucket(id, 4), 1 s commits, maintenance every 3 s, snapshots
+    expiring after 8 s). A compaction's `replace` snapshot lists the files it rewrote as
+    DELETED and outlives the appends that added them (the appends after it carry its manifest
+    on): once those appends expire, no kept snapshot reaches the files, and expiry deletes
+    them, not orphan removal days later. With the worker stopped, no unreached file older than
+    the oldest kept snapshot is on disk (one younger is a compaction cut short by the stop),
+    and every reached file is."""
+    import os
+
+    topic, name, table = unique("expirecompact"), unique("sink"), f"db_{unique('ns')}.events"
+    create_topic(topic, partitions=2)
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    worker = Worker(tmp_path).start()
+    sent = 0
+    try:
+        worker.create_connector(name, connector_config(topic, table, catalog_cfg, **{
+            "tasks.max": "2",
+            "iceberg.tables.default-partition-by": "bucket(id, 4)",
+            "floe.maintenance.interval-ms": "3000",
+            "floe.maintenance.remove-orphans.enabled": "false",
+            "iceberg.tables.auto-create-props.history.expire.max-snapshot-age-ms": "8000",
+        }))
+        deadline = time.monotonic() + 25
+        while time.monotonic() < deadline:
+            produce(topic, [{"id": sent + i} for i in range(100)], keys=[str(sent + i) for i in range(100)])
+            sent += 100
+            time.sleep(0.5)
+        wait_for(lambda: len(read_rows(pyiceberg_catalog(catalog_cfg), table)) == sent, 60, f"the {sent} rows")
+    finally:
+        worker.stop()
+        delete_topics(topic)
+    catalog = pyiceberg_catalog(catalog_cfg)
+    assert sorted(r["id"] for r in read_rows(catalog, table)) == list(range(sent))
+    ops = operations(catalog, table)
+    tbl = catalog.load_table(table)
+    assert "replace" in ops, ops
+    assert min(s.sequence_number for s in tbl.metadata.snapshots) > 1, "no snapshot expired"
+    oldest_kept_ms = min(s.timestamp_ms for s in tbl.metadata.snapshots)
+    on_disk, reached = files_on_disk_and_reached(catalog, table)
+    left = sorted(p for p in on_disk - reached
+                  if os.path.getmtime(p.removeprefix("file://")) * 1000 < oldest_kept_ms)
+    assert not left, f"{len(left)} of {len(on_disk)} files reached only by expired snapshots left behind: {left[:5]}"
+    assert not reached - on_disk, f"reached files gone: {sorted(reached - on_disk)[:5]}"
+    print(f"expiry after compaction: {sent} rows, kept snapshots {ops}, {len(on_disk)} files on disk")
+
+
 @pytest.mark.parametrize("value", ["maybe"])
 def test_a_bad_maintenance_key_is_a_validation_error(tmp_path, value):
     worker = Worker(tmp_path).start()
@@ -411,6 +465,84 @@ def test_orphan_files_go_and_in_flight_files_stay(tmp_path):
                          ("iceberg-generics", java_rows(catalog_cfg, table))):
         assert sorted(r["id"] for r in rows) == want, reader
     print(f"orphans: coordinator and CLI removed the old orphans, kept the young file; {sent} rows")
+
+
+def test_orphan_removal_leaves_other_tables_alone(tmp_path):
+    """The SQL catalog puts `<ns>.p.c` (namespace `<ns>.p`) inside `<ns>.p`'s directory, and
+    `<ns>.p.data` in `<ns>.p`'s data directory itself. With every file of the three tables older
+    than the safety age, the coordinator's orphan removal runs on each (a planted orphan of each
+    goes) and `floe table remove-orphans --older-than-ms 0` runs on `<ns>.p`: every table still
+    reads back exactly. A table located at the warehouse itself is refused."""
+    ns = f"db_{unique('ns')}"
+    tables = [f"{ns}.p", f"{ns}.p.c", f"{ns}.p.data"]
+    topic, name = unique("orphans"), unique("sink")
+    create_topic(topic)
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    config = connector_config(topic, ",".join(tables), catalog_cfg, **{
+        "floe.maintenance.interval-ms": "1000",
+        "floe.maintenance.remove-orphans.interval-ms": "1000",
+        "floe.maintenance.remove-orphans.older-than-ms": "600000",
+        "floe.maintenance.compaction.enabled": "false",
+        "floe.maintenance.expire-snapshots.enabled": "false",
+    })
+    rows = list(range(50))
+
+    def assert_every_table_whole():
+        catalog = pyiceberg_catalog(catalog_cfg)
+        for t in tables:
+            assert sorted(r["id"] for r in read_rows(catalog, t)) == rows, t
+            assert_reached_on_disk(catalog, t)
+
+    worker = Worker(tmp_path).start()
+    try:
+        worker.create_connector(name, config)
+        produce(topic, [{"id": i} for i in rows])
+        for t in tables:
+            wait_for(lambda t=t: len(read_rows(pyiceberg_catalog(catalog_cfg), t)) == len(rows), 90, f"{t} committed")
+        catalog = pyiceberg_catalog(catalog_cfg)
+        dirs = {t: Path(table_dir(catalog, t)) for t in tables}
+        assert dirs[f"{ns}.p.c"].parent == dirs[f"{ns}.p"] and dirs[f"{ns}.p.data"] == dirs[f"{ns}.p"] / "data"
+        # Every row is committed, so no file is in flight: age them all past the safety age.
+        import os
+
+        old = time.time() - 3600
+        for d, _, names in os.walk(dirs[f"{ns}.p"]):
+            for n in names:
+                os.utime(os.path.join(d, n), (old, old))
+        planted = [plant(dirs[f"{ns}.p"] / "metadata" / "00000-stray.avro", 3600),
+                   plant(dirs[f"{ns}.p.c"] / "data" / "00000-crashed.parquet", 3600),
+                   plant(dirs[f"{ns}.p.data"] / "data" / "00000-crashed.parquet", 3600)]
+        wait_for(lambda: not any(p.exists() for p in planted), 90, "each table's planted orphan to go")
+        assert_every_table_whole()
+    finally:
+        worker.stop()
+        delete_topics(topic)
+
+    cfile = tmp_path / "connector.json"
+    cfile.write_text(json.dumps({"name": name, "config": config}))
+
+    def remove_orphans(table, *args):
+        return subprocess.run([str(FLOE_BIN), "table", "remove-orphans", str(cfile), table, "--json", *args],
+                              capture_output=True, text=True, timeout=120)
+
+    out = remove_orphans(f"{ns}.p", "--older-than-ms", "0")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["other_tables"] == [str(dirs[f"{ns}.p.data"])], report
+    assert report["orphans"] == 0, report
+    assert_every_table_whole()
+
+    # A table at the warehouse itself: nothing is listed or deleted.
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import LongType, NestedField
+
+    warehouse = catalog_cfg["iceberg.catalog.warehouse"]
+    pyiceberg_catalog(catalog_cfg).create_table(f"{ns}.at_root", Schema(NestedField(1, "id", LongType())),
+                                                location=f"file://{warehouse}")
+    out = remove_orphans(f"{ns}.at_root", "--older-than-ms", "0")
+    assert out.returncode != 0 and "orphan removal refused" in out.stderr and "warehouse" in out.stderr, out
+    assert_every_table_whole()
+    print(f"orphans: three nested tables whole after the coordinator's and the CLI's removals; {report}")
 
 
 def test_a_table_written_by_the_java_sink_is_compacted_then_appended_by_it(tmp_path):

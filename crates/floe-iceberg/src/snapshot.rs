@@ -219,14 +219,25 @@ impl<'a> Draft<'a> {
 }
 
 /// The snapshots from `head` down its parents, newest first (ending where the metadata no
-/// longer holds a parent): a branch's history, as coordinators walk it for their offsets.
+/// longer holds a parent): a branch's history, as coordinators walk it for their offsets. A
+/// snapshot met twice (metadata whose parents form a cycle, which no correct writer makes)
+/// ends the walk, so it always ends.
 pub fn ancestry(
     metadata: &iceberg::spec::TableMetadata,
     head: Option<i64>,
 ) -> impl Iterator<Item = &SnapshotRef> + '_ {
     let mut next = head;
+    let mut seen = std::collections::HashSet::new();
     std::iter::from_fn(move || {
-        let s = metadata.snapshot_by_id(next?)?;
+        let id = next?;
+        if !seen.insert(id) {
+            tracing::warn!(
+                snapshot_id = id,
+                "the table's snapshot ancestry has a cycle; the walk stops there"
+            );
+            return None;
+        }
+        let s = metadata.snapshot_by_id(id)?;
         next = s.parent_snapshot_id();
         Some(s)
     })

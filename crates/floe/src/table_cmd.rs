@@ -149,8 +149,11 @@ async fn expire_command(args: &[String]) -> Result<()> {
 async fn orphans_command(args: &[String]) -> Result<()> {
     let args = parse_args(args, &["--older-than-ms"])?;
     let (_, table) = open(&args).await?;
+    let (_, config) = crate::read_connector_file(Path::new(&args.file))?;
+    let (_, props) = catalog_of(&config);
     let mut options = OrphanOptions {
         dry_run: args.dry_run,
+        warehouse: props.get("warehouse").cloned(),
         ..OrphanOptions::default()
     };
     if let Some(ms) = args.numbers.get("--older-than-ms") {
@@ -162,9 +165,10 @@ async fn orphans_command(args: &[String]) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{}: {} files under the table's location, {} referenced; {} orphans ({} bytes) {}, {} unreferenced files younger than {} ms kept{}",
+        "{}: {} files under {}, {} referenced; {} orphans ({} bytes) {}, {} unreferenced files younger than {} ms kept{}",
         r.table,
         r.files_listed,
+        r.roots.join(" and "),
         r.files_referenced,
         r.orphans,
         r.orphan_bytes,

@@ -107,7 +107,8 @@ impl Maintainer {
             }
             if orphans_due {
                 if let Some(table) = self.load(&ident, &name, "remove its orphan files").await {
-                    orphans_of(&table, &name, &settings, &self.connector).await;
+                    let warehouse = self.maintenance.warehouse.as_deref();
+                    orphans_of(&table, &name, &settings, warehouse, &self.connector).await;
                 }
             }
             if let Some(table) = self.load(&ident, &name, "read its health").await {
@@ -195,10 +196,17 @@ async fn expire_table(catalog: &CatalogHandle, table: &Table, name: &str, connec
     }
 }
 
-async fn orphans_of(table: &Table, name: &str, settings: &MaintenanceSettings, connector: &str) {
+async fn orphans_of(
+    table: &Table,
+    name: &str,
+    settings: &MaintenanceSettings,
+    warehouse: Option<&str>,
+    connector: &str,
+) {
     let options = OrphanOptions {
         older_than: settings.orphans_older_than,
         dry_run: false,
+        warehouse: warehouse.map(str::to_string),
     };
     match remove_orphans(table, &options).await {
         Ok(r) if r.orphans > 0 => {

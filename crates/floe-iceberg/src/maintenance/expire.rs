@@ -9,9 +9,15 @@
 //!   ancestry from the head for its offsets, so the walk must not break before it finds them.
 //!
 //! Then the files only the removed snapshots reached are deleted: their manifest lists, the
-//! manifests no kept snapshot lists, and the data and delete files no kept manifest names (in
-//! any state). The removal is a compare-and-set on the branch heads it read; files are deleted
-//! only once it is committed.
+//! manifests no kept snapshot lists, and the data and delete files no kept snapshot reaches —
+//! a kept snapshot reaches the files its manifests list as live (`ADDED` or `EXISTING`). An
+//! entry `DELETED` in a kept manifest (a compaction's `replace` lists the files it rewrote so,
+//! and the appends after it carry that manifest on) records a removal, it is no reference:
+//! the files it names go once the snapshots that added them are expired. Candidates are the
+//! entries of the manifests no kept snapshot lists (Java's `ReachableFileCleanup`), and the
+//! `DELETED` entries, in kept manifests, of the snapshots this expiry removes (Java's
+//! `IncrementalFileCleanup`); of them, every file live in a kept manifest stays. The removal is
+//! a compare-and-set on the branch heads it read; files are deleted only once it is committed.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -88,14 +94,17 @@ fn plan(
 ) -> (BTreeSet<i64>, usize) {
     let by_id: HashMap<i64, &SnapshotRef> =
         snapshots.iter().map(|s| (s.snapshot_id(), s)).collect();
-    let cutoff = now_ms - options.max_age.as_millis() as i64;
+    let cutoff =
+        now_ms.saturating_sub(i64::try_from(options.max_age.as_millis()).unwrap_or(i64::MAX));
     let mut keep: HashSet<i64> = heads.iter().map(|(id, _)| *id).collect();
     let mut kept_for_offsets = 0;
     for (head, _) in heads.iter().filter(|(_, branch)| *branch) {
         // The branch's ancestry, newest first.
         let mut ancestry = Vec::new();
+        let mut walked = HashSet::new();
         let mut next = Some(*head);
-        while let Some(id) = next {
+        // A snapshot met twice (parents in a cycle) ends the walk.
+        while let Some(id) = next.filter(|id| walked.insert(*id)) {
             let Some(s) = by_id.get(&id) else { break };
             ancestry.push(*s);
             next = s.parent_snapshot_id();
@@ -183,7 +192,17 @@ pub async fn expire(
     // What the kept snapshots reach, and what only the expired ones do.
     let mut kept_lists = HashSet::new();
     let mut kept_manifests = HashSet::new();
+    // The files live (ADDED or EXISTING) in a kept manifest: only these are still reached.
+    // Java's ReachableFileCleanup subtracts `ManifestFiles.readPaths` of the kept manifests,
+    // which reads `liveEntries()`; a DELETED entry protects nothing.
     let mut kept_files = HashSet::new();
+    // The files kept manifests list as DELETED by a snapshot this expiry removes: Java's
+    // IncrementalFileCleanup deletes a DELETED entry's file once its snapshot is no longer
+    // valid, also when a kept snapshot still lists the manifest (the appends after a
+    // compaction carry its manifest on). A file whose adding manifest went without it (an
+    // earlier expiry that counted DELETED entries as reached, Java's incremental cleanup
+    // while the deleting snapshot was kept) is found only here.
+    let mut removed_by_expired = Vec::new();
     let mut old_lists = Vec::new();
     let mut old_manifests = Vec::new();
     for s in &snapshots {
@@ -200,12 +219,14 @@ pub async fn expire(
                 let loaded = crate::snapshot::load_manifest(table, &m)
                     .await
                     .map_err(fail)?;
-                kept_files.extend(
-                    loaded
-                        .entries()
-                        .iter()
-                        .map(|e| e.data_file().file_path().to_string()),
-                );
+                for e in loaded.entries() {
+                    let path = e.data_file().file_path().to_string();
+                    if e.is_alive() {
+                        kept_files.insert(path);
+                    } else if e.snapshot_id().is_some_and(|id| expired.contains(&id)) {
+                        removed_by_expired.push(path);
+                    }
+                }
             }
         }
     }
@@ -220,11 +241,23 @@ pub async fn expire(
         let loaded = crate::snapshot::load_manifest(table, &m)
             .await
             .map_err(fail)?;
+        // Every entry, live or DELETED: only expired snapshots list the manifest.
         for e in loaded.entries() {
             let path = e.data_file().file_path();
             if !kept_files.contains(path) {
                 doomed_files.insert(path.to_string());
             }
+        }
+    }
+    // A file a DELETED entry names was usually deleted already, with the snapshots that
+    // added it (an append expires before the compaction that rewrote its files): only those
+    // still there count.
+    for path in removed_by_expired {
+        if kept_files.contains(&path) || doomed_files.contains(&path) {
+            continue;
+        }
+        if table.file_io().exists(&path).await.unwrap_or(true) {
+            doomed_files.insert(path);
         }
     }
     let doomed_lists: BTreeSet<String> = old_lists
@@ -315,6 +348,21 @@ mod tests {
         assert_eq!(kept, 0);
         let (expired, _) = plan(&s, &heads, 100, &options(0, 2));
         assert_eq!(expired, BTreeSet::from([1, 2]));
+    }
+
+    #[test]
+    fn parents_in_a_cycle_end_the_walk() {
+        // 1 ← 2 ← 3 ← 1: metadata no correct writer makes; planning still ends.
+        let s = vec![
+            snapshot(1, Some(3), 10, None),
+            snapshot(2, Some(1), 20, None),
+            snapshot(3, Some(2), 30, None),
+        ];
+        let (expired, _) = plan(&s, &[(3, true)], 100, &options(0, 1));
+        assert_eq!(expired, BTreeSet::from([1, 2]));
+        // A maximum age past the epoch does not overflow.
+        let (expired, _) = plan(&s, &[(3, true)], 100, &options(u64::MAX, 1));
+        assert!(expired.is_empty());
     }
 
     #[test]

@@ -114,6 +114,9 @@ impl MaintenanceSettings {
 pub struct Maintenance {
     pub default: Option<MaintenanceSettings>,
     pub tables: BTreeMap<String, Option<MaintenanceSettings>>,
+    /// The catalog's warehouse (`iceberg.catalog.warehouse`): orphan removal refuses a table
+    /// located there.
+    pub warehouse: Option<String>,
 }
 
 impl Maintenance {
@@ -143,7 +146,15 @@ impl Maintenance {
             .map_err(|e| format!("table {table}: {e}"))?;
             tables.insert(table.to_string(), settings);
         }
-        Ok(Maintenance { default, tables })
+        let warehouse = config
+            .get("iceberg.catalog.warehouse")
+            .map(|w| w.trim().to_string())
+            .filter(|w| !w.is_empty());
+        Ok(Maintenance {
+            default,
+            tables,
+            warehouse,
+        })
     }
 
     /// The settings of `table` (`namespace.name`); None when nothing is maintained.

@@ -1,7 +1,15 @@
-//! Orphan file removal (Java's `DeleteOrphanFiles`, docs/maintenance.md): files under the
-//! table's location that no metadata references, older than a safety age, are deleted — data
+//! Orphan file removal (Java's `DeleteOrphanFiles`, docs/maintenance.md): files where the
+//! table writes that no metadata references, older than a safety age, are deleted — data
 //! files of a task that crashed before its commit, files of a commit whose answer was lost,
 //! metadata versions dropped from the metadata log.
+//!
+//! Where it looks: only where the table writes — `write.data.path` and `write.metadata.path`,
+//! by default `<location>/data` and `<location>/metadata` — never the whole location, which can
+//! hold other tables (the SQL catalog puts table `db.a.b` inside table `db.a`'s directory).
+//! Below those, a directory that holds another table's metadata (`…/metadata/*.metadata.json`
+//! or `version-hint.text` this table does not reference) is another table's, and nothing under
+//! it is touched. A table whose location, or a root it writes to, is a bucket or file-system
+//! root or the catalog's warehouse is refused.
 //!
 //! Referenced: the current metadata file and every one in its log, the statistics files,
 //! every snapshot's manifest list, every manifest those list and every file any manifest
@@ -32,6 +40,8 @@ pub struct OrphanOptions {
     /// Only files last modified longer ago than this go.
     pub older_than: Duration,
     pub dry_run: bool,
+    /// The catalog's warehouse location, when it has one: a table located there is refused.
+    pub warehouse: Option<String>,
 }
 
 impl Default for OrphanOptions {
@@ -39,6 +49,7 @@ impl Default for OrphanOptions {
         OrphanOptions {
             older_than: Duration::from_millis(DEFAULT_OLDER_THAN_MS),
             dry_run: false,
+            warehouse: None,
         }
     }
 }
@@ -47,7 +58,9 @@ impl Default for OrphanOptions {
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct OrphanReport {
     pub table: String,
-    /// Files found under the table's location.
+    /// The directories listed: where the table writes its data and its metadata.
+    pub roots: Vec<String>,
+    /// Files found under those directories.
     pub files_listed: usize,
     /// Files the metadata references.
     pub files_referenced: usize,
@@ -58,6 +71,11 @@ pub struct OrphanReport {
     pub too_young: usize,
     /// Orphans that could not be deleted.
     pub failed: usize,
+    /// Directories below the roots that hold another table's metadata: left alone, with every
+    /// file under them.
+    pub other_tables: Vec<String>,
+    /// Files under those directories, not counted as orphans.
+    pub other_tables_files: usize,
     /// The first orphans' paths (scheme normalised: local ones bare).
     pub orphan_paths: Vec<String>,
 }
@@ -67,6 +85,74 @@ pub struct OrphanReport {
 pub enum OrphanError {
     #[error("table {table}: {message}")]
     Table { table: String, message: String },
+    /// Removal would look where other tables' files can be: nothing is listed or deleted.
+    #[error("table {table}: orphan removal refused: {reason}")]
+    Refused { table: String, reason: String },
+}
+
+/// Where `table` writes: its data root (`write.data.path`, by default `<location>/data`) and
+/// its metadata root (`write.metadata.path`, by default `<location>/metadata`), normalised and
+/// without a trailing `/`; a root inside the other is dropped.
+pub fn write_roots(table: &Table) -> (String, String) {
+    let metadata = table.metadata();
+    let location = normalize(metadata.location().trim_end_matches('/'));
+    let root = |key: &str, default: &str| {
+        metadata
+            .properties()
+            .get(key)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .map(|v| normalize(v.trim_end_matches('/')))
+            .unwrap_or_else(|| format!("{location}/{default}"))
+    };
+    (
+        root("write.data.path", "data"),
+        root("write.metadata.path", "metadata"),
+    )
+}
+
+/// Why a location must not be searched for orphans: a bucket or file-system root, or the
+/// catalog's warehouse. None when it may be.
+fn unsafe_root(location: &str, warehouse: Option<&str>) -> Option<String> {
+    let trimmed = normalize(location.trim_end_matches('/'));
+    if trimmed.is_empty() || trimmed == "/" {
+        return Some(format!("{location} is the file system's root"));
+    }
+    if let Some((scheme, rest)) = trimmed.split_once("://") {
+        if !rest.trim_matches('/').contains('/') {
+            return Some(format!(
+                "{location} is the root of {scheme} bucket {}",
+                rest.trim_matches('/')
+            ));
+        }
+    }
+    let warehouse = warehouse.map(|w| normalize(w.trim().trim_end_matches('/')))?;
+    (!warehouse.is_empty() && trimmed == warehouse)
+        .then(|| format!("{location} is the catalog's warehouse"))
+}
+
+/// The directory a file of another table's metadata names as that table's location: for
+/// `<dir>/metadata/<name>` where `<name>` is a metadata file (`*.metadata.json`, possibly
+/// compressed, or Hadoop's `version-hint.text`) and `<dir>/metadata` is not `own_metadata`.
+fn foreign_table_dir(path: &str, own_metadata: &str) -> Option<String> {
+    let (dir, name) = path.rsplit_once('/')?;
+    let is_metadata = name.ends_with(".metadata.json")
+        || name.ends_with(".metadata.json.gz")
+        || name.ends_with(".gz.metadata.json")
+        || name == "version-hint.text";
+    if !is_metadata || dir == own_metadata {
+        return None;
+    }
+    let table_dir = dir.strip_suffix("/metadata")?;
+    Some(table_dir.to_string())
+}
+
+/// Whether `path` is `dir` or below it.
+fn is_under(path: &str, dir: &str) -> bool {
+    path == dir
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// `path` with its scheme normalised, so a file named `file:/x`, `file:///x` or `/x` (or
@@ -220,24 +306,55 @@ pub async fn remove_orphans(
         table: name.clone(),
         message,
     };
+    let (data_root, metadata_root) = write_roots(table);
+    let location = table.metadata().location();
+    for place in [location, data_root.as_str(), metadata_root.as_str()] {
+        if let Some(reason) = unsafe_root(place, options.warehouse.as_deref()) {
+            return Err(OrphanError::Refused {
+                table: name.clone(),
+                reason: format!(
+                    "{reason}, where other tables' files can be; give the table a location of its own"
+                ),
+            });
+        }
+    }
+    let mut roots = vec![data_root.clone()];
+    if is_under(&data_root, &metadata_root) {
+        roots = vec![metadata_root.clone()];
+    } else if !is_under(&metadata_root, &data_root) {
+        roots.push(metadata_root.clone());
+    }
     // A commit landing after `table` was loaded references files written since: they are
     // younger than the safety age, so they stay.
-    let listed = list(table, table.metadata().location())
-        .await
-        .map_err(fail)?;
+    let mut listed = Vec::new();
+    for root in &roots {
+        listed.extend(list(table, root).await.map_err(fail)?);
+    }
     let referenced = referenced_files(table).await.map_err(fail)?;
     let cutoff = SystemTime::now()
         .checked_sub(options.older_than)
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let mut report = OrphanReport {
         table: name.clone(),
+        roots: roots.clone(),
         files_listed: listed.len(),
         ..OrphanReport::default()
     };
+    let listed: Vec<(String, &Listed)> = listed.iter().map(|f| (normalize(&f.path), f)).collect();
+    // Another table's metadata below a root marks its directory: everything under it is that
+    // table's, whatever this table's metadata says.
+    let others: BTreeSet<String> = listed
+        .iter()
+        .filter(|(path, _)| !referenced.contains(path))
+        .filter_map(|(path, _)| foreign_table_dir(path, &metadata_root))
+        .collect();
     let mut orphans = BTreeSet::new();
-    for file in &listed {
-        let path = normalize(&file.path);
-        if referenced.contains(&path) || path.ends_with("/version-hint.text") {
+    for (path, file) in &listed {
+        if others.iter().any(|dir| is_under(path, dir)) {
+            report.other_tables_files += 1;
+            continue;
+        }
+        if referenced.contains(path) || path.ends_with("/version-hint.text") {
             report.files_referenced += 1;
             continue;
         }
@@ -249,6 +366,10 @@ pub async fn remove_orphans(
             _ => report.too_young += 1,
         }
     }
+    if !others.is_empty() {
+        tracing::warn!(table = %name, other_tables = ?others, "orphan removal leaves alone directories below the table's roots that hold another table's metadata");
+    }
+    report.other_tables = others.into_iter().collect();
     report.orphans = orphans.len();
     report.orphan_paths = orphans.iter().take(LISTED).map(|p| normalize(p)).collect();
     if options.dry_run {
@@ -276,5 +397,62 @@ mod tests {
         assert_eq!(normalize("s3n://b/k"), "s3://b/k");
         assert_eq!(normalize("s3://b/k"), "s3://b/k");
         assert_eq!(normalize("gs://b/k"), "gs://b/k");
+    }
+
+    #[test]
+    fn roots_of_buckets_file_systems_and_warehouses_are_refused() {
+        assert!(unsafe_root("/", None).is_some());
+        assert!(unsafe_root("file:///", None).is_some());
+        assert!(unsafe_root("s3://bucket", None).is_some());
+        assert!(unsafe_root("s3a://bucket/", None).is_some());
+        assert!(unsafe_root("gs://bucket//", None).is_some());
+        let wh = Some("file:///tmp/wh/");
+        assert!(unsafe_root("/tmp/wh", wh).is_some());
+        assert!(unsafe_root("file:/tmp/wh/", wh).is_some());
+        assert_eq!(unsafe_root("/tmp/wh/db/t", wh), None);
+        assert_eq!(
+            unsafe_root("s3://bucket/wh/db/t", Some("s3://bucket/wh")),
+            None
+        );
+        assert_eq!(unsafe_root("s3://bucket/t", None), None);
+    }
+
+    #[test]
+    fn another_tables_metadata_marks_its_directory() {
+        let own = "/wh/db/a/metadata";
+        // The table `db.a.data` sits in `db.a`'s data directory.
+        assert_eq!(
+            foreign_table_dir("/wh/db/a/data/metadata/00001-x.metadata.json", own).as_deref(),
+            Some("/wh/db/a/data")
+        );
+        assert_eq!(
+            foreign_table_dir("/wh/db/a/data/t/metadata/version-hint.text", own).as_deref(),
+            Some("/wh/db/a/data/t")
+        );
+        assert_eq!(
+            foreign_table_dir("/wh/db/a/data/x/metadata/v3.gz.metadata.json", own).as_deref(),
+            Some("/wh/db/a/data/x")
+        );
+        // This table's own metadata, and files that are not metadata files.
+        assert_eq!(
+            foreign_table_dir("/wh/db/a/metadata/00009-x.metadata.json", own),
+            None
+        );
+        assert_eq!(
+            foreign_table_dir("/wh/db/a/data/metadata/snap-1.avro", own),
+            None
+        );
+        assert_eq!(
+            foreign_table_dir("/wh/db/a/data/f.metadata.json", own),
+            None
+        );
+    }
+
+    #[test]
+    fn under_means_at_or_below_a_directory() {
+        assert!(is_under("/wh/t/data/f", "/wh/t/data"));
+        assert!(is_under("/wh/t/data", "/wh/t/data"));
+        assert!(!is_under("/wh/t/data2/f", "/wh/t/data"));
+        assert!(!is_under("/wh/t", "/wh/t/data"));
     }
 }
