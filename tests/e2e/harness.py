@@ -268,6 +268,25 @@ def java_connect_libs() -> tuple[Path, Path]:
     return Path(paths["java-connect"]), Path(paths["iceberg-sink"])
 
 
+def java_data_written(catalog_config: dict[str, str], table: str, group_id: str, ids: range, out: Path) -> bytes:
+    """A Java sink task's announcement, never committed: the oracle (stack/oracle) writes rows
+    `ids` (id, payload "value-<id>") to a data file of `table` and returns the control-topic
+    record value of a `DataWritten` of `group_id` whose table reference has no table UUID, as
+    Java tasks before 1.11 send it."""
+    _, plugin = java_connect_libs()
+    props = [f"{k.removeprefix('iceberg.catalog.')}={v}" for k, v in catalog_config.items()
+             if k.startswith("iceberg.catalog.")]
+    props += [f"oracle.catalog-name={catalog_config.get('iceberg.catalog', 'iceberg')}",
+              f"oracle.data-written={out}", f"oracle.group-id={group_id}", f"oracle.ids={ids.start}-{ids.stop}"]
+    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else "java"
+    cp = f"{plugin / 'iceberg-sink'}/*:{plugin.parent / 'iceberg-oracle'}"
+    done = subprocess.run([java, "-Xmx512m", "-cp", cp, "ReadTable", *props, table],
+                          capture_output=True, text=True, timeout=180)
+    if done.returncode != 0:
+        raise AssertionError(f"the Java oracle could not announce files of {table}:\n{done.stderr[-4000:]}")
+    return Path(out).read_bytes()
+
+
 def java_rows(catalog_config: dict[str, str], table: str, upgrade_to: int | None = None,
               lineage: bool = False, snapshot_id: int | None = None) -> list[dict]:
     """The rows of `table` as Iceberg's own generic reader reads them (IcebergGenerics, which

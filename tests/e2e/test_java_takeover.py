@@ -8,8 +8,8 @@ unwritten (test_concurrent_create.py shows Floe in that situation)."""
 import signal
 
 from harness import (
-    JavaWorker, Worker, admin, connector_config, create_topic, delete_topics, produce, pyiceberg_catalog,
-    read_rows, snapshots, sqlite_catalog_config, unique, wait_for,
+    BOOTSTRAP, JavaWorker, Worker, admin, connector_config, create_topic, delete_topics, java_data_written,
+    produce, pyiceberg_catalog, read_rows, snapshots, sqlite_catalog_config, unique, wait_for,
 )
 
 
@@ -97,3 +97,44 @@ def test_floe_continues_a_table_written_by_the_java_sink(tmp_path):
         finally:
             print(f"--- java log ---\n{java.log()[-15000:]}\n--- floe log ---\n{floe.log()[-15000:]}")
             delete_topics(topic, control)
+
+
+def test_a_java_tasks_announcement_and_floes_files_commit_together(tmp_path):
+    """A takeover's first cycle can hold both a Java task's uncommitted `DataWritten` (its table
+    reference has no table UUID before 1.11) and Floe's tasks' (which name the UUID). They are
+    one table: one snapshot commits both, and no row is lost."""
+    from confluent_kafka import Producer
+
+    topic, control, name = unique("mixed"), unique("control"), unique("sink")
+    table = f"db_{unique('ns')}.events"
+    create_topic(topic)
+    create_topic(control)
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    catalog = pyiceberg_catalog(catalog_cfg)
+    create_table_as_the_java_sink_would(catalog, table)
+    # Left on the control topic by a Java worker stopped before its coordinator committed; the
+    # coordinator reads the topic from the beginning, so it is in Floe's first cycle.
+    record = java_data_written(catalog_cfg, table, f"connect-{name}", range(1000, 1100), tmp_path / "java.bin")
+    p = Producer({"bootstrap.servers": BOOTSTRAP})
+    p.produce(control, value=record, key=b"java-task")
+    assert p.flush(30) == 0
+    produce_ids(topic, range(100))
+    config = connector_config(topic, table, catalog_cfg, **{
+        "iceberg.control.topic": control, "iceberg.control.commit.interval-ms": "5000"})
+    floe = Worker(tmp_path)
+    try:
+        floe.start()
+        floe.create_connector(name, config)
+        want = list(range(100)) + list(range(1000, 1100))
+        wait_for(lambda: len(read_rows(catalog, table)) >= len(want), 60, "the first commit")
+        # One more cycle: nothing is committed twice either.
+        first = snapshots(catalog, table)
+        produce_ids(topic, range(100, 110))
+        want += list(range(100, 110))
+        rows = wait_for(lambda: (r := read_rows(catalog, table)) and len(r) >= len(want) and r, 60, "the next commit")
+        assert sorted(r["id"] for r in rows) == sorted(want)
+        summary = first[0].summary.additional_properties
+        assert (len(first), summary["added-data-files"], summary["added-records"]) == (1, "2", "200"), summary
+    finally:
+        floe.stop()
+        delete_topics(topic, control)

@@ -254,3 +254,54 @@ async fn commits_are_compare_and_set() {
         );
     }
 }
+
+/// What the coordinator relies on to skip a table's files as gone (channel/coordinator.rs,
+/// `table_gone`): the catalog says TableNotFound, and `table_exists` says false, only when the
+/// table's row is missing. A metadata file that cannot be read, or a SQL statement that fails,
+/// is an error of another kind, never a missing table.
+#[tokio::test]
+async fn a_failed_load_is_not_a_missing_table() {
+    let scratch = Scratch::new();
+    let catalog = scratch.open().await;
+    let ident = create(&catalog, "db", "events").await;
+
+    // The metadata file cannot be read.
+    let table = catalog.load_table(&ident).await.unwrap();
+    let location = table.metadata_location().unwrap().to_string();
+    let path = location
+        .strip_prefix("file://")
+        .unwrap_or(&location)
+        .to_string();
+    let saved = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let e = catalog.load_table(&ident).await.unwrap_err();
+    assert_ne!(e.kind(), ErrorKind::TableNotFound, "{e}");
+    assert!(catalog.table_exists(&ident).await.unwrap());
+    std::fs::write(&path, saved).unwrap();
+
+    // The catalog's SQL fails (its table is away).
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(scratch.0.join("catalog.db"))
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE iceberg_tables RENAME TO iceberg_tables_away")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let e = catalog.load_table(&ident).await.unwrap_err();
+    assert_ne!(e.kind(), ErrorKind::TableNotFound, "{e}");
+    assert!(catalog.table_exists(&ident).await.is_err());
+    sqlx::query("ALTER TABLE iceberg_tables_away RENAME TO iceberg_tables")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(catalog.table_exists(&ident).await.unwrap());
+    catalog.load_table(&ident).await.unwrap();
+
+    // Dropped: now it is gone.
+    catalog.drop_table(&ident).await.unwrap();
+    let e = catalog.load_table(&ident).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TableNotFound, "{e}");
+    assert!(!catalog.table_exists(&ident).await.unwrap());
+}

@@ -122,7 +122,12 @@ impl CommitState {
         min
     }
 
-    /// Buffered envelopes grouped by table.
+    /// Buffered envelopes grouped by table (catalog, namespace and name), in the order they
+    /// were read. The table's UUID is not part of the key: a Java task's `DataWritten` may carry
+    /// none where a Floe task's carries one, and two groups of one table in one cycle would
+    /// lose the second (committing the first stores every consumed offset, which then filters
+    /// the second out as already committed). Each envelope's UUID is checked against the
+    /// table's when it is committed.
     pub fn by_table(&self) -> BTreeMap<TableKey, Vec<&Envelope>> {
         let mut out: BTreeMap<TableKey, Vec<&Envelope>> = BTreeMap::new();
         for e in &self.buffer {
@@ -173,13 +178,12 @@ impl CommitState {
     }
 }
 
-/// A table reference as a map key (catalog, namespace, name, uuid).
+/// A table as a map key: catalog, namespace and name (a table reference without its UUID).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TableKey {
     pub catalog: String,
     pub namespace: Vec<String>,
     pub name: String,
-    pub uuid: Option<Uuid>,
 }
 
 impl TableKey {
@@ -188,7 +192,6 @@ impl TableKey {
             catalog: t.catalog.clone(),
             namespace: t.namespace.clone(),
             name: t.name.clone(),
-            uuid: t.table_uuid,
         }
     }
 
@@ -213,6 +216,17 @@ pub fn files_to_commit(
         deletes.extend(x);
     }
     (data, deletes)
+}
+
+/// The envelopes of `envelopes` written for the table whose UUID is `table_uuid`: those that
+/// name no UUID (Java tasks before 1.11) and those that name this one. The others were
+/// written for a table since dropped and recreated under the same name.
+pub fn for_table_uuid<'a>(envelopes: &[&'a Envelope], table_uuid: Uuid) -> Vec<&'a Envelope> {
+    envelopes
+        .iter()
+        .copied()
+        .filter(|e| e.table.table_uuid.is_none_or(|u| u == table_uuid))
+        .collect()
 }
 
 /// [`files_to_commit`], kept per envelope in the order they were read: a task's later cycle
@@ -299,6 +313,53 @@ mod tests {
             .iter()
             .map(|(t, p, o)| (TopicPartition::new(*t, *p), *o))
             .collect()
+    }
+
+    fn envelope(offset: i64, table_uuid: Option<Uuid>) -> Envelope {
+        Envelope {
+            partition: 0,
+            offset,
+            table: TableReference {
+                catalog: "iceberg".into(),
+                namespace: vec!["db".into()],
+                name: "events".into(),
+                table_uuid,
+            },
+            data_files: Vec::new(),
+            delete_files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn one_table_is_one_group_whatever_uuid_its_announcements_name() {
+        // A Java task's DataWritten (no UUID) and a Floe task's (with one) in one cycle.
+        let uuid = Uuid::new_v4();
+        let mut s = CommitState::default();
+        s.data_written(envelope(3, None));
+        s.data_written(envelope(4, Some(uuid)));
+        s.data_written(envelope(5, None));
+        let groups = s.by_table();
+        assert_eq!(groups.len(), 1);
+        let offsets: Vec<i64> = groups
+            .values()
+            .next()
+            .unwrap()
+            .iter()
+            .map(|e| e.offset)
+            .collect();
+        assert_eq!(offsets, vec![3, 4, 5]);
+        // Announcements for a table since replaced under the same name are left out.
+        let all: Vec<&Envelope> = groups.values().next().unwrap().clone();
+        let current: Vec<i64> = for_table_uuid(&all, uuid)
+            .iter()
+            .map(|e| e.offset)
+            .collect();
+        assert_eq!(current, vec![3, 4, 5]);
+        let replaced: Vec<i64> = for_table_uuid(&all, Uuid::new_v4())
+            .iter()
+            .map(|e| e.offset)
+            .collect();
+        assert_eq!(replaced, vec![3, 5]);
     }
 
     fn answer(s: &mut CommitState, parts: &[(&str, i32)], next: Option<i64>) {

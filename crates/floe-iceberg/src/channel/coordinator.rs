@@ -29,8 +29,8 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use super::commit_state::{
-    files_by_envelope, merge_offsets, offsets_json, parse_offsets_json, CommitState, Envelope,
-    TableKey,
+    files_by_envelope, for_table_uuid, merge_offsets, offsets_json, parse_offsets_json,
+    CommitState, Envelope, TableKey,
 };
 use super::kafka::{
     control_consumer, high_watermarks, transactional_producer, StartAt, TxnProducer, KAFKA_TIMEOUT,
@@ -661,7 +661,9 @@ impl Coordinator {
                         catalog: key.catalog.clone(),
                         namespace: key.namespace.clone(),
                         name: key.name.clone(),
-                        table_uuid: key.uuid,
+                        table_uuid: tables.iter().find(|(k, _)| *k == key).and_then(
+                            |(_, envelopes)| envelopes.iter().find_map(|e| e.table.table_uuid),
+                        ),
                     },
                     snapshot_id: Some(snapshot_id),
                     valid_through_ts_micros: valid_through,
@@ -756,7 +758,14 @@ impl Coordinator {
             let table = match self.catalog.load_table(&ident).await {
                 Ok(t) => t,
                 Err(e) => {
-                    if self.catalog.table_exists(&ident).await.ok() == Some(false) {
+                    // Asked only when the load itself found no table: a load that failed
+                    // otherwise keeps the files, whatever an existence check would answer.
+                    let exists = if e.kind() == iceberg::ErrorKind::TableNotFound {
+                        self.catalog.table_exists(&ident).await.ok()
+                    } else {
+                        None
+                    };
+                    if table_gone(&e, exists) {
                         warn!(table = %name, "table no longer exists; its files are skipped");
                         return Ok(None);
                     }
@@ -766,15 +775,13 @@ impl Coordinator {
                     });
                 }
             };
-            if let Some(expected) = key.uuid {
-                if table.metadata().uuid() != expected {
-                    warn!(table = %name, "table was replaced (uuid changed); files written for the old table are skipped");
-                    return Ok(None);
-                }
+            let current = for_table_uuid(envelopes, table.metadata().uuid());
+            if current.len() < envelopes.len() {
+                warn!(table = %name, skipped = envelopes.len() - current.len(), "table was replaced (uuid changed); files written for the old table are skipped");
             }
             let branch = self.config.branch_for(&name).map(str::to_string);
             let committed = self.committed_offsets(&table, branch.as_deref());
-            let groups = files_by_envelope(envelopes, &committed);
+            let groups = files_by_envelope(&current, &committed);
             if groups.is_empty() {
                 return Ok(None);
             }
@@ -945,6 +952,17 @@ impl Coordinator {
     }
 }
 
+/// Whether the table whose load failed with `load_error` is gone, so the files written for it
+/// are skipped and the offsets move past them: only when the load said the table does not
+/// exist (`ErrorKind::TableNotFound`; Java's `Coordinator.commitToTable` skips on
+/// `NoSuchTableException` alone) and the catalog, asked again, has no such table (`exists`:
+/// None when it was not asked or did not answer). Any other failure — the catalog answering
+/// 5xx or not at all, the metadata file unreadable, a SQL error — is not a missing table: the
+/// files stay buffered and the commit is retried next cycle.
+fn table_gone(load_error: &iceberg::Error, exists: Option<bool>) -> bool {
+    load_error.kind() == iceberg::ErrorKind::TableNotFound && exists == Some(false)
+}
+
 fn ancestry<'a>(
     table: &'a Table,
     branch: Option<&str>,
@@ -967,4 +985,34 @@ pub fn stored_offsets(table: &Table, branch: Option<&str>, key: &str) -> BTreeMa
                 .and_then(|j| parse_offsets_json(j))
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use iceberg::{Error, ErrorKind};
+
+    use super::table_gone;
+
+    #[test]
+    fn only_a_load_that_found_no_table_skips_its_files() {
+        let not_found = Error::new(ErrorKind::TableNotFound, "table db.t does not exist");
+        assert!(table_gone(&not_found, Some(false)));
+        // Asked again, the catalog has the table, or does not answer: the files wait.
+        assert!(!table_gone(&not_found, Some(true)));
+        assert!(!table_gone(&not_found, None));
+        // A load that failed for another reason is no missing table, even when an existence
+        // check says there is none: a 5xx or an unreadable metadata file (Unexpected), a
+        // metadata file that does not parse (DataInvalid), a missing namespace.
+        for kind in [
+            ErrorKind::Unexpected,
+            ErrorKind::DataInvalid,
+            ErrorKind::FeatureUnsupported,
+            ErrorKind::NamespaceNotFound,
+            ErrorKind::CatalogCommitConflicts,
+        ] {
+            let e = Error::new(kind, "table db.t does not exist");
+            assert!(!table_gone(&e, Some(false)), "{kind:?}");
+            assert!(!table_gone(&e, None), "{kind:?}");
+        }
+    }
 }
