@@ -4,6 +4,7 @@ never learns, a poison pill on the control topic, and a task that failed at star
 with a REST restart. A fault proxy stands between Floe and the real service; readers go to the
 service directly."""
 
+import json
 import threading
 import time
 
@@ -152,9 +153,41 @@ def test_a_transaction_whose_outcome_is_unknown_leaves_its_files(tmp_path):
         delete_topics(topic)
 
 
+def avro_long(n: int) -> bytes:
+    """An Avro long: zig-zag, then base-128 varint."""
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while True:
+        b = z & 0x7F
+        z >>= 7
+        if z:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def crafted_events() -> list[bytes]:
+    """Control-topic records made to exhaust a decoder: a writer schema whose first field is an
+    array of nulls with a block count of 2^40 (170 bytes; it once made a worker abort allocating
+    2 GiB), and a schema whose named types double at each of 30 levels."""
+    def frame(schema: dict, datum: bytes) -> bytes:
+        text = json.dumps(schema, separators=(",", ":")).encode()
+        return b"\xc2\x01" + len(text).to_bytes(2, "big") + text + datum
+
+    nulls = frame({"type": "record", "name": "Event", "fields": [
+        {"name": "a", "type": {"type": "array", "items": "null"}}]}, avro_long(2 ** 40))
+    level = {"type": "record", "name": "L0", "fields": [{"name": "x", "type": "long"}]}
+    for i in range(1, 31):
+        level = {"type": "record", "name": f"L{i}", "fields": [
+            {"name": "a", "type": level}, {"name": "b", "type": f"L{i - 1}"}]}
+    return [nulls, frame(level, b"\x00" * 8)]
+
+
 def test_a_poison_pill_on_the_control_topic_is_skipped(tmp_path):
-    """Bytes no one can decode on the control topic: logged with their offset and skipped by
-    the tasks and the coordinator, which go on committing."""
+    """Bytes no one can decode on the control topic, and records crafted to exhaust a decoder's
+    time or memory: logged with their offset and skipped by the tasks and the coordinator,
+    which go on committing."""
     topic, name, table = unique("pill"), unique("sink"), f"db_{unique('ns')}.events"
     control = unique("control")
     create_topic(topic, partitions=2)
@@ -172,12 +205,15 @@ def test_a_poison_pill_on_the_control_topic_is_skipped(tmp_path):
             p = Producer({"bootstrap.servers": BOOTSTRAP})
             for _ in range(3):
                 p.produce(control, value=b"\x00\x01poison\xff\xfe", key=b"garbage")
+            for crafted in crafted_events():
+                p.produce(control, value=crafted, key=b"crafted")
             assert p.flush(30) == 0
 
         rows, _ = stream(worker, name, topic, lambda: catalog, table, total, outage)
         log = worker.log()
-        assert log.count("undecodable control-topic record skipped") >= 3, "the pills were not seen"
-        print(f"poison pill: 3 undecodable records, produced {total}, found {len(rows)}, duplicated 0")
+        assert log.count("undecodable control-topic record skipped") >= 5, "the pills were not seen"
+        assert worker.proc.poll() is None, "the worker exited"
+        print(f"poison pill: 3 undecodable and 2 crafted records, produced {total}, found {len(rows)}, duplicated 0")
     finally:
         worker.stop()
         delete_topics(topic, control)

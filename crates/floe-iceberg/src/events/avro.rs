@@ -79,6 +79,47 @@ pub enum AvroValue {
     Record(Vec<AvroValue>),
 }
 
+impl AvroType {
+    /// The type's kind, for messages (a whole type may be too big to print).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AvroType::Null => "null",
+            AvroType::Boolean => "boolean",
+            AvroType::Int { .. } => "int",
+            AvroType::Long { .. } => "long",
+            AvroType::Float => "float",
+            AvroType::Double => "double",
+            AvroType::Bytes => "bytes",
+            AvroType::String => "string",
+            AvroType::Fixed { .. } => "fixed",
+            AvroType::Array { .. } => "array",
+            AvroType::Map { .. } => "map",
+            AvroType::Union(_) => "union",
+            AvroType::Record { .. } => "record",
+        }
+    }
+}
+
+impl AvroValue {
+    /// The value's kind, for messages (a whole value may be too big to print).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AvroValue::Null => "null",
+            AvroValue::Boolean(_) => "boolean",
+            AvroValue::Int(_) => "int",
+            AvroValue::Long(_) => "long",
+            AvroValue::Float(_) => "float",
+            AvroValue::Double(_) => "double",
+            AvroValue::Bytes(_) => "bytes",
+            AvroValue::String(_) => "string",
+            AvroValue::Fixed(_) => "fixed",
+            AvroValue::Array(_) => "array",
+            AvroValue::Map(_) => "map",
+            AvroValue::Record(_) => "record",
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------- schema → JSON
 
 /// Prints a schema as Java's Avro does for Iceberg schemas: a named type is defined at its first
@@ -228,12 +269,60 @@ fn type_json(ty: &AvroType, ns: &str, defined: &mut HashMap<String, ()>) -> Json
     }
 }
 
+// ------------------------------------------------------------------------------------ limits
+
+/// The deepest a writer schema may nest, named types expanded where they are referenced.
+/// Java's events nest 9 levels: `Event`, `DataWritten`, the optional file list, the list,
+/// `GenericDataFile`, an optional metrics map, its array, its entry record, the entry's value.
+pub const MAX_SCHEMA_DEPTH: usize = 32;
+
+/// The most types a writer schema may expand to, a reference to a named type counting as the
+/// copy of it the parsed tree holds; and the most its named types may hold in all (the parser
+/// keeps a copy of each). A `DataWritten` schema has about 170, and 6 more per partition field;
+/// its named types about 430, and 18 more per partition field.
+pub const MAX_SCHEMA_TYPES: usize = 10_000;
+
+/// The most bytes of names (of records, fixed types, fields and logical types) a writer schema
+/// may expand to: four times what its text, at most 65535 bytes, can spell.
+pub const MAX_SCHEMA_NAME_BYTES: usize = 256 * 1024;
+
+/// The most values one datum may decode to, whatever its size. Java's events take at most
+/// about 1.5 values a byte (an entry of a metrics map is 3 values in 2 bytes or more), so this
+/// is more than any event under the producers' default 1 MB message size holds.
+pub const MAX_DATUM_VALUES: usize = 1 << 21;
+
+/// The values a datum may decode to per byte of it, beyond [`MIN_DATUM_VALUES`]. Values that
+/// take no bytes (nulls, empty records, zero-size fixed) count as any other, so an array of
+/// 2^40 nulls is refused at its block count.
+pub const DATUM_VALUES_PER_BYTE: usize = 4;
+
+/// The values any datum may decode to, however short.
+pub const MIN_DATUM_VALUES: usize = 1024;
+
+fn limit(msg: impl Into<String>) -> EventError {
+    EventError::Limit(msg.into())
+}
+
+fn too_deep() -> EventError {
+    limit(format!(
+        "schema nested deeper than {MAX_SCHEMA_DEPTH} levels"
+    ))
+}
+
 // ------------------------------------------------------------------------------- JSON → schema
 
-/// Parses a writer schema.
-pub fn parse(json: &Json) -> Result<AvroType, EventError> {
-    let mut names = HashMap::new();
-    parse_type(json, "", &mut names)
+/// Parses a writer schema. It comes with every control-topic record and is trusted no more
+/// than the record: past [`MAX_SCHEMA_DEPTH`], [`MAX_SCHEMA_TYPES`] or
+/// [`MAX_SCHEMA_NAME_BYTES`], counted with named types expanded where they are referenced, it
+/// is refused before it is built. Returns the schema and an estimate of the bytes it takes.
+pub fn parse(json: &Json) -> Result<(AvroType, usize), EventError> {
+    let mut parser = Parser::default();
+    let (ty, _) = parser.parse_type(json, "", 1)?;
+    let bytes = parser
+        .types
+        .saturating_mul(std::mem::size_of::<AvroField>())
+        .saturating_add(parser.name_bytes);
+    Ok((ty, bytes))
 }
 
 fn full_name(name: &str, ns: Option<&str>, enclosing: &str) -> String {
@@ -252,137 +341,288 @@ fn schema_err(msg: impl Into<String>) -> EventError {
     EventError::Schema(msg.into())
 }
 
-fn parse_type(
-    json: &Json,
-    ns: &str,
-    names: &mut HashMap<String, AvroType>,
-) -> Result<AvroType, EventError> {
-    match json {
-        Json::String(s) => primitive(s).map_or_else(
-            || {
-                let candidates = [full_name(s, None, ns), s.clone()];
-                candidates
-                    .iter()
-                    .find_map(|n| names.get(n).cloned())
-                    .ok_or_else(|| schema_err(format!("unknown type {s}")))
-            },
-            Ok,
-        ),
-        Json::Array(branches) => Ok(AvroType::Union(
-            branches
-                .iter()
-                .map(|b| parse_type(b, ns, names))
-                .collect::<Result<_, _>>()?,
-        )),
-        Json::Object(obj) => {
-            let t = obj
-                .get("type")
-                .ok_or_else(|| schema_err("schema object without type"))?;
-            let logical = obj
-                .get("logicalType")
-                .and_then(Json::as_str)
-                .map(str::to_string);
-            match t.as_str() {
-                Some("int") => Ok(AvroType::Int { logical }),
-                Some("long") => Ok(AvroType::Long {
-                    logical,
-                    adjust_to_utc: obj
-                        .get("adjust-to-utc")
-                        .and_then(Json::as_bool)
-                        .unwrap_or(false),
-                }),
-                Some("fixed") => {
-                    let name = obj
-                        .get("name")
-                        .and_then(Json::as_str)
-                        .ok_or_else(|| schema_err("fixed without name"))?;
-                    let full = full_name(name, obj.get("namespace").and_then(Json::as_str), ns);
-                    let ty = AvroType::Fixed {
-                        name: full.clone(),
-                        size: obj
-                            .get("size")
-                            .and_then(Json::as_u64)
-                            .ok_or_else(|| schema_err("fixed without size"))?
-                            as usize,
-                        logical,
-                        precision: obj.get("precision").and_then(Json::as_u64).unwrap_or(0) as u32,
-                        scale: obj.get("scale").and_then(Json::as_u64).unwrap_or(0) as u32,
-                    };
-                    names.insert(full, ty.clone());
-                    Ok(ty)
+/// A named type defined so far, with what a reference to it expands to.
+struct Named {
+    ty: AvroType,
+    /// Types and bytes of names in `ty`.
+    types: usize,
+    name_bytes: usize,
+    /// Levels of `ty`, itself included.
+    height: usize,
+}
+
+/// The named types of a schema being parsed, and its types and bytes of names so far.
+#[derive(Default)]
+struct Parser {
+    names: HashMap<String, Named>,
+    types: usize,
+    name_bytes: usize,
+    /// Types in the named types' copies `names` holds, bounded as the schema's are.
+    defined_types: usize,
+}
+
+/// Refuses a schema of `types` types and `name_bytes` bytes of names.
+fn check_size(types: usize, name_bytes: usize) -> Result<(), EventError> {
+    if types > MAX_SCHEMA_TYPES {
+        return Err(limit(format!(
+            "schema of more than {MAX_SCHEMA_TYPES} types, named types expanded"
+        )));
+    }
+    if name_bytes > MAX_SCHEMA_NAME_BYTES {
+        return Err(limit(format!(
+            "schema of more than {MAX_SCHEMA_NAME_BYTES} bytes of names, named types expanded"
+        )));
+    }
+    Ok(())
+}
+
+impl Parser {
+    /// Counts `types` types and `name_bytes` bytes of names more.
+    fn grow(&mut self, types: usize, name_bytes: usize) -> Result<(), EventError> {
+        let types = self.types.saturating_add(types);
+        let name_bytes = self.name_bytes.saturating_add(name_bytes);
+        check_size(types, name_bytes)?;
+        self.types = types;
+        self.name_bytes = name_bytes;
+        Ok(())
+    }
+
+    /// Defines the named type `ty`, whose types and names were counted from `before` on.
+    fn define(
+        &mut self,
+        full: String,
+        ty: &AvroType,
+        before: (usize, usize),
+        height: usize,
+    ) -> Result<(), EventError> {
+        let types = self.types.saturating_sub(before.0);
+        self.defined_types = self.defined_types.saturating_add(types);
+        if self.defined_types > MAX_SCHEMA_TYPES {
+            return Err(limit(format!(
+                "schema whose named types have more than {MAX_SCHEMA_TYPES} types in all"
+            )));
+        }
+        let named = Named {
+            ty: ty.clone(),
+            types,
+            name_bytes: self.name_bytes.saturating_sub(before.1),
+            height,
+        };
+        self.names.insert(full, named);
+        Ok(())
+    }
+
+    /// A reference to the named type `name` at `depth`: a copy of it, once its size is counted.
+    fn reference(
+        &mut self,
+        name: &str,
+        ns: &str,
+        depth: usize,
+    ) -> Result<(AvroType, usize), EventError> {
+        let candidates = [full_name(name, None, ns), name.to_string()];
+        let Some(named) = candidates.iter().find_map(|n| self.names.get(n)) else {
+            return Err(schema_err(format!("unknown type {name}")));
+        };
+        if depth.saturating_add(named.height) > MAX_SCHEMA_DEPTH + 1 {
+            return Err(too_deep());
+        }
+        let types = self.types.saturating_add(named.types);
+        let name_bytes = self.name_bytes.saturating_add(named.name_bytes);
+        check_size(types, name_bytes)?;
+        let (ty, height) = (named.ty.clone(), named.height);
+        self.types = types;
+        self.name_bytes = name_bytes;
+        Ok((ty, height))
+    }
+
+    /// Parses the type `json` at `depth` (the schema itself is at 1) in namespace `ns`,
+    /// returning it with its height (its levels, itself included).
+    fn parse_type(
+        &mut self,
+        json: &Json,
+        ns: &str,
+        depth: usize,
+    ) -> Result<(AvroType, usize), EventError> {
+        if depth > MAX_SCHEMA_DEPTH {
+            return Err(too_deep());
+        }
+        match json {
+            Json::String(s) => match primitive(s) {
+                Some(ty) => {
+                    self.grow(1, 0)?;
+                    Ok((ty, 1))
                 }
-                Some("array") => Ok(AvroType::Array {
-                    items: Box::new(parse_type(
-                        obj.get("items")
-                            .ok_or_else(|| schema_err("array without items"))?,
-                        ns,
-                        names,
-                    )?),
-                    element_id: obj
-                        .get("element-id")
-                        .and_then(Json::as_i64)
-                        .map(|i| i as i32),
-                    logical_map: logical.as_deref() == Some("map"),
-                }),
-                Some("map") => Ok(AvroType::Map {
-                    values: Box::new(parse_type(
-                        obj.get("values")
-                            .ok_or_else(|| schema_err("map without values"))?,
-                        ns,
-                        names,
-                    )?),
-                    key_id: obj.get("key-id").and_then(Json::as_i64).map(|i| i as i32),
-                    value_id: obj.get("value-id").and_then(Json::as_i64).map(|i| i as i32),
-                }),
-                Some("record") => {
-                    let name = obj
-                        .get("name")
-                        .and_then(Json::as_str)
-                        .ok_or_else(|| schema_err("record without name"))?;
-                    let full = full_name(name, obj.get("namespace").and_then(Json::as_str), ns);
-                    let (record_ns, _) = split_name(&full);
-                    let record_ns = record_ns.to_string();
-                    let mut fields = Vec::new();
-                    for f in obj
-                        .get("fields")
-                        .and_then(Json::as_array)
-                        .ok_or_else(|| schema_err("record without fields"))?
-                    {
-                        fields.push(AvroField {
-                            name: f
+                None => self.reference(s, ns, depth),
+            },
+            Json::Array(branches) => {
+                self.grow(1, 0)?;
+                let mut types = Vec::with_capacity(branches.len());
+                let mut height = 0;
+                for b in branches {
+                    let (ty, h) = self.parse_type(b, ns, depth + 1)?;
+                    height = height.max(h);
+                    types.push(ty);
+                }
+                Ok((AvroType::Union(types), 1 + height))
+            }
+            Json::Object(obj) => {
+                let t = obj
+                    .get("type")
+                    .ok_or_else(|| schema_err("schema object without type"))?;
+                let logical = obj
+                    .get("logicalType")
+                    .and_then(Json::as_str)
+                    .map(str::to_string);
+                let logical_bytes = logical.as_ref().map_or(0, String::len);
+                match t.as_str() {
+                    Some("int") => {
+                        self.grow(1, logical_bytes)?;
+                        Ok((AvroType::Int { logical }, 1))
+                    }
+                    Some("long") => {
+                        self.grow(1, logical_bytes)?;
+                        let adjust_to_utc = obj
+                            .get("adjust-to-utc")
+                            .and_then(Json::as_bool)
+                            .unwrap_or(false);
+                        Ok((
+                            AvroType::Long {
+                                logical,
+                                adjust_to_utc,
+                            },
+                            1,
+                        ))
+                    }
+                    Some("fixed") => {
+                        let name = obj
+                            .get("name")
+                            .and_then(Json::as_str)
+                            .ok_or_else(|| schema_err("fixed without name"))?;
+                        let full = full_name(name, obj.get("namespace").and_then(Json::as_str), ns);
+                        let before = (self.types, self.name_bytes);
+                        self.grow(1, full.len().saturating_add(logical_bytes))?;
+                        let ty = AvroType::Fixed {
+                            name: full.clone(),
+                            size: obj
+                                .get("size")
+                                .and_then(Json::as_u64)
+                                .ok_or_else(|| schema_err("fixed without size"))?
+                                as usize,
+                            logical,
+                            precision: obj.get("precision").and_then(Json::as_u64).unwrap_or(0)
+                                as u32,
+                            scale: obj.get("scale").and_then(Json::as_u64).unwrap_or(0) as u32,
+                        };
+                        self.define(full, &ty, before, 1)?;
+                        Ok((ty, 1))
+                    }
+                    Some("array") => {
+                        self.grow(1, 0)?;
+                        let (items, height) = self.parse_type(
+                            obj.get("items")
+                                .ok_or_else(|| schema_err("array without items"))?,
+                            ns,
+                            depth + 1,
+                        )?;
+                        Ok((
+                            AvroType::Array {
+                                items: Box::new(items),
+                                element_id: obj
+                                    .get("element-id")
+                                    .and_then(Json::as_i64)
+                                    .map(|i| i as i32),
+                                logical_map: logical.as_deref() == Some("map"),
+                            },
+                            1 + height,
+                        ))
+                    }
+                    Some("map") => {
+                        self.grow(1, 0)?;
+                        let (values, height) = self.parse_type(
+                            obj.get("values")
+                                .ok_or_else(|| schema_err("map without values"))?,
+                            ns,
+                            depth + 1,
+                        )?;
+                        Ok((
+                            AvroType::Map {
+                                values: Box::new(values),
+                                key_id: obj.get("key-id").and_then(Json::as_i64).map(|i| i as i32),
+                                value_id: obj
+                                    .get("value-id")
+                                    .and_then(Json::as_i64)
+                                    .map(|i| i as i32),
+                            },
+                            1 + height,
+                        ))
+                    }
+                    Some("record") => {
+                        let name = obj
+                            .get("name")
+                            .and_then(Json::as_str)
+                            .ok_or_else(|| schema_err("record without name"))?;
+                        let full = full_name(name, obj.get("namespace").and_then(Json::as_str), ns);
+                        let before = (self.types, self.name_bytes);
+                        self.grow(1, full.len())?;
+                        let (record_ns, _) = split_name(&full);
+                        let record_ns = record_ns.to_string();
+                        let mut fields = Vec::new();
+                        let mut height = 0;
+                        for f in obj
+                            .get("fields")
+                            .and_then(Json::as_array)
+                            .ok_or_else(|| schema_err("record without fields"))?
+                        {
+                            let name = f
                                 .get("name")
                                 .and_then(Json::as_str)
                                 .ok_or_else(|| schema_err("field without name"))?
-                                .to_string(),
-                            field_id: f.get("field-id").and_then(Json::as_i64).map(|i| i as i32),
-                            original_name: f
+                                .to_string();
+                            let original_name = f
                                 .get("iceberg-field-name")
                                 .and_then(Json::as_str)
-                                .map(str::to_string),
-                            ty: parse_type(
+                                .map(str::to_string);
+                            self.grow(
+                                0,
+                                name.len()
+                                    .saturating_add(original_name.as_ref().map_or(0, String::len)),
+                            )?;
+                            let (ty, h) = self.parse_type(
                                 f.get("type")
                                     .ok_or_else(|| schema_err("field without type"))?,
                                 &record_ns,
-                                names,
-                            )?,
-                        });
+                                depth + 1,
+                            )?;
+                            height = height.max(h);
+                            fields.push(AvroField {
+                                name,
+                                field_id: f
+                                    .get("field-id")
+                                    .and_then(Json::as_i64)
+                                    .map(|i| i as i32),
+                                original_name,
+                                ty,
+                            });
+                        }
+                        let ty = AvroType::Record {
+                            name: full.clone(),
+                            fields,
+                        };
+                        self.define(full, &ty, before, 1 + height)?;
+                        Ok((ty, 1 + height))
                     }
-                    let ty = AvroType::Record {
-                        name: full.clone(),
-                        fields,
-                    };
-                    names.insert(full, ty.clone());
-                    Ok(ty)
+                    Some(other) => {
+                        let base = primitive(other)
+                            .ok_or_else(|| schema_err(format!("unsupported type {other}")))?;
+                        self.grow(1, 0)?;
+                        Ok((base, 1))
+                    }
+                    // A type spelled as an object whose type is a schema: counted one level down.
+                    None => self.parse_type(t, ns, depth + 1),
                 }
-                Some(other) => {
-                    let base = primitive(other)
-                        .ok_or_else(|| schema_err(format!("unsupported type {other}")))?;
-                    Ok(base)
-                }
-                None => parse_type(t, ns, names),
             }
+            other => Err(schema_err(format!("invalid schema {other}"))),
         }
-        other => Err(schema_err(format!("invalid schema {other}"))),
     }
 }
 
@@ -405,7 +645,7 @@ fn primitive(name: &str) -> Option<AvroType> {
 
 // ------------------------------------------------------------------------------------ binary
 
-fn write_long(out: &mut Vec<u8>, v: i64) {
+pub(super) fn write_long(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
         out.push((z as u8) | 0x80);
@@ -479,16 +719,44 @@ pub fn encode(ty: &AvroType, value: &AvroValue, out: &mut Vec<u8>) -> Result<(),
     Ok(())
 }
 
-/// A cursor over a datum.
+/// The fewest bytes a value of `ty` takes, a record's counted as none: a lower bound found
+/// without walking the schema.
+fn min_size(ty: &AvroType) -> usize {
+    match ty {
+        AvroType::Null | AvroType::Record { .. } => 0,
+        AvroType::Fixed { size, .. } => *size,
+        AvroType::Float => 4,
+        AvroType::Double => 8,
+        // A union's index, a collection's last block count, a number or a length.
+        _ => 1,
+    }
+}
+
+/// A cursor over a datum, with the values the datum may still decode to.
 pub struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    values_left: usize,
 }
 
 impl<'a> Reader<'a> {
-    /// Reads from `bytes`.
+    /// Reads from `bytes`, which may decode to [`MIN_DATUM_VALUES`] values and
+    /// [`DATUM_VALUES_PER_BYTE`] more per byte, [`MAX_DATUM_VALUES`] at most.
     pub fn new(bytes: &'a [u8]) -> Reader<'a> {
-        Reader { bytes, pos: 0 }
+        let values_left = bytes
+            .len()
+            .saturating_mul(DATUM_VALUES_PER_BYTE)
+            .saturating_add(MIN_DATUM_VALUES)
+            .min(MAX_DATUM_VALUES);
+        Reader {
+            bytes,
+            pos: 0,
+            values_left,
+        }
+    }
+
+    fn remaining(&self) -> usize {
+        self.bytes.len().saturating_sub(self.pos)
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], EventError> {
@@ -524,18 +792,50 @@ impl<'a> Reader<'a> {
         usize::try_from(n).map_err(|_| EventError::Decode(format!("negative length {n}")))
     }
 
-    fn block_count(&mut self) -> Result<usize, EventError> {
+    /// Counts a value against the datum's budget.
+    fn spend(&mut self) -> Result<(), EventError> {
+        match self.values_left.checked_sub(1) {
+            Some(left) => {
+                self.values_left = left;
+                Ok(())
+            }
+            None => Err(limit(format!(
+                "a datum of {} bytes decodes to more values than allowed",
+                self.bytes.len()
+            ))),
+        }
+    }
+
+    /// A block's item count, each item at least `min_size` bytes. A count the rest of the
+    /// datum cannot hold is refused before any item is read or room made for it: every item
+    /// is a value of the budget, and takes `min_size` of the bytes left.
+    fn block_count(&mut self, min_size: usize) -> Result<usize, EventError> {
         let n = self.long()?;
         if n < 0 {
             // A negative count is followed by the block's size in bytes.
             let _ = self.long()?;
-            return usize::try_from(-n).map_err(|_| EventError::Decode("bad block".into()));
         }
-        Ok(n as usize)
+        let n = usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX);
+        if n > self.values_left {
+            return Err(limit(format!(
+                "a block of {n} items, more than the {} values the datum may still decode to",
+                self.values_left
+            )));
+        }
+        if min_size > 0 && n > self.remaining() / min_size {
+            return Err(EventError::Truncated);
+        }
+        Ok(n)
     }
 
-    /// Decodes a value of type `ty`.
+    /// Decodes a value of type `ty`, counted with every value inside it against the datum's
+    /// budget.
     pub fn read(&mut self, ty: &AvroType) -> Result<AvroValue, EventError> {
+        self.spend()?;
+        self.read_value(ty)
+    }
+
+    fn read_value(&mut self, ty: &AvroType) -> Result<AvroValue, EventError> {
         Ok(match ty {
             AvroType::Null => AvroValue::Null,
             AvroType::Boolean => AvroValue::Boolean(self.take(1)?[0] != 0),
@@ -567,9 +867,11 @@ impl<'a> Reader<'a> {
             }
             AvroType::Fixed { size, .. } => AvroValue::Fixed(self.take(*size)?.to_vec()),
             AvroType::Array { items, .. } => {
+                let min = min_size(items);
+                // Grown as items are read, never sized by a count from the datum.
                 let mut out = Vec::new();
                 loop {
-                    let n = self.block_count()?;
+                    let n = self.block_count(min)?;
                     if n == 0 {
                         break;
                     }
@@ -582,7 +884,8 @@ impl<'a> Reader<'a> {
             AvroType::Map { values, .. } => {
                 let mut out = Vec::new();
                 loop {
-                    let n = self.block_count()?;
+                    // An entry's key takes a byte at least.
+                    let n = self.block_count(1)?;
                     if n == 0 {
                         break;
                     }
@@ -600,7 +903,8 @@ impl<'a> Reader<'a> {
                 let branch = branches
                     .get(i)
                     .ok_or_else(|| EventError::Decode(format!("union index {i} out of range")))?;
-                self.read(branch)?
+                // A union's value is its branch's, counted once.
+                self.read_value(branch)?
             }
             AvroType::Record { fields, .. } => AvroValue::Record(
                 fields
@@ -614,6 +918,8 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use super::*;
 
     #[test]
@@ -661,6 +967,173 @@ mod tests {
         let json = to_json(&rec);
         assert_eq!(json["fields"][0]["type"]["namespace"], "");
         assert_eq!(json["fields"][1]["type"], "uuid_fixed");
-        assert_eq!(parse(&json).unwrap(), rec);
+        assert_eq!(parse(&json).unwrap().0, rec);
+    }
+
+    fn array_of(items: AvroType) -> AvroType {
+        AvroType::Array {
+            items: Box::new(items),
+            element_id: None,
+            logical_map: false,
+        }
+    }
+
+    fn empty_record() -> AvroType {
+        AvroType::Record {
+            name: "Empty".into(),
+            fields: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_block_of_2_pow_40_items_of_no_bytes_is_refused_at_its_count() {
+        for items in [AvroType::Null, empty_record()] {
+            for count in [1i64 << 40, -(1i64 << 40), i64::MAX, i64::MIN] {
+                let mut bytes = Vec::new();
+                write_long(&mut bytes, count);
+                if count < 0 {
+                    write_long(&mut bytes, 0);
+                }
+                let started = Instant::now();
+                let got = Reader::new(&bytes).read(&array_of(items.clone()));
+                assert!(matches!(got, Err(EventError::Limit(_))), "{count}: {got:?}");
+                assert!(started.elapsed() < Duration::from_secs(1), "{count}");
+            }
+        }
+    }
+
+    #[test]
+    fn items_of_no_bytes_share_one_budget_across_blocks() {
+        // A few hundred nulls decode...
+        let mut bytes = Vec::new();
+        write_long(&mut bytes, 300);
+        bytes.push(0);
+        let got = Reader::new(&bytes).read(&array_of(AvroType::Null)).unwrap();
+        assert_eq!(got, AvroValue::Array(vec![AvroValue::Null; 300]));
+        // ...but blocks each within the budget add up past it.
+        let mut bytes = Vec::new();
+        for _ in 0..3 {
+            write_long(&mut bytes, 1000);
+        }
+        bytes.push(0);
+        let got = Reader::new(&bytes).read(&array_of(AvroType::Null));
+        assert!(matches!(got, Err(EventError::Limit(_))), "{got:?}");
+        // Records of nulls take no bytes either: every null in them counts.
+        let nulls = AvroType::Record {
+            name: "Nulls".into(),
+            fields: (0..100)
+                .map(|i| AvroField {
+                    name: format!("n{i}"),
+                    field_id: None,
+                    original_name: None,
+                    ty: AvroType::Null,
+                })
+                .collect(),
+        };
+        let mut bytes = Vec::new();
+        write_long(&mut bytes, 100);
+        bytes.push(0);
+        let got = Reader::new(&bytes).read(&array_of(nulls));
+        assert!(matches!(got, Err(EventError::Limit(_))), "{got:?}");
+    }
+
+    #[test]
+    fn a_block_count_beyond_the_bytes_left_is_refused_before_reading() {
+        let long = AvroType::Long {
+            logical: None,
+            adjust_to_utc: false,
+        };
+        let mut bytes = Vec::new();
+        write_long(&mut bytes, 500);
+        bytes.extend_from_slice(&[2; 10]);
+        let got = Reader::new(&bytes).read(&array_of(long));
+        assert!(matches!(got, Err(EventError::Truncated)), "{got:?}");
+        let huge = AvroType::Fixed {
+            name: "huge".into(),
+            size: usize::MAX,
+            logical: None,
+            precision: 0,
+            scale: 0,
+        };
+        let mut bytes = Vec::new();
+        write_long(&mut bytes, 1);
+        let got = Reader::new(&bytes).read(&array_of(huge));
+        assert!(matches!(got, Err(EventError::Truncated)), "{got:?}");
+    }
+
+    /// `levels` records, each with two fields of the one before: 2^levels copies of the first
+    /// once references are expanded.
+    fn doubling_schema(levels: usize) -> Json {
+        let mut ty =
+            json!({"type": "record", "name": "L0", "fields": [{"name": "a", "type": "null"}]});
+        for level in 1..=levels {
+            ty = json!({
+                "type": "record",
+                "name": format!("L{level}"),
+                "fields": [
+                    {"name": "a", "type": ty},
+                    {"name": "b", "type": format!("L{}", level - 1)},
+                ],
+            });
+        }
+        ty
+    }
+
+    #[test]
+    fn exponentially_expanding_named_types_are_refused() {
+        let started = Instant::now();
+        let got = parse(&doubling_schema(30));
+        assert!(matches!(got, Err(EventError::Limit(_))), "{got:?}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // A few levels are fine.
+        assert!(parse(&doubling_schema(5)).is_ok());
+    }
+
+    fn nested_arrays(levels: usize, inner: Json) -> Json {
+        (0..levels).fold(inner, |ty, _| json!({"type": "array", "items": ty}))
+    }
+
+    #[test]
+    fn deep_schemas_are_refused() {
+        // An int in 31 arrays is 32 levels deep; in 32, too deep.
+        assert!(parse(&nested_arrays(MAX_SCHEMA_DEPTH - 1, json!("int"))).is_ok());
+        let got = parse(&nested_arrays(MAX_SCHEMA_DEPTH, json!("int")));
+        assert!(matches!(got, Err(EventError::Limit(_))), "{got:?}");
+        let got = parse(&nested_arrays(100, json!("int")));
+        assert!(matches!(got, Err(EventError::Limit(_))), "{got:?}");
+        // A named type is as deep where it is referenced as where it was defined.
+        let deep = json!({
+            "type": "record",
+            "name": "Deep",
+            "fields": [{"name": "x", "type": nested_arrays(20, json!("int"))}],
+        });
+        let schema = json!({
+            "type": "record",
+            "name": "Outer",
+            "fields": [
+                {"name": "a", "type": deep},
+                {"name": "b", "type": nested_arrays(15, json!("Deep"))},
+            ],
+        });
+        let got = parse(&schema);
+        assert!(matches!(got, Err(EventError::Limit(_))), "{got:?}");
+    }
+
+    #[test]
+    fn oversized_schemas_are_refused() {
+        let fields: Vec<Json> = (0..MAX_SCHEMA_TYPES + 1)
+            .map(|i| json!({"name": format!("f{i}"), "type": "int"}))
+            .collect();
+        let got = parse(&json!({"type": "record", "name": "Wide", "fields": fields}));
+        assert!(matches!(got, Err(EventError::Limit(_))), "{got:?}");
+        // Few types, but a long name copied at every reference.
+        let long_name = "n".repeat(40_000);
+        let mut fields = vec![json!({
+            "name": "first",
+            "type": {"type": "record", "name": long_name, "fields": []},
+        })];
+        fields.extend((0..10).map(|i| json!({"name": format!("f{i}"), "type": long_name})));
+        let got = parse(&json!({"type": "record", "name": "Names", "fields": fields}));
+        assert!(matches!(got, Err(EventError::Limit(_))), "{got:?}");
     }
 }

@@ -23,6 +23,10 @@ pub enum EventError {
     Schema(String),
     #[error("invalid event: {0}")]
     Decode(String),
+    /// Over one of the bounds on what an event (its writer schema or its datum) may take to
+    /// decode: see `docs/control-topic-events.md`, "Limits".
+    #[error("event over a decoding limit: {0}")]
+    Limit(String),
     #[error("cannot encode event: {0}")]
     Encode(String),
 }
@@ -490,7 +494,8 @@ impl<'a> Rec<'a> {
                 Uuid::parse_str(s).map_err(|e| EventError::Decode(e.to_string()))
             }
             other => Err(EventError::Decode(format!(
-                "field {id}: expected a uuid, found {other:?}"
+                "field {id}: expected a uuid, found {}",
+                other.kind()
             ))),
         }
     }
@@ -506,7 +511,8 @@ impl<'a> Rec<'a> {
         match self.required(id)? {
             AvroValue::String(s) => Ok(s.clone()),
             other => Err(EventError::Decode(format!(
-                "field {id}: expected a string, found {other:?}"
+                "field {id}: expected a string, found {}",
+                other.kind()
             ))),
         }
     }
@@ -523,7 +529,8 @@ impl<'a> Rec<'a> {
         match self.required(id)? {
             AvroValue::Int(i) => Ok(*i),
             other => Err(EventError::Decode(format!(
-                "field {id}: expected an int, found {other:?}"
+                "field {id}: expected an int, found {}",
+                other.kind()
             ))),
         }
     }
@@ -580,32 +587,45 @@ pub fn decode_for_group(bytes: &[u8], group: &str) -> Result<Option<Event>, Even
 }
 
 /// Writer schemas parsed before, by their bytes as sent: every event of a kind carries the
-/// same schema text, and parsing its JSON was most of a decode's cost.
+/// same schema text, and parsing its JSON was most of a decode's cost. A schema over the limits
+/// of `avro::parse` is refused, and not kept.
 fn writer_schema(bytes: &[u8]) -> Result<(std::sync::Arc<AvroType>, usize), EventError> {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock};
     /// Distinct schemas are a handful (one per event kind and partition type); the cache is
-    /// emptied if a writer ever sends more.
+    /// emptied if a writer ever sends more, or schemas of more than `MAX_CACHED_BYTES` in all.
     const MAX_CACHED: usize = 256;
-    static CACHE: OnceLock<Mutex<HashMap<Vec<u8>, Arc<AvroType>>>> = OnceLock::new();
+    /// Bytes of the cached schemas: their text and their parsed trees as `avro::parse`
+    /// estimates them. A `DataWritten` schema takes tens of KB; one at the limits, under 2 MB.
+    const MAX_CACHED_BYTES: usize = 32 << 20;
+    #[derive(Default)]
+    struct Cache {
+        schemas: HashMap<Vec<u8>, Arc<AvroType>>,
+        bytes: usize,
+    }
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
     let len = u16::from_be_bytes([
         *bytes.first().ok_or(EventError::Truncated)?,
         *bytes.get(1).ok_or(EventError::Truncated)?,
     ]) as usize;
     let key = bytes.get(2..2 + len).ok_or(EventError::Truncated)?;
     let cache = CACHE.get_or_init(Mutex::default);
-    if let Some(schema) = cache.lock().ok().and_then(|c| c.get(key).cloned()) {
+    if let Some(schema) = cache.lock().ok().and_then(|c| c.schemas.get(key).cloned()) {
         return Ok((schema, 2 + len));
     }
     let (schema_text, used) = read_utf(bytes)?;
     let schema_json: serde_json::Value =
         serde_json::from_str(&schema_text).map_err(|e| EventError::Schema(e.to_string()))?;
-    let schema = Arc::new(avro::parse(&schema_json)?);
+    let (schema, schema_bytes) = avro::parse(&schema_json)?;
+    let schema = Arc::new(schema);
+    let size = schema_bytes.saturating_add(key.len());
     if let Ok(mut c) = cache.lock() {
-        if c.len() >= MAX_CACHED {
-            c.clear();
+        if c.schemas.len() >= MAX_CACHED || c.bytes.saturating_add(size) > MAX_CACHED_BYTES {
+            c.schemas.clear();
+            c.bytes = 0;
         }
-        c.insert(key.to_vec(), schema.clone());
+        c.bytes = c.bytes.saturating_add(size);
+        c.schemas.insert(key.to_vec(), schema.clone());
     }
     Ok((schema, used))
 }
@@ -880,7 +900,8 @@ pub(crate) fn avro_to_literal(
         AvroType::Fixed { size, .. } => PrimitiveType::Fixed(*size as u64),
         other => {
             return Err(EventError::Decode(format!(
-                "unsupported partition type {other:?}"
+                "unsupported partition type {}",
+                other.kind()
             )))
         }
     };
@@ -915,7 +936,8 @@ pub(crate) fn avro_to_literal(
         }),
         other => {
             return Err(EventError::Decode(format!(
-                "unsupported partition value {other:?}"
+                "unsupported partition value {}",
+                other.kind()
             )))
         }
     };

@@ -1,6 +1,9 @@
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use iceberg::spec::{Literal, NestedField, PrimitiveLiteral, PrimitiveType, StructType, Type};
+use proptest::prelude::*;
+use serde_json::json;
 use uuid::Uuid;
 
 use super::*;
@@ -268,4 +271,172 @@ fn events_of_other_groups_are_skipped_and_schemas_are_parsed_once() {
     // A different schema text is a different cache entry.
     let start = event(Payload::StartCommit { commit_id });
     assert_eq!(decode(&encode(&start).unwrap()).unwrap(), start);
+}
+
+/// A control-topic record of `schema` and `datum`, as any writer on the topic could send it.
+fn record(schema: &serde_json::Value, datum: &[u8]) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    write_utf(&schema.to_string(), &mut out).unwrap();
+    out.extend_from_slice(datum);
+    out
+}
+
+/// Decodes `bytes` for group `connect-ice`, as a worker's feed and a coordinator do, asserting
+/// that it takes well under a second.
+fn decode_quickly(bytes: &[u8]) -> Result<Option<Event>, EventError> {
+    let started = Instant::now();
+    let got = decode_for_group(bytes, "connect-ice");
+    assert!(started.elapsed() < Duration::from_secs(1), "{got:?}");
+    got
+}
+
+#[test]
+fn a_block_count_of_2_pow_40_nulls_is_refused_not_allocated() {
+    // The event's first field, read before its group id, an array of nulls whose block count
+    // is 2^40: a record like this made a worker abort on a 2 GB allocation.
+    let schema = json!({
+        "type": "record",
+        "name": "Event",
+        "namespace": "org.apache.iceberg.connect.events",
+        "fields": [
+            {"name": "id", "type": {"type": "array", "items": "null"}, "field-id": 10500},
+            {"name": "group_id", "type": "string", "field-id": 10503},
+        ],
+    });
+    let mut datum = Vec::new();
+    avro::write_long(&mut datum, 1 << 40);
+    let got = decode_quickly(&record(&schema, &datum));
+    assert!(matches!(got, Err(EventError::Limit(_))), "{got:?}");
+}
+
+#[test]
+fn an_exponentially_expanding_writer_schema_is_refused() {
+    // 30 levels of records, each with two fields of the level below: 2^30 copies of the
+    // innermost record once named types are expanded, in under 3 KB of schema.
+    let mut ty = json!({"type": "record", "name": "L0", "fields": [{"name": "a", "type": "null"}]});
+    for level in 1..=30 {
+        ty = json!({
+            "type": "record",
+            "name": format!("L{level}"),
+            "fields": [
+                {"name": "a", "type": ty},
+                {"name": "b", "type": format!("L{}", level - 1)},
+            ],
+        });
+    }
+    let got = decode_quickly(&record(&ty, &[]));
+    assert!(matches!(got, Err(EventError::Limit(_))), "{got:?}");
+}
+
+#[test]
+fn an_oversized_writer_schema_is_refused() {
+    // Within the 64 KB of text, a union of more types than a schema may have.
+    let branches: Vec<serde_json::Value> = (0..avro::MAX_SCHEMA_TYPES + 1)
+        .map(|_| json!("int"))
+        .collect();
+    let schema = json!({
+        "type": "record",
+        "name": "Event",
+        "fields": [{"name": "u", "type": branches}],
+    });
+    let got = decode_quickly(&record(&schema, &[0]));
+    assert!(matches!(got, Err(EventError::Limit(_))), "{got:?}");
+}
+
+#[test]
+fn the_events_own_schemas_are_well_within_the_limits() {
+    // A partition of a hundred fields, and every event kind.
+    let wide = StructType::new(
+        (0..100)
+            .map(|i| {
+                Arc::new(NestedField::optional(
+                    1000 + i,
+                    format!("a_partition_field_named_at_some_length_{i}"),
+                    Type::Primitive(PrimitiveType::Long),
+                ))
+            })
+            .collect(),
+    );
+    let commit_id = Uuid::new_v4();
+    for payload in [
+        Payload::DataWritten {
+            commit_id,
+            table_reference: table(),
+            partition_type: wide,
+            data_files: vec![],
+            delete_files: vec![],
+        },
+        Payload::DataComplete {
+            commit_id,
+            assignments: vec![],
+        },
+        Payload::StartCommit { commit_id },
+    ] {
+        let json = avro::to_json(&event_type(&payload).unwrap());
+        // Tens of KB as the schema cache estimates it; a schema at the limits takes over 1 MB.
+        let (_, bytes) = avro::parse(&json).unwrap();
+        assert!(bytes < 256 * 1024, "{bytes}");
+    }
+}
+
+/// A schema of every shape whose values may take no bytes, for the property below.
+fn hostile_schema() -> serde_json::Value {
+    let array = |items: serde_json::Value| json!({"type": "array", "items": items});
+    let empty = json!({"type": "record", "name": "Empty", "fields": []});
+    let zero = json!({"type": "fixed", "name": "z", "size": 0});
+    json!({
+        "type": "record",
+        "name": "Event",
+        "fields": [
+            {"name": "nulls", "type": array(json!("null"))},
+            {"name": "empties", "type": array(empty)},
+            {"name": "by_key", "type": {"type": "map", "values": "Empty"}},
+            {"name": "nested", "type": ["null", array(array(json!("null")))]},
+            {"name": "zero", "type": array(zero)},
+            {"name": "group_id", "type": "string", "field-id": 10503},
+        ],
+    })
+}
+
+proptest! {
+    /// Whatever datum follows a writer schema (Java's `DataWritten` one, or one of values of
+    /// no bytes), decoding returns an event or an error: it neither panics nor runs away.
+    #[test]
+    fn any_datum_decodes_or_fails_within_its_budget(
+        datum in proptest::collection::vec(any::<u8>(), 0..512),
+    ) {
+        let written = encode(&event(Payload::DataWritten {
+            commit_id: Uuid::nil(),
+            table_reference: table(),
+            partition_type: partition_type(),
+            data_files: vec![file("/a.parquet")],
+            delete_files: vec![],
+        }))
+        .unwrap();
+        let len = u16::from_be_bytes([written[2], written[3]]) as usize;
+        let mut bytes = written[..4 + len].to_vec();
+        bytes.extend_from_slice(&datum);
+        let _ = decode_quickly(&bytes);
+        let _ = decode_quickly(&record(&hostile_schema(), &datum));
+    }
+
+    /// An event with some of its bytes (schema or datum) changed decodes or fails, the same way.
+    #[test]
+    fn a_corrupted_event_decodes_or_fails(
+        changes in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+    ) {
+        let mut bytes = encode(&event(Payload::DataWritten {
+            commit_id: Uuid::nil(),
+            table_reference: table(),
+            partition_type: partition_type(),
+            data_files: vec![file("/a.parquet"), file("/b.parquet")],
+            delete_files: vec![],
+        }))
+        .unwrap();
+        let len = bytes.len();
+        for (at, byte) in changes {
+            bytes[at % len] = byte;
+        }
+        let _ = decode_quickly(&bytes);
+    }
 }
