@@ -110,7 +110,9 @@ def dlq_messages(dlq, count):
 def test_records_the_sink_cannot_write_go_to_the_dead_letter_queue(worker, tmp_path):
     """errors.tolerance=all covers what fails inside the sink too (stage TASK_PUT): a value that
     does not fit its column, a record for a table that does not exist (auto-create off), a
-    record whose route field is missing. The good records are written; nothing is dropped."""
+    record whose route field is missing, a route field naming a table with a path separator or a
+    control character (its location would leave the warehouse). The good records are written;
+    nothing is dropped."""
     topic, name, dlq = unique("dlq"), unique("sink"), unique("dlq_topic")
     ns = f"db_{unique('ns')}"
     create_topic(topic)
@@ -125,7 +127,9 @@ def test_records_the_sink_cannot_write_go_to_the_dead_letter_queue(worker, tmp_p
     try:
         orders, refunds = f"{ns}.orders", f"{ns}.refunds"
         produce(topic, [{"id": 1, "kind": orders}, {"id": "abc", "kind": orders}, {"id": 3, "kind": refunds},
-                        {"id": 4}, {"id": 5, "kind": orders}], keys=["k1", "k2", "k3", "k4", "k5"])
+                        {"id": 4}, {"id": 5, "kind": orders}, {"id": 6, "kind": f"{ns}.x/../../../escape"},
+                        {"id": 7, "kind": f"{ns}.bell\u0007"}],
+                keys=["k1", "k2", "k3", "k4", "k5", "k6", "k7"])
         config = connector_config(topic, "", catalog_cfg, **{
             "iceberg.tables.dynamic-enabled": "true", "iceberg.tables.route-field": "kind",
             "iceberg.tables.auto-create-enabled": "false",
@@ -135,18 +139,20 @@ def test_records_the_sink_cannot_write_go_to_the_dead_letter_queue(worker, tmp_p
         })
         del config["iceberg.tables"]
         worker.create_connector(name, config)
-        msgs = dlq_messages(dlq, 3)
+        msgs = dlq_messages(dlq, 5)
         by_key = {m.key(): {k: v.decode() for k, v in m.headers()} for m in msgs}
-        assert set(by_key) == {b"k2", b"k3", b"k4"}
+        assert set(by_key) == {b"k2", b"k3", b"k4", b"k6", b"k7"}
         for headers in by_key.values():
             assert headers["__connect.errors.stage"] == "TASK_PUT"
             assert headers["__connect.errors.class.name"] == "org.apache.iceberg.connect.IcebergSinkTask"
         assert "cannot convert string value 'abc' to long" in by_key[b"k2"]["__connect.errors.exception.message"]
         assert "does not exist" in by_key[b"k3"]["__connect.errors.exception.message"]
         assert "Route field kind is missing" in by_key[b"k4"]["__connect.errors.exception.message"]
+        assert "holds a path separator" in by_key[b"k6"]["__connect.errors.exception.message"]
+        assert "holds a control character" in by_key[b"k7"]["__connect.errors.exception.message"]
         rows = wait_for(lambda: (r := read_rows(catalog, orders)) and len(r) == 2 and r, 60, "the good rows")
         assert sorted(r["id"] for r in rows) == [1, 5]
-        wait_for(lambda: committed_offsets(f"connect-{name}", topic) == {0: 5}, 30, "offsets past every record")
+        wait_for(lambda: committed_offsets(f"connect-{name}", topic) == {0: 7}, 30, "offsets past every record")
         assert worker.task_states(name) == ["RUNNING"]
     finally:
         delete_topics(topic, dlq)

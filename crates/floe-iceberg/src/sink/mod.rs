@@ -407,6 +407,23 @@ fn table_ident(name: &str) -> Result<TableIdent, SinkError> {
         .map_err(|e| SinkError::Config(format!("Invalid table name {name}: {e}")))
 }
 
+/// Checks a table name a record chose (dynamic routing): `namespace.table`, each part without
+/// `/`, `\\` or control characters and neither `.` nor `..`, so the table's default location
+/// (`<warehouse>/<namespace parts>/<table>`) stays under the warehouse. Err says why not.
+fn routed_table_name(name: &str) -> Result<(), &'static str> {
+    if name.chars().any(|c| c.is_control()) {
+        return Err("holds a control character");
+    }
+    if name.contains(['/', '\\']) {
+        return Err("holds a path separator");
+    }
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.len() < 2 || parts.iter().any(|p| p.trim().is_empty()) {
+        return Err("is not namespace.table");
+    }
+    Ok(())
+}
+
 /// Reads a dotted path from a struct or map value.
 pub(crate) fn route_value(record: &SinkRecord, path: &str) -> Result<Option<String>, String> {
     let mut schema = record.value_schema.as_deref();
@@ -457,7 +474,14 @@ impl Started {
             ));
         };
         if self.config.dynamic_enabled {
-            return Ok(vec![value.to_lowercase()]);
+            let name = value.to_lowercase();
+            routed_table_name(&name).map_err(|why| {
+                format!(
+                    "Route field {field} of record {} names table {name:?}, which {why}; the record cannot be routed",
+                    record.coordinates()
+                )
+            })?;
+            return Ok(vec![name]);
         }
         Ok(self
             .config
@@ -1003,6 +1027,28 @@ mod tests {
             TableIdent::from_strs(["a", "b", "c"]).unwrap()
         );
         assert!(table_ident("events").is_err());
+    }
+
+    #[test]
+    fn routed_names_stay_under_the_warehouse() {
+        assert_eq!(routed_table_name("db.events"), Ok(()));
+        assert_eq!(routed_table_name("db.a.b"), Ok(()));
+        for bad in [
+            "events",
+            "db..events",
+            "db.",
+            ".events",
+            "db.../etc",
+            "db./x",
+            "../../etc.passwd",
+            "db.a/b",
+            "db.a\\b",
+            "db.a\nb",
+            "db.a\u{0}b",
+            "db. ",
+        ] {
+            assert!(routed_table_name(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]
