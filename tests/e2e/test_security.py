@@ -337,3 +337,50 @@ def test_distributed_on_sasl_ssl_with_https_and_basic_auth(tmp_path):
             except AssertionError:
                 pass
         delete_topics(topic, f"{group}-configs", f"{group}-status", f"{group}-offsets")
+
+
+def test_placeholders_stay_placeholders_and_providers_stay_in_their_paths(tmp_path):
+    """A value resolved from a config provider never appears in a REST answer, validation
+    messages included: a bad `errors.tolerance` given as a placeholder is refused by POST, PUT
+    and validate quoting the placeholder, not the value. With `allowed.paths` (KIP-993) the file
+    provider reads nothing outside them (`..` included), and the directory provider reads only
+    regular files of its directory."""
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "secrets.properties").write_text("tolerance=hunter2-not-a-mode\n")
+    (allowed / "dir").mkdir()
+    (allowed / "dir" / "pw").write_text("hunter2-in-a-directory")
+    outside = tmp_path / "outside.properties"
+    outside.write_text("tolerance=hunter2-outside\n")
+    worker = Worker(tmp_path, extra={
+        **PROVIDERS,
+        "config.providers.file.param.allowed.paths": str(allowed),
+        "config.providers.directory.param.allowed.paths": str(allowed),
+    }).start()
+    topic, name = unique("placeholders"), unique("sink")
+    try:
+        inside = f"${{file:{allowed / 'secrets.properties'}:tolerance}}"
+        config = connector_config(topic, f"db_{unique('ns')}.t", sqlite_catalog_config(tmp_path),
+                                  **{"errors.tolerance": inside})
+        answers = [
+            requests.post(f"{worker.url}/connectors", json={"name": name, "config": config}, timeout=30),
+            requests.put(f"{worker.url}/connectors/{name}/config", json=config, timeout=30),
+            requests.put(f"{worker.url}/connector-plugins/IcebergSinkConnector/config/validate",
+                         json={**config, "name": name}, timeout=30),
+        ]
+        assert [a.status_code for a in answers] == [400, 400, 200], [a.text for a in answers]
+        for a in answers:
+            assert "hunter2" not in a.text, a.text
+        assert inside in answers[0].text, answers[0].text
+        # Outside the allowed paths, by name or by climbing out with `..`: refused, never read.
+        escapes = [f"${{file:{outside}:tolerance}}",
+                   f"${{file:{allowed}/../outside.properties:tolerance}}",
+                   f"${{directory:{allowed / 'dir'}:../secrets.properties}}"]
+        for placeholder in escapes:
+            a = requests.put(f"{worker.url}/connector-plugins/IcebergSinkConnector/config/validate",
+                             json={**config, "errors.tolerance": placeholder, "name": name}, timeout=30)
+            assert "hunter2" not in a.text, (placeholder, a.text)
+            assert a.status_code == 400 or (a.status_code == 200 and a.json()["error_count"] > 0), a.text
+        assert "hunter2" not in worker.log()
+    finally:
+        worker.stop()

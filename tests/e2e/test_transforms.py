@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, Producer
 
 from harness import (
     BOOTSTRAP, JavaWorker, Worker, committed_offsets, connector_config, create_topic, delete_topics,
-    pyiceberg_catalog, render_type, sqlite_catalog_config, unique, wait_for,
+    pyiceberg_catalog, read_rows, render_type, sqlite_catalog_config, unique, wait_for,
 )
 
 STRING = "org.apache.kafka.connect.storage.StringConverter"
@@ -469,3 +469,37 @@ def test_a_failing_transform_fails_the_task_naming_the_record(pair):
                  f"topic {topic}, partition 0, offset 1", "Value (abc) was out of range for requested data type"):
         assert part in trace, trace
     assert committed_offsets(f"connect-{name}", topic).get(0, -1001) <= 1
+
+
+def test_a_date_out_of_range_fails_the_task_instead_of_hanging_it(pair):
+    """A day of the month no calendar holds (`2024-01-999999999999999` for `yyyy-MM-dd`) used to
+    overflow inside TimestampConverter and unwind the task while its status said RUNNING. It is a
+    DataException naming the record: with errors.tolerance=all the record goes to the dead-letter
+    queue and the records after it are written; with none the task fails, the trace saying why."""
+    floe = pair.workers["floe"]
+    ts = chain(("ts", T + "TimestampConverter$Value",
+                {"field": "day", "format": "yyyy-MM-dd", "target.type": "unix"}))
+    values = ([{"id": i, "day": "2024-01-02"} for i in range(5)] + [{"id": 5, "day": "2024-01-999999999999999"}]
+              + [{"id": i, "day": "2024-01-03"} for i in range(6, 26)])
+    for tolerance in ("all", "none"):
+        topic, table = unique("smt-date"), f"db_{unique('ns')}.dates"
+        name, control, dlq = unique("dates"), unique("control"), unique("dlq")
+        create_topic(topic)
+        create_topic(control)
+        catalog_cfg = sqlite_catalog_config(pair.dirs["floe"])
+        extra = {"errors.tolerance": tolerance}
+        if tolerance == "all":
+            extra.update({"errors.deadletterqueue.topic.name": dlq,
+                          "errors.deadletterqueue.topic.replication.factor": "1"})
+        floe.create_connector(name, connector_config(topic, table, catalog_cfg, **{
+            "iceberg.control.topic": control, **ts, **extra}))
+        produce(topic, values)
+        if tolerance == "all":
+            rows = wait_for(lambda: (r := read_rows(pyiceberg_catalog(catalog_cfg), table)) and len(r) == 25 and r,
+                            90, "every record but the bad one")
+            assert sorted(r["id"] for r in rows) == [i for i in range(26) if i != 5]
+            assert floe.task_states(name) == ["RUNNING"]
+        else:
+            trace = floe.failed_task_trace(name)
+            for part in (f"topic {topic}, partition 0, offset 5", "2024-01-999999999999999"):
+                assert part in trace, trace

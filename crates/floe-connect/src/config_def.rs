@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 
+use crate::config_provider::Redactor;
 use crate::plugin::{ConfigMap, Plugins, SinkConnector};
 
 pub use floe_data::config::{ConfigKey, ConfigType, Importance, Text, HIDDEN};
@@ -122,6 +123,19 @@ pub struct Validation {
 }
 
 impl Validation {
+    /// Adds a key no definition holds — a client override (`consumer.override.*`, …), as
+    /// Java's validation adds those under the worker's override policy — with its errors.
+    pub fn push_client_override(&mut self, name: &str, value: &str, errors: Vec<String>) {
+        let mut key = ConfigKey::nullable("", ConfigType::String, Importance::Low, "");
+        key.name = std::borrow::Cow::Owned(name.to_string());
+        key.display_name = key.name.clone();
+        self.results.push(KeyResult {
+            key,
+            value: Some(value.to_string()),
+            errors,
+        });
+    }
+
     /// Number of errors.
     pub fn error_count(&self) -> usize {
         self.results.iter().map(|r| r.errors.len()).sum()
@@ -136,24 +150,26 @@ impl Validation {
 
     /// Shows what the caller gave rather than what config providers resolved it to: a value
     /// that came from a `${provider:…}` placeholder is shown as the placeholder, and errors
-    /// quote the placeholder instead of the resolved text. PASSWORD keys and keys named as
-    /// secrets (`is_secret_key`) are shown as `[hidden]`, their values cut out of errors too.
-    pub fn hide_secrets(&mut self, raw: &ConfigMap, resolved: &ConfigMap) {
-        let mut replacements: Vec<(String, String)> = Vec::new();
+    /// quote the placeholder instead of the resolved text (`redactor`, from the resolution of
+    /// `raw` into `resolved`). PASSWORD keys and keys named as secrets (`is_secret_key`) are
+    /// shown as `[hidden]`, their values cut out of errors too.
+    pub fn hide_secrets(&mut self, raw: &ConfigMap, resolved: &ConfigMap, redactor: &Redactor) {
+        let mut redactor = redactor.clone();
+        let password_keys: Vec<String> = self
+            .results
+            .iter()
+            .filter(|r| r.key.config_type == ConfigType::Password)
+            .map(|r| r.key.name.to_string())
+            .collect();
         for (k, v) in resolved {
-            let Some(given) = raw.get(k) else { continue };
-            if given != v && !v.is_empty() {
-                replacements.push((v.clone(), given.clone()));
+            if !(floe_data::config::is_secret_key(k) || password_keys.iter().any(|p| p == k)) {
+                continue;
             }
-            if floe_data::config::is_secret_key(k) && !v.is_empty() {
-                replacements.push((v.clone(), HIDDEN.to_string()));
-                if given != v {
-                    replacements.push((given.clone(), HIDDEN.to_string()));
-                }
+            redactor.hide(v);
+            if let Some(given) = raw.get(k).filter(|given| *given != v) {
+                redactor.hide(given);
             }
         }
-        // Longest first, so a value containing another is replaced whole.
-        replacements.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
         for r in &mut self.results {
             let secret = r.key.config_type == ConfigType::Password
                 || floe_data::config::is_secret_key(&r.key.name);
@@ -169,11 +185,7 @@ impl Validation {
                 }
             }
             for e in &mut r.errors {
-                for (from, to) in &replacements {
-                    if e.contains(from.as_str()) {
-                        *e = e.replace(from.as_str(), to);
-                    }
-                }
+                *e = redactor.redact(e);
             }
         }
     }
@@ -524,5 +536,67 @@ mod tests {
             v.errors().collect::<Vec<_>>(),
             vec!["Invalid value 40000 for configuration errors.deadletterqueue.topic.replication.factor: Not a number of type SHORT"]
         );
+    }
+
+    #[test]
+    fn errors_quote_the_placeholder_not_the_resolved_value() {
+        let dir = std::env::temp_dir().join(format!("floe-config-def-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("pw"), "s3cret\n").unwrap();
+        std::fs::write(dir.join("n"), "s3cret2 ").unwrap();
+        let pw = format!("${{directory:{}:pw}}", dir.display());
+        let n = format!("${{directory:{}:n}}", dir.display());
+        let providers = crate::config_provider::ConfigProviders::from_worker(
+            &std::collections::BTreeMap::from([
+                ("config.providers".to_string(), "directory".to_string()),
+                (
+                    "config.providers.directory.class".to_string(),
+                    "org.apache.kafka.common.config.provider.DirectoryConfigProvider".to_string(),
+                ),
+            ]),
+        )
+        .unwrap();
+        let raw = config(&[
+            ("name", "x"),
+            ("connector.class", "test.Sink"),
+            ("topics", "a"),
+            ("errors.tolerance", &pw),
+            ("tasks.max", &n),
+            ("sink.key", &format!("{pw}-x")),
+        ]);
+        let (resolved, redactor) = providers.resolve_redacting(&raw).unwrap();
+        let mut v = validate(&Sink, &resolved, &Plugins::default());
+        assert!(v.invalid_config_message().contains("s3cret"));
+        v.hide_secrets(&raw, &resolved, &redactor);
+        let message = v.invalid_config_message();
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(
+            message.contains(&format!(
+                "Invalid value {pw} for configuration errors.tolerance: String must be one of: none, all"
+            )),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!(
+                "Invalid value {n} for configuration tasks.max: Not a number of type INT"
+            )),
+            "{message}"
+        );
+        let answer = v.to_json().to_string();
+        assert!(!answer.contains("s3cret"), "{answer}");
+        let shown = |key: &str| {
+            v.to_json()["configs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["definition"]["name"] == key)
+                .map(|c| c["value"]["value"].clone())
+        };
+        assert_eq!(shown("errors.tolerance"), Some(serde_json::json!(pw)));
+        assert_eq!(
+            shown("sink.key"),
+            Some(serde_json::json!(format!("{pw}-x")))
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

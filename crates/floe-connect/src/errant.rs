@@ -5,13 +5,19 @@
 //! goes to the dead-letter queue when one is configured (its original bytes, headers and the
 //! `__connect.errors.*` context), or is logged and skipped. Either way its offset counts as
 //! consumed only after the DLQ acknowledged it, so nothing is lost silently.
+//!
+//! With `errors.log.enable=true` every failure is also logged as Java's `LogReporter` logs it,
+//! at error level, tolerated or not (`Error encountered in task <connector>-<task>. Executing
+//! stage '<stage>' with class '<class>'.`), with the record's topic, partition, offset and
+//! timestamp when `errors.log.include.messages=true`; those are the errors
+//! `total-errors-logged` counts.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use floe_data::SinkRecord;
 use rdkafka::message::{Message, OwnedMessage};
-use tracing::warn;
+use tracing::{error, warn};
 
 use crate::dead_letter::{DeadLetterQueue, Failure};
 use crate::error::TaskError;
@@ -27,6 +33,57 @@ pub struct ErrantRecords {
     /// there is a DLQ to send them to.
     batch: Mutex<HashMap<(String, i32, i64), OwnedMessage>>,
     metrics: Option<Arc<SinkTaskMetrics>>,
+    /// `errors.log.enable` and `errors.log.include.messages`.
+    log: ErrorLog,
+}
+
+/// What Java's `LogReporter` logs of each failure: nothing (`errors.log.enable=false`), the
+/// stage and class, or those and the record's coordinates (`errors.log.include.messages`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ErrorLog {
+    pub enable: bool,
+    pub include_messages: bool,
+}
+
+impl ErrorLog {
+    /// The connector's `errors.log.*` keys (Java's defaults: both false).
+    pub fn from_config(config: &crate::ConfigMap) -> ErrorLog {
+        let on = |key: &str| {
+            config
+                .get(key)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        };
+        ErrorLog {
+            enable: on("errors.log.enable"),
+            include_messages: on("errors.log.include.messages"),
+        }
+    }
+
+    /// Java's line for a failure in `stage` of `class`, on the record at `coordinates` with
+    /// `timestamp` (ms, when it has one).
+    fn line(
+        &self,
+        task: &str,
+        stage: &str,
+        class: &str,
+        (topic, partition, offset): (&str, i32, i64),
+        timestamp: Option<i64>,
+    ) -> String {
+        let mut line = format!(
+            "Error encountered in task {task}. Executing stage '{stage}' with class '{class}'"
+        );
+        if self.include_messages {
+            line.push_str(&format!(
+                ", where consumed record is {{topic='{topic}', partition={partition}, offset={offset}"
+            ));
+            if let Some(ts) = timestamp {
+                line.push_str(&format!(", timestamp={ts}, timestampType=CreateTime"));
+            }
+            line.push('}');
+        }
+        line.push('.');
+        line
+    }
 }
 
 impl ErrantRecords {
@@ -43,6 +100,39 @@ impl ErrantRecords {
             task_id,
             batch: Mutex::new(HashMap::new()),
             metrics: None,
+            log: ErrorLog::default(),
+        }
+    }
+
+    /// Logs failures as `errors.log.enable` and `errors.log.include.messages` say.
+    pub fn with_error_log(mut self, log: ErrorLog) -> ErrantRecords {
+        self.log = log;
+        self
+    }
+
+    fn log_stage_failure(&self, record: &SinkRecord, failure: &StageFailure) {
+        self.log_failure(
+            failure.stage,
+            failure.class,
+            (record.source_topic(), record.partition, record.offset),
+            record.timestamp,
+            &failure.message,
+        );
+    }
+
+    /// Logs a failure when `errors.log.enable` says so.
+    fn log_failure(
+        &self,
+        stage: &str,
+        class: &str,
+        coordinates: (&str, i32, i64),
+        timestamp: Option<i64>,
+        message: &str,
+    ) {
+        if self.log.enable {
+            let task = format!("{}-{}", self.connector, self.task_id);
+            let line = self.log.line(&task, stage, class, coordinates, timestamp);
+            error!(connector = %self.connector, task = self.task_id, error = %message, "{line}");
         }
     }
 
@@ -54,7 +144,7 @@ impl ErrantRecords {
 
     fn count(&self, skipped: bool) {
         if let Some(m) = &self.metrics {
-            m.record_error(skipped, skipped);
+            m.record_error(skipped, self.log.enable);
         }
     }
 
@@ -88,10 +178,13 @@ impl ErrantRecords {
     /// dead-letter queue when one is configured, else log and skip it.
     pub async fn handle(&self, failure: Failure) -> Result<(), TaskError> {
         let r = &failure.record;
-        let detail = detail(
+        let coordinates = (r.topic(), r.partition(), r.offset());
+        let detail = detail(failure.stage, failure.class, coordinates, &failure.message);
+        self.log_failure(
             failure.stage,
             failure.class,
-            (r.topic(), r.partition(), r.offset()),
+            coordinates,
+            r.timestamp().to_millis(),
             &failure.message,
         );
         self.count(self.tolerate);
@@ -129,6 +222,13 @@ impl ErrantRecords {
         message: String,
     ) -> Result<(), TaskError> {
         if !self.tolerate {
+            self.log_failure(
+                "TASK_PUT",
+                task_class,
+                (record.source_topic(), record.partition, record.offset),
+                record.timestamp,
+                &message,
+            );
             self.count(false);
             return Err(TaskError::data(message));
         }
@@ -152,6 +252,7 @@ impl ErrantRecords {
         failure: StageFailure,
     ) -> Result<(), TaskError> {
         if !self.tolerate {
+            self.log_stage_failure(record, &failure);
             self.count(false);
             return Err(tolerance_exceeded(&detail(
                 failure.stage,
@@ -178,6 +279,7 @@ impl ErrantRecords {
                 .await
             }
             None => {
+                self.log_stage_failure(record, &failure);
                 self.count(true);
                 warn!(
                     connector = %self.connector,
@@ -214,4 +316,51 @@ fn tolerance_exceeded(detail: &str) -> TaskError {
     TaskError::connect(format!(
         "Tolerance exceeded in error handler\nCaused by: org.apache.kafka.connect.errors.DataException: {detail}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_log_lines_are_javas() {
+        let config: crate::ConfigMap = [
+            ("errors.log.enable".to_string(), " TRUE".to_string()),
+            (
+                "errors.log.include.messages".to_string(),
+                "false".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let log = ErrorLog::from_config(&config);
+        assert_eq!(
+            log,
+            ErrorLog {
+                enable: true,
+                include_messages: false
+            }
+        );
+        let class = "org.apache.kafka.connect.json.JsonConverter";
+        assert_eq!(
+            log.line("sink-0", "VALUE_CONVERTER", class, ("t", 1, 7), Some(5)),
+            "Error encountered in task sink-0. Executing stage 'VALUE_CONVERTER' with class 'org.apache.kafka.connect.json.JsonConverter'."
+        );
+        let detailed = ErrorLog {
+            include_messages: true,
+            ..log
+        };
+        assert_eq!(
+            detailed.line("sink-0", "TASK_PUT", "C", ("t", 1, 7), Some(5)),
+            "Error encountered in task sink-0. Executing stage 'TASK_PUT' with class 'C', where consumed record is {topic='t', partition=1, offset=7, timestamp=5, timestampType=CreateTime}."
+        );
+        assert_eq!(
+            detailed.line("sink-0", "TASK_PUT", "C", ("t", 1, 7), None),
+            "Error encountered in task sink-0. Executing stage 'TASK_PUT' with class 'C', where consumed record is {topic='t', partition=1, offset=7}."
+        );
+        assert_eq!(
+            ErrorLog::from_config(&crate::ConfigMap::new()),
+            ErrorLog::default()
+        );
+    }
 }

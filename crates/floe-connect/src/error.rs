@@ -20,6 +20,36 @@ pub enum ConfigError {
     ConnectorFile { path: String, reason: String },
 }
 
+impl ConfigError {
+    /// The same error with every value config providers resolved shown as its placeholder.
+    pub fn redacted(self, redactor: &crate::config_provider::Redactor) -> ConfigError {
+        if redactor.is_empty() {
+            return self;
+        }
+        let r = |text: String| redactor.redact(&text);
+        match self {
+            ConfigError::Missing { key } => ConfigError::Missing { key },
+            ConfigError::Invalid { key, value, reason } => ConfigError::Invalid {
+                key,
+                value: r(value),
+                reason: r(reason),
+            },
+            ConfigError::Io { path, reason } => ConfigError::Io {
+                path,
+                reason: r(reason),
+            },
+            ConfigError::Security { key, reason } => ConfigError::Security {
+                key,
+                reason: r(reason),
+            },
+            ConfigError::ConnectorFile { path, reason } => ConfigError::ConnectorFile {
+                path,
+                reason: r(reason),
+            },
+        }
+    }
+}
+
 /// Why a task failed. The message is what `/status` shows as `trace`; it names the record
 /// (topic/partition/offset) whenever one is involved.
 #[derive(Debug, thiserror::Error)]
@@ -50,5 +80,14 @@ impl TaskError {
     /// The text shown as `trace` in the status API.
     pub fn trace(&self) -> String {
         self.to_string()
+    }
+
+    /// The same error with every value config providers resolved shown as its placeholder,
+    /// for a status trace or a log line.
+    pub fn redacted(mut self, redactor: &crate::config_provider::Redactor) -> TaskError {
+        if !redactor.is_empty() {
+            self.message = redactor.redact(&self.message);
+        }
+        self
     }
 }

@@ -9,14 +9,14 @@ use tokio::sync::Mutex;
 use tracing::info;
 
 use crate::config_def::{validate, Validation};
-use crate::config_provider::ConfigProviders;
+use crate::config_provider::{ConfigProviders, Redactor};
 use crate::instances::{Instance, Instances};
 use crate::loggers::Loggers;
 use crate::offsets::{self, PartitionOffset};
 use crate::plugin::{ConfigMap, Plugins, SinkConnector};
 use crate::status::State;
 use crate::task::{self, TaskCommand, TaskSpec};
-use crate::worker_config::WorkerConfig;
+use crate::worker_config::{OverridePolicy, WorkerConfig, OVERRIDE_PREFIXES};
 
 /// A failed herder request; maps onto the REST error codes.
 #[derive(Debug, thiserror::Error)]
@@ -194,10 +194,6 @@ impl Herder {
         validate_with(&self.worker, &self.plugins, config)
     }
 
-    fn resolve(&self, config: &ConfigMap) -> Result<ConfigMap, HerderError> {
-        resolve(&self.worker, config)
-    }
-
     /// Creates or (when `allow_replace`) replaces a connector. Returns its info and whether
     /// it was created. A replaced connector keeps its target state.
     pub async fn put_connector(
@@ -208,7 +204,9 @@ impl Herder {
         initial_state: Option<TargetState>,
     ) -> Result<(Json, bool), HerderError> {
         let plugin = self.find_plugin(&config)?;
-        let validation = validate(plugin.as_ref(), &self.resolve(&config)?, &self.plugins);
+        // Through the same path as the validate endpoint, so the 400 answer quotes
+        // placeholders, never what they resolved to.
+        let validation = validate_plugin(&self.worker, &self.plugins, plugin.as_ref(), &config)?;
         if validation.error_count() > 0 {
             return Err(HerderError::BadRequest(validation.invalid_config_message()));
         }
@@ -593,10 +591,14 @@ pub(crate) fn find_plugin(
     })
 }
 
-/// Resolves config-provider placeholders.
-pub(crate) fn resolve(worker: &WorkerConfig, config: &ConfigMap) -> Result<ConfigMap, HerderError> {
+/// Resolves config-provider placeholders; the [`Redactor`] puts them back into text built
+/// from the resolved config.
+pub(crate) fn resolve(
+    worker: &WorkerConfig,
+    config: &ConfigMap,
+) -> Result<(ConfigMap, Redactor), HerderError> {
     ConfigProviders::from_worker(&worker.props)
-        .and_then(|p| p.resolve(config))
+        .and_then(|p| p.resolve_redacting(config))
         .map_err(HerderError::BadRequest)
 }
 
@@ -607,10 +609,42 @@ pub(crate) fn validate_with(
     config: &ConfigMap,
 ) -> Result<Validation, HerderError> {
     let plugin = find_plugin(plugins, config)?;
-    let resolved = resolve(worker, config)?;
-    let mut validation = validate(plugin.as_ref(), &resolved, plugins);
-    validation.hide_secrets(config, &resolved);
+    validate_plugin(worker, plugins, plugin.as_ref(), config)
+}
+
+/// Validates a config against `plugin` with its placeholders resolved, as Java validates the
+/// transformed config; what the answer shows (values and error messages) names the
+/// placeholders, never what they resolved to, and hides secret keys.
+pub(crate) fn validate_plugin(
+    worker: &WorkerConfig,
+    plugins: &Plugins,
+    plugin: &dyn SinkConnector,
+    config: &ConfigMap,
+) -> Result<Validation, HerderError> {
+    let (resolved, redactor) = resolve(worker, config)?;
+    let mut validation = validate(plugin, &resolved, plugins);
+    client_overrides(worker.override_policy, &resolved, &mut validation);
+    validation.hide_secrets(config, &resolved, &redactor);
     Ok(validation)
+}
+
+/// Every client override of `config`, with an error for each one `policy` refuses
+/// (`connector.client.config.override.policy`, Java's `validateClientOverrides`).
+fn client_overrides(policy: OverridePolicy, config: &ConfigMap, validation: &mut Validation) {
+    for (key, value) in config {
+        let Some(client_key) = OVERRIDE_PREFIXES
+            .iter()
+            .find_map(|prefix| key.strip_prefix(prefix))
+        else {
+            continue;
+        };
+        let errors = if policy.allows(client_key) {
+            Vec::new()
+        } else {
+            vec![policy.refusal(client_key)]
+        };
+        validation.push_client_override(key, value, errors);
+    }
 }
 
 fn not_stopped(name: &str) -> HerderError {
@@ -715,4 +749,180 @@ fn connector_info(name: &str, entry: &ConnectorEntry) -> Json {
 pub(crate) fn java_map(map: &ConfigMap) -> String {
     let inner: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!("{{{}}}", inner.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config_def::ConfigKey;
+    use crate::plugin::SinkTask;
+
+    struct Sink;
+
+    impl SinkConnector for Sink {
+        fn class_name(&self) -> &'static str {
+            "test.Sink"
+        }
+        fn version(&self) -> &'static str {
+            "1"
+        }
+        fn config_keys(&self) -> Vec<ConfigKey> {
+            Vec::new()
+        }
+        fn validate(&self, _config: &ConfigMap) -> Vec<(String, String)> {
+            Vec::new()
+        }
+        fn task_configs(&self, _config: &ConfigMap, _max: usize) -> Vec<ConfigMap> {
+            Vec::new()
+        }
+        fn task_class(&self) -> &'static str {
+            "test.Task"
+        }
+        fn create_task(&self) -> Box<dyn SinkTask> {
+            unimplemented!("an invalid config creates no task")
+        }
+    }
+
+    fn worker_with(extra: &[(&str, &str)]) -> WorkerConfig {
+        let props = [
+            (
+                "key.converter",
+                "org.apache.kafka.connect.storage.StringConverter",
+            ),
+            (
+                "value.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            ),
+            ("listeners", "http://127.0.0.1:8083"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<BTreeMap<_, _>>();
+        WorkerConfig::from_props(props).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_override_policy_decides_which_client_settings_a_connector_overrides() {
+        let mut plugins = Plugins::default();
+        plugins.register(Arc::new(Sink));
+        let config: ConfigMap = [
+            ("name", "x"),
+            ("connector.class", "test.Sink"),
+            ("topics", "t"),
+            ("consumer.override.max.poll.records", "10"),
+            ("consumer.override.security.protocol", "SSL"),
+            ("producer.override.sasl.mechanism", "PLAIN"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let errors = |policy: &str| -> Vec<String> {
+            let worker = if policy.is_empty() {
+                worker_with(&[])
+            } else {
+                worker_with(&[("connector.client.config.override.policy", policy)])
+            };
+            validate_with(&worker, &plugins, &config)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .errors()
+                .map(str::to_string)
+                .collect()
+        };
+        // Java's default is All.
+        assert!(errors("").is_empty());
+        assert!(errors("All").is_empty());
+        assert_eq!(
+            errors("Principal"),
+            vec!["The 'Principal' policy does not allow 'max.poll.records' to be overridden in the connector configuration."]
+        );
+        assert_eq!(
+            errors("org.apache.kafka.connect.connector.policy.NoneConnectorClientConfigOverridePolicy"),
+            vec![
+                "The 'None' policy does not allow 'max.poll.records' to be overridden in the connector configuration.",
+                "The 'None' policy does not allow 'security.protocol' to be overridden in the connector configuration.",
+                "The 'None' policy does not allow 'sasl.mechanism' to be overridden in the connector configuration.",
+            ]
+        );
+        let bad = WorkerConfig::from_props(
+            [
+                ("key.converter", "a"),
+                ("value.converter", "b"),
+                ("connector.client.config.override.policy", "Some"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        );
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn a_rejected_config_quotes_its_placeholder_not_the_secret() {
+        let dir = std::env::temp_dir().join(format!("floe-herder-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("creds.properties");
+        std::fs::write(&file, "pw=s3cret\n").unwrap();
+        let placeholder = format!("${{file:{}:pw}}", file.display());
+        let worker = WorkerConfig::from_props(
+            [
+                (
+                    "key.converter",
+                    "org.apache.kafka.connect.storage.StringConverter",
+                ),
+                (
+                    "value.converter",
+                    "org.apache.kafka.connect.json.JsonConverter",
+                ),
+                ("listeners", "http://127.0.0.1:8083"),
+                ("config.providers", "file"),
+                (
+                    "config.providers.file.class",
+                    "org.apache.kafka.common.config.provider.FileConfigProvider",
+                ),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut plugins = Plugins::default();
+        plugins.register(Arc::new(Sink));
+        let config: ConfigMap = [
+            ("name", "x"),
+            ("connector.class", "test.Sink"),
+            ("topics", "t"),
+            ("errors.tolerance", placeholder.as_str()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let herder = Herder::new(Arc::new(worker), plugins);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Standalone create/update (POST /connectors, PUT /connectors/x/config).
+        let err = runtime
+            .block_on(herder.put_connector("x", config.clone(), true, None))
+            .err()
+            .unwrap_or_else(|| panic!("an invalid config was accepted"));
+        let message = err.to_string();
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(
+            message.contains(&format!(
+                "Invalid value {placeholder} for configuration errors.tolerance: String must be one of: none, all"
+            )),
+            "{message}"
+        );
+        // The validate endpoint, and the distributed herder's create/update.
+        let validation = herder
+            .validate_config(&config)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let answer = validation.to_json().to_string();
+        assert!(!answer.contains("s3cret"), "{answer}");
+        assert!(!validation.invalid_config_message().contains("s3cret"));
+        assert!(answer.contains(&placeholder), "{answer}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

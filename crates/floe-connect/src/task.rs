@@ -12,8 +12,15 @@
 //! handed to the task first, then the task is told (`close`/`open`). After a revocation the
 //! task holds nothing uncommitted, so every partition the task keeps is rewound to its
 //! committed offset and nothing is lost or read twice.
+//!
+//! A panic anywhere in a task — its own code, a converter, a transform — fails the task as an
+//! error would: it is stopped, its clients are closed, and its status is FAILED with the panic
+//! message in the trace.
 
+use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,6 +28,7 @@ use std::time::{Duration, Instant};
 use floe_convert::{build_converter, Converter, SchemaAndValue};
 use floe_data::{Header, SinkRecord, TopicPartition, Value};
 use floe_transforms::Chain;
+use futures::FutureExt;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -31,7 +39,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config_provider::ConfigProviders;
 use crate::dead_letter::{DeadLetterQueue, Failure};
-use crate::errant::ErrantRecords;
+use crate::errant::{ErrantRecords, ErrorLog};
 use crate::error::TaskError;
 use crate::kafka_config::client_config;
 use crate::metrics::{ClientMetrics, SinkTaskMetrics, CLIENT_STATISTICS_INTERVAL_MS};
@@ -167,7 +175,12 @@ pub async fn run(spec: TaskSpec, status: StatusCell, shutdown: watch::Receiver<T
     // Logged before any client exists; "task stopped"/"task failed" once they are all gone.
     info!(task = %name, "task instance starting");
     let (closed, mut closing) = tokio::sync::mpsc::channel::<()>(2);
-    let outcome = run_task(&spec, &status, shutdown, &closed).await;
+    // A panic outside the loop's guarded steps (creating or starting the task, say) unwinds
+    // `run_task`, dropping — and so closing — every client it made; it fails the task here.
+    let outcome = AssertUnwindSafe(run_task(&spec, &status, shutdown, &closed))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|payload| Err(panicked(&spec, &*payload)));
     drop(closed);
     // Every client handed to a `Release` reports here when it is gone; the channel closes
     // once they all are.
@@ -182,10 +195,42 @@ pub async fn run(spec: TaskSpec, status: StatusCell, shutdown: watch::Receiver<T
     match outcome {
         Ok(()) => info!(task = %name, "task stopped"),
         Err(e) => {
+            // A resolved placeholder value (a secret) never reaches the log or the trace.
+            let e = e.redacted(&ConfigProviders::redactor_for(
+                &spec.worker.props,
+                &spec.config,
+            ));
             error!(task = %name, error = %e, "task failed");
             status.fail(e.trace());
         }
     }
+}
+
+/// The failure a panic ends a task with: a `ConnectException` naming the task, with the panic
+/// message (the panic itself is logged where it happened, by the panic hook).
+fn panicked(spec: &TaskSpec, payload: &(dyn Any + Send)) -> TaskError {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string());
+    TaskError::connect(format!(
+        "Task {}-{} panicked: {message}",
+        spec.connector, spec.task_id
+    ))
+}
+
+/// Runs one step of the task loop, a panic in it (in the task's, a converter's or a
+/// transform's code) becoming the error the task fails with, so the loop still stops the task
+/// as it does on an error.
+async fn guarded<T>(
+    spec: &TaskSpec,
+    step: impl Future<Output = Result<T, TaskError>>,
+) -> Result<T, TaskError> {
+    AssertUnwindSafe(step)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|payload| Err(panicked(spec, &*payload)))
 }
 
 /// A value whose drop may block — a consumer leaving its group runs librdkafka's close, which
@@ -385,7 +430,7 @@ enum Converted {
 async fn run_task(
     spec: &TaskSpec,
     status: &StatusCell,
-    control: watch::Receiver<TaskCommand>,
+    mut control: watch::Receiver<TaskCommand>,
     closed: &tokio::sync::mpsc::Sender<()>,
 ) -> Result<(), TaskError> {
     // Placeholders are resolved now, for this task only; the stored config keeps them.
@@ -410,6 +455,20 @@ async fn run_task(
             "Failed to build the transformation chain: org.apache.kafka.common.config.ConfigException: {e}"
         ))
     })?;
+    // A config stored under another worker's policy is checked again, as Java's worker does
+    // when it builds the task's clients.
+    let policy = spec.worker.override_policy;
+    if let Some(key) = spec.config.keys().find_map(|k| {
+        crate::worker_config::OVERRIDE_PREFIXES
+            .iter()
+            .find_map(|p| k.strip_prefix(p))
+            .filter(|client_key| !policy.allows(client_key))
+    }) {
+        return Err(TaskError::connect(format!(
+            "Client override refused: {}",
+            policy.refusal(key)
+        )));
+    }
     let group = group_id(&spec.connector, &spec.config);
     let props = consumer_props(spec, &group);
     let max_batch: usize = props
@@ -454,7 +513,8 @@ async fn run_task(
     let metrics = SinkTaskMetrics::register(&spec.connector, spec.task_id as usize);
     let errant = Arc::new(
         ErrantRecords::new(tolerate_errors, dead_letters, &spec.connector, spec.task_id)
-            .with_metrics(metrics.clone()),
+            .with_metrics(metrics.clone())
+            .with_error_log(ErrorLog::from_config(&spec.config)),
     );
     let mut task = Release::new(spec.plugin.create_task(), closed);
     let metadata_consumer = Arc::downgrade(&*consumer);
@@ -501,9 +561,10 @@ async fn run_task(
     let flush_interval = spec.worker.offset_flush_interval;
     let mut next_flush = Instant::now() + flush_interval;
     let result = loop {
-        let command = *control.borrow();
+        // Marked seen, so that a poll below ends early only on a newer command.
+        let command = *control.borrow_and_update();
         match command {
-            TaskCommand::Shutdown => break state.graceful_stop().await,
+            TaskCommand::Shutdown => break guarded(spec, state.graceful_stop()).await,
             TaskCommand::Pause if !paused => {
                 paused = true;
                 status.set(State::Paused);
@@ -534,7 +595,7 @@ async fn run_task(
                 });
         // Not raced against the shutdown signal: a batch half received must still reach the
         // task, or its offsets would be committed without its records.
-        if let Err(e) = state.poll_batch(poll_for, max_batch).await {
+        if let Err(e) = guarded(spec, state.poll_batch(poll_for, max_batch, &mut control)).await {
             break Err(e);
         }
         if state.context.take_rewind_request() {
@@ -544,15 +605,16 @@ async fn run_task(
             }
         }
         if state.context.take_commit_request() || Instant::now() >= next_flush {
-            if let Err(e) = state.commit(false).await {
+            if let Err(e) = guarded(spec, state.commit(false)).await {
                 break Err(e);
             }
             next_flush = Instant::now() + flush_interval;
         }
     };
     if result.is_err() {
-        // Best effort; the failure is what the status reports.
-        let _ = state.task.stop().await;
+        // Best effort, after a panic too (a task that panicked may panic again); the failure
+        // is what the status reports.
+        let _ = guarded(spec, state.task.stop()).await;
     }
     result
 }
@@ -613,12 +675,20 @@ impl Loop<'_> {
     }
 
     /// Receives up to `max` records for at most `wait`, hands them to the task, and applies
-    /// rebalance events in order.
-    async fn poll_batch(&mut self, wait: Duration, max: usize) -> Result<(), TaskError> {
+    /// rebalance events in order. A new command (pause, resume, shutdown) ends the wait early, as Java's consumer wakeup does, so
+    /// the task's state follows its target state at once; what was received still goes to the
+    /// task.
+    async fn poll_batch(
+        &mut self,
+        wait: Duration,
+        max: usize,
+        control: &mut watch::Receiver<TaskCommand>,
+    ) -> Result<(), TaskError> {
         // One timer per batch, polled only when no record is ready (reading the clock per
         // record was a visible cost).
         let deadline = tokio::time::sleep(wait);
         tokio::pin!(deadline);
+        let mut commanded = false;
         let mut batch: Vec<SinkRecord> = Vec::new();
         self.errant.new_batch();
         let mut read = 0u64;
@@ -627,6 +697,11 @@ impl Loop<'_> {
                 biased;
                 r = self.consumer.recv() => Ok(r),
                 _ = &mut deadline => Err(()),
+                // A closed channel counts as no news: the loop reads the command once more.
+                changed = control.changed(), if !commanded => {
+                    commanded = true;
+                    if changed.is_ok() { Err(()) } else { continue }
+                }
             };
             let record = match received {
                 Err(_) => break,
@@ -940,6 +1015,8 @@ impl Loop<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config_def::ConfigKey;
+    use async_trait::async_trait;
 
     #[test]
     fn a_connectors_prefetch_is_split_between_its_tasks() {
@@ -950,5 +1027,143 @@ mod tests {
         assert_eq!(prefetch_kbytes(&with_tasks("4")), 2048);
         assert_eq!(prefetch_kbytes(&with_tasks("16")), 2048);
         assert_eq!(prefetch_kbytes(&with_tasks("x")), 8192);
+    }
+
+    /// Where [`PanickingTask`] panics.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum PanicIn {
+        Start,
+        Put,
+    }
+
+    struct PanickingSink {
+        at: PanicIn,
+        stopped: Arc<AtomicBool>,
+    }
+
+    impl SinkConnector for PanickingSink {
+        fn class_name(&self) -> &'static str {
+            "test.PanickingSink"
+        }
+        fn version(&self) -> &'static str {
+            "1"
+        }
+        fn config_keys(&self) -> Vec<ConfigKey> {
+            Vec::new()
+        }
+        fn validate(&self, _config: &ConfigMap) -> Vec<(String, String)> {
+            Vec::new()
+        }
+        fn task_configs(&self, config: &ConfigMap, _max: usize) -> Vec<ConfigMap> {
+            vec![config.clone()]
+        }
+        fn task_class(&self) -> &'static str {
+            "test.PanickingTask"
+        }
+        fn create_task(&self) -> Box<dyn SinkTask> {
+            Box::new(PanickingTask {
+                at: self.at,
+                stopped: self.stopped.clone(),
+            })
+        }
+    }
+
+    /// A task that panics in `start` or in `put` (which the loop calls, with an empty batch,
+    /// on every poll: no broker is needed), and records whether it was stopped.
+    struct PanickingTask {
+        at: PanicIn,
+        stopped: Arc<AtomicBool>,
+    }
+
+    #[async_trait]
+    impl SinkTask for PanickingTask {
+        async fn start(
+            &mut self,
+            _config: &ConfigMap,
+            _context: TaskContext,
+        ) -> Result<(), TaskError> {
+            if self.at == PanicIn::Start {
+                panic!("boom in start");
+            }
+            Ok(())
+        }
+        async fn open(&mut self, _partitions: &[TopicPartition]) -> Result<(), TaskError> {
+            Ok(())
+        }
+        async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), TaskError> {
+            if self.at == PanicIn::Put {
+                let n = records.len();
+                panic!("boom in put of {n} records");
+            }
+            Ok(())
+        }
+        async fn pre_commit(
+            &mut self,
+            _current: &Offsets,
+            _closing: bool,
+        ) -> Result<Offsets, TaskError> {
+            Ok(Offsets::new())
+        }
+        async fn close(&mut self, _partitions: &[TopicPartition]) -> Result<(), TaskError> {
+            Ok(())
+        }
+        async fn stop(&mut self) -> Result<(), TaskError> {
+            self.stopped.store(true, Ordering::Release);
+            Ok(())
+        }
+    }
+
+    fn panicking_spec(at: PanicIn, stopped: &Arc<AtomicBool>) -> TaskSpec {
+        let string = "org.apache.kafka.connect.storage.StringConverter".to_string();
+        let worker = WorkerConfig::from_props(BTreeMap::from([
+            ("key.converter".to_string(), string.clone()),
+            ("value.converter".to_string(), string),
+            // Nothing listens there: the consumer never gets a record.
+            ("bootstrap.servers".to_string(), "127.0.0.1:1".to_string()),
+        ]))
+        .unwrap_or_else(|e| panic!("{e}"));
+        TaskSpec {
+            connector: "panics".into(),
+            task_id: 0,
+            config: ConfigMap::from([("topics".to_string(), "t".to_string())]),
+            worker: Arc::new(worker),
+            plugin: Arc::new(PanickingSink {
+                at,
+                stopped: stopped.clone(),
+            }),
+            active_topics: Arc::default(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_fails_the_task_with_the_panic_in_its_trace() {
+        for (at, message, stopped_after) in [
+            // Unwinds `run_task`: like an error from `start`, no `stop`.
+            (PanicIn::Start, "boom in start", false),
+            // Caught around the loop's step: the task is stopped as after an error.
+            (PanicIn::Put, "boom in put of 0 records", true),
+        ] {
+            let stopped = Arc::new(AtomicBool::new(false));
+            let status = StatusCell::new(State::Unassigned);
+            let (_control, control_rx) = watch::channel(TaskCommand::Run);
+            let ran = tokio::time::timeout(
+                Duration::from_secs(60),
+                run(panicking_spec(at, &stopped), status.clone(), control_rx),
+            )
+            .await;
+            assert!(ran.is_ok(), "{at:?}: the task did not end");
+            let s = status.get();
+            assert_eq!(s.state, State::Failed, "{at:?}");
+            assert_eq!(
+                s.trace.as_deref(),
+                Some(
+                    format!(
+                        "org.apache.kafka.connect.errors.ConnectException: Task panics-0 panicked: {message}"
+                    )
+                    .as_str()
+                ),
+            );
+            assert_eq!(stopped.load(Ordering::Acquire), stopped_after, "{at:?}");
+        }
     }
 }

@@ -30,7 +30,81 @@ pub struct WorkerConfig {
     /// `floe.metrics.listener` (a Floe extension): a second `http://host:port` listener that
     /// serves only `GET /metrics`, as a JMX exporter agent's port does for a Java worker.
     pub metrics_listen: Option<(String, u16)>,
+    /// `connector.client.config.override.policy`: which `consumer.override.*`,
+    /// `producer.override.*` and `admin.override.*` keys a connector may set.
+    pub override_policy: OverridePolicy,
 }
+
+/// Java's `ConnectorClientConfigOverridePolicy`: which client settings a connector config may
+/// override (`consumer.override.*`, `producer.override.*`, `admin.override.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverridePolicy {
+    /// Any setting (Java's default since 3.0).
+    All,
+    /// None at all.
+    None,
+    /// Only the client's principal: `sasl.jaas.config`, `sasl.mechanism`, `security.protocol`.
+    Principal,
+}
+
+/// The worker key that chooses the policy.
+pub const OVERRIDE_POLICY: &str = "connector.client.config.override.policy";
+
+impl OverridePolicy {
+    /// The policy a worker config names: `All`, `None` or `Principal`, or the class of one of
+    /// Java's policies.
+    pub fn parse(value: &str) -> Option<OverridePolicy> {
+        let name = value
+            .trim()
+            .strip_prefix("org.apache.kafka.connect.connector.policy.")
+            .and_then(|class| class.strip_suffix("ConnectorClientConfigOverridePolicy"))
+            .unwrap_or(value.trim());
+        match name.to_ascii_lowercase().as_str() {
+            "all" => Some(OverridePolicy::All),
+            "none" => Some(OverridePolicy::None),
+            "principal" => Some(OverridePolicy::Principal),
+            _ => None,
+        }
+    }
+
+    /// Java's `policyName()`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OverridePolicy::All => "All",
+            OverridePolicy::None => "None",
+            OverridePolicy::Principal => "Principal",
+        }
+    }
+
+    /// Whether a connector may override client setting `key` (without its prefix).
+    pub fn allows(self, key: &str) -> bool {
+        match self {
+            OverridePolicy::All => true,
+            OverridePolicy::None => false,
+            OverridePolicy::Principal => {
+                matches!(
+                    key,
+                    "sasl.jaas.config" | "sasl.mechanism" | "security.protocol"
+                )
+            }
+        }
+    }
+
+    /// Java's message for an override the policy refuses.
+    pub fn refusal(self, key: &str) -> String {
+        format!(
+            "The '{}' policy does not allow '{key}' to be overridden in the connector configuration.",
+            self.name()
+        )
+    }
+}
+
+/// The prefixes under which a connector config overrides its clients' settings.
+pub const OVERRIDE_PREFIXES: [&str; 3] = [
+    "producer.override.",
+    "consumer.override.",
+    "admin.override.",
+];
 
 /// The key of the optional metrics-only listener.
 pub const METRICS_LISTENER: &str = "floe.metrics.listener";
@@ -60,12 +134,20 @@ impl WorkerConfig {
                 key: "config.providers".into(),
                 reason,
             })?;
-        let props = providers
-            .resolve(&props)
-            .map_err(|reason| ConfigError::Security {
-                key: "worker config".into(),
-                reason,
-            })?;
+        let (props, redactor) =
+            providers
+                .resolve_redacting(&props)
+                .map_err(|reason| ConfigError::Security {
+                    key: "worker config".into(),
+                    reason,
+                })?;
+        // An error quotes a value as the worker config gave it, never what a placeholder
+        // resolved to.
+        WorkerConfig::from_resolved(props).map_err(|e| e.redacted(&redactor))
+    }
+
+    /// [`from_props`](Self::from_props) once the placeholders are resolved.
+    fn from_resolved(props: BTreeMap<String, String>) -> Result<WorkerConfig, ConfigError> {
         check_client_security(&props)?;
         let get = |k: &str| props.get(k).map(|s| s.trim().to_string());
         let required = |k: &str| {
@@ -124,7 +206,28 @@ impl WorkerConfig {
                 }
             },
         };
+        let override_policy = match get(OVERRIDE_POLICY).filter(|v| !v.is_empty()) {
+            None => OverridePolicy::All,
+            Some(v) => OverridePolicy::parse(&v).ok_or_else(|| ConfigError::Invalid {
+                key: OVERRIDE_POLICY.into(),
+                value: v.clone(),
+                reason: "Expected All, None or Principal (or the class of one of Java's policies)"
+                    .into(),
+            })?,
+        };
+        if let Some(advertised) = get("rest.advertised.listener").filter(|v| !v.is_empty()) {
+            if !advertised.eq_ignore_ascii_case(rest_scheme) {
+                return Err(ConfigError::Invalid {
+                    key: "rest.advertised.listener".into(),
+                    value: advertised,
+                    reason: format!(
+                        "the worker has one REST listener, {listeners}: the advertised listener is its protocol, {rest_scheme}"
+                    ),
+                });
+            }
+        }
         Ok(WorkerConfig {
+            override_policy,
             metrics_listen,
             worker_id: format!("{advertised_host}:{advertised_port}"),
             rest_scheme,
@@ -348,6 +451,30 @@ mod tests {
         ]))
         .err();
         assert!(err.is_some_and(|e| e.to_string().contains("exactly one listener")));
+    }
+
+    #[test]
+    fn worker_config_errors_quote_placeholders_not_their_values() {
+        let dir = std::env::temp_dir().join(format!("floe-worker-redact-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let secrets = dir.join("listener.properties");
+        let _ = std::fs::write(&secrets, "l=ftp://s3cret-host:8083\n");
+        let placeholder = format!("${{file:{}:l}}", secrets.display());
+        let err = WorkerConfig::from_props(props(&[
+            ("key.converter", "a"),
+            ("value.converter", "b"),
+            ("listeners", &placeholder),
+            ("config.providers", "file"),
+            (
+                "config.providers.file.class",
+                "org.apache.kafka.common.config.provider.FileConfigProvider",
+            ),
+        ]))
+        .err()
+        .unwrap_or_else(|| panic!("an ftp listener was accepted"))
+        .to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.contains(&placeholder), "{err}");
     }
 
     #[test]

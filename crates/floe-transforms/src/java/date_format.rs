@@ -1,8 +1,12 @@
 //! `java.text.SimpleDateFormat` in UTC, as TimestampConverter and TimestampRouter use it:
 //! formatting every pattern letter Java knows, and lenient parsing (fields may overflow —
 //! month 13 is January of the next year — and text after the pattern is ignored).
+//!
+//! Neither parsing nor formatting panics, whatever the text, the pattern or the time: a value
+//! outside what the calendar can hold (a day of 999999999999999, a year past `i32`, a sum past
+//! `i64` milliseconds) does not parse, and a time outside chrono's range formats as nothing.
 
-use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, Datelike, Days, Duration, Months, NaiveDate, Timelike, Utc};
 
 /// A parsed `SimpleDateFormat` pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +116,8 @@ impl DateFormat {
         out
     }
 
-    /// `parse(text)`, lenient: epoch milliseconds, or None when the text does not fit.
+    /// `parse(text)`, lenient: epoch milliseconds, or None when the text does not fit or its
+    /// fields add up to a time out of range.
     pub fn parse(&self, text: &str) -> Option<i64> {
         let chars: Vec<char> = text.chars().collect();
         let mut pos = 0;
@@ -162,10 +167,10 @@ fn pad(out: &mut String, value: i64, count: usize) {
 /// The week-based year and week of year with Sunday as the first day and one day minimum
 /// (the rules of Java's default US locale).
 fn us_week(date: NaiveDate) -> (i32, i64) {
-    let from_sunday = i64::from(date.weekday().num_days_from_sunday());
-    let week_start = date - Duration::days(from_sunday);
-    let week_end = week_start + Duration::days(6);
-    if week_end.year() > date.year() {
+    let to_saturday = 6 - date.weekday().num_days_from_sunday();
+    // A week ending past the last date chrono holds (December 31st) ends in the next year too.
+    let week_end = date.checked_add_days(Days::new(u64::from(to_saturday)));
+    if week_end.is_none_or(|end| end.year() > date.year()) {
         return (date.year() + 1, 1);
     }
     let jan1 = NaiveDate::from_ymd_opt(date.year(), 1, 1).unwrap_or(date);
@@ -258,19 +263,23 @@ struct Parsed {
 }
 
 impl Parsed {
+    /// The epoch milliseconds the fields add up to, overflowing into the larger fields as a
+    /// lenient calendar does; None when they add up to more than chrono's dates or `i64`
+    /// milliseconds hold (every step is checked: the fields are whatever the text said).
     fn millis(&self) -> Option<i64> {
         let year = i32::try_from(self.year.unwrap_or(1970)).ok()?;
         let jan1 = NaiveDate::from_ymd_opt(year, 1, 1)?;
         let date = match (self.day_of_year, self.month, self.day) {
-            (Some(doy), None, None) => jan1.checked_add_signed(Duration::days(doy - 1))?,
+            (Some(doy), None, None) => add_days(jan1, doy.checked_sub(1)?)?,
             _ => {
-                let months = self.month.unwrap_or(1) - 1;
+                let months = self.month.unwrap_or(1).checked_sub(1)?;
+                let shift = Months::new(u32::try_from(months.unsigned_abs()).ok()?);
                 let first = if months >= 0 {
-                    jan1.checked_add_months(Months::new(u32::try_from(months).ok()?))?
+                    jan1.checked_add_months(shift)?
                 } else {
-                    jan1.checked_sub_months(Months::new(u32::try_from(-months).ok()?))?
+                    jan1.checked_sub_months(shift)?
                 };
-                first.checked_add_signed(Duration::days(self.day.unwrap_or(1) - 1))?
+                add_days(first, self.day.unwrap_or(1).checked_sub(1)?)?
             }
         };
         let hour = match (self.hour12, self.pm) {
@@ -279,11 +288,21 @@ impl Parsed {
             _ => self.hour,
         };
         let midnight = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
-        Some(
-            midnight + hour * 3_600_000 + self.minute * 60_000 + self.second * 1_000 + self.millis
-                - self.offset_minutes * 60_000,
-        )
+        // Summed in i128, which no sum of these products of i64s overflows; the time must then
+        // fit i64 milliseconds.
+        let total = i128::from(midnight)
+            + i128::from(hour) * 3_600_000
+            + i128::from(self.minute) * 60_000
+            + i128::from(self.second) * 1_000
+            + i128::from(self.millis)
+            - i128::from(self.offset_minutes) * 60_000;
+        i64::try_from(total).ok()
     }
+}
+
+/// `date` moved by `days` (either way), or None past the dates chrono holds.
+fn add_days(date: NaiveDate, days: i64) -> Option<NaiveDate> {
+    date.checked_add_signed(Duration::try_days(days)?)
 }
 
 fn parse_number(chars: &[char], mut pos: usize, max: Option<usize>) -> Option<(i64, usize)> {
@@ -301,12 +320,22 @@ fn parse_number(chars: &[char], mut pos: usize, max: Option<usize>) -> Option<(i
     if pos == start {
         return None;
     }
-    let n: i64 = chars[start..pos].iter().collect::<String>().parse().ok()?;
+    // Too many digits for an i64: the text does not parse.
+    let n: i64 = chars
+        .get(start..pos)?
+        .iter()
+        .collect::<String>()
+        .parse()
+        .ok()?;
     Some((if negative { -n } else { n }, pos))
 }
 
 fn parse_word(chars: &[char], pos: usize, words: &[&str]) -> Option<(usize, usize)> {
-    let rest: String = chars[pos..].iter().collect::<String>().to_ascii_lowercase();
+    let rest: String = chars
+        .get(pos..)?
+        .iter()
+        .collect::<String>()
+        .to_ascii_lowercase();
     // Longest match first, as Java tries full names before abbreviations.
     let mut best: Option<(usize, usize)> = None;
     for (i, w) in words.iter().enumerate() {
@@ -379,7 +408,7 @@ fn parse_field(
 }
 
 fn parse_zone(chars: &[char], pos: usize, f: &mut Parsed) -> Option<usize> {
-    let rest: String = chars[pos..].iter().collect();
+    let rest: String = chars.get(pos..)?.iter().collect();
     for name in ["UTC", "GMT", "Z"] {
         if rest.starts_with(name) {
             let after = pos + name.len();
@@ -480,6 +509,151 @@ mod tests {
             4_102_444_800_000,
         ] {
             assert_eq!(f.parse(&f.format(ms)), Some(ms), "{ms}");
+        }
+    }
+
+    #[test]
+    fn fields_out_of_range_do_not_parse() {
+        let f = fmt("yyyy-MM-dd");
+        // A day count whose duration overflows (it used to panic the task).
+        assert_eq!(f.parse("2024-01-999999999999999"), None);
+        assert_eq!(f.parse("2024-01--999999999999999"), None);
+        assert_eq!(f.parse("2024-01-9223372036854775807"), None);
+        assert_eq!(f.parse("2024-01-99999999999999999999"), None);
+        // Month - 1 is i64::MIN, which has no negation.
+        assert_eq!(f.parse("2024--9223372036854775807-01"), None);
+        assert_eq!(f.parse("2024-9223372036854775807-01"), None);
+        assert_eq!(f.parse("9999999999-01-01"), None);
+        assert_eq!(fmt("D").parse("999999999999999"), None);
+        assert_eq!(fmt("D").parse("-9223372036854775807"), None);
+        // Time fields whose sum leaves i64 milliseconds.
+        assert_eq!(
+            fmt("yyyy-MM-dd HH").parse("2024-01-01 9223372036854775807"),
+            None
+        );
+        assert_eq!(
+            fmt("H:m:s.S").parse("0:0:0.9223372036854775807"),
+            Some(i64::MAX)
+        );
+        assert_eq!(fmt("H:m:s.S").parse("1:0:0.9223372036854775807"), None);
+        assert_eq!(
+            fmt("H:m:s.S").parse("0:0:0.-9223372036854775807"),
+            Some(-i64::MAX)
+        );
+        assert_eq!(
+            fmt("m:s").parse("-9223372036854775807:-9223372036854775807"),
+            None
+        );
+    }
+
+    #[test]
+    fn formatting_at_the_ends_of_the_range_does_not_panic() {
+        let every_letter =
+            fmt("G y yy Y YY M MMM MMMM L w W D d F E EEEE u a H k K h m s S z zzzz Z X");
+        let first = NaiveDate::MIN
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp_millis())
+            .unwrap_or_default();
+        let last = NaiveDate::MAX
+            .and_hms_milli_opt(23, 59, 59, 999)
+            .map(|t| t.and_utc().timestamp_millis())
+            .unwrap_or_default();
+        for ms in [
+            i64::MIN,
+            first - 1,
+            first,
+            first + 86_400_000,
+            last - 86_400_000,
+            last,
+            last + 1,
+            i64::MAX,
+        ] {
+            let _ = every_letter.format(ms);
+        }
+        assert!(!every_letter.format(first).is_empty());
+        assert!(!every_letter.format(last).is_empty());
+        assert_eq!(every_letter.format(i64::MIN), "");
+    }
+
+    /// A small deterministic generator (xorshift64): floe-transforms has no property-testing
+    /// dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next_u64(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next_u64() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn no_pattern_text_or_time_panics() {
+        const PATTERN_PIECES: &[&str] = &[
+            "G", "y", "yy", "yyyy", "Y", "M", "MM", "MMM", "MMMM", "L", "w", "W", "D", "d", "F",
+            "E", "EEEE", "u", "a", "H", "k", "K", "h", "m", "s", "S", "SSS", "z", "Z", "X", "XXX",
+            "-", ":", ".", " ", "'T'", "''", "'", "q", "é",
+        ];
+        const TEXT_PIECES: &[&str] = &[
+            "0",
+            "1",
+            "9",
+            "12",
+            "24",
+            "60",
+            "999",
+            "999999999999999",
+            "9223372036854775807",
+            "9223372036854775808",
+            "99999999999999999999",
+            "-",
+            "+",
+            ":",
+            ".",
+            " ",
+            "T",
+            "Z",
+            "'",
+            "UTC",
+            "GMT",
+            "GMT+",
+            "+01:00",
+            "AM",
+            "PM",
+            "Dec",
+            "December",
+            "Sun",
+            "AD",
+            "é",
+            "\u{1F600}",
+            "x",
+        ];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..50_000 {
+            let pattern: String = (0..rng.below(8))
+                .map(|_| PATTERN_PIECES[rng.below(PATTERN_PIECES.len())])
+                .collect();
+            let Ok(format) = DateFormat::new(&pattern) else {
+                continue;
+            };
+            let text: String = (0..rng.below(10))
+                .map(|_| TEXT_PIECES[rng.below(TEXT_PIECES.len())])
+                .collect();
+            if let Some(ms) = format.parse(&text) {
+                let _ = format.format(ms);
+            }
+            let ms = match rng.below(3) {
+                0 => rng.next_u64() as i64,
+                // Within chrono's range and around its ends (about ±8.2e15 ms).
+                1 => (rng.next_u64() as i64) >> 10,
+                _ => (rng.next_u64() as i64) >> 20,
+            };
+            let _ = format.format(ms);
         }
     }
 }

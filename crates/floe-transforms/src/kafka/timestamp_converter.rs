@@ -197,9 +197,10 @@ impl TimestampConverter {
     }
 
     /// `ms` in the target representation; `typed` says whether a schema goes with it (without
-    /// one, Date and Time are `java.util.Date`s, that is timestamps).
-    fn millis_to_target(&self, ms: i64, typed: bool) -> Value {
-        match self.to {
+    /// one, Date and Time are `java.util.Date`s, that is timestamps). An error when the
+    /// representation cannot hold it (the midnight before the earliest times is no `i64`).
+    fn millis_to_target(&self, ms: i64, typed: bool) -> Result<Value, TransformError> {
+        Ok(match self.to {
             Kind::Text => Value::String(
                 self.format
                     .as_ref()
@@ -217,7 +218,11 @@ impl TimestampConverter {
                 if typed {
                     Value::Date(day as i32)
                 } else {
-                    Value::Timestamp(day * DAY_MS)
+                    Value::Timestamp(day.checked_mul(DAY_MS).ok_or_else(|| {
+                        TransformError::data(format!(
+                            "Timestamp {ms} has no midnight within the range of a Date"
+                        ))
+                    })?)
                 }
             }
             Kind::Time => {
@@ -229,7 +234,7 @@ impl TimestampConverter {
                 }
             }
             Kind::Timestamp => Value::Timestamp(ms),
-        }
+        })
     }
 
     fn convert(&self, value: &Value, from: Kind, typed: bool) -> Result<Value, TransformError> {
@@ -237,7 +242,7 @@ impl TimestampConverter {
             return Ok(Value::Null);
         }
         let ms = self.to_millis(value, from)?;
-        Ok(self.millis_to_target(ms, typed))
+        self.millis_to_target(ms, typed)
     }
 }
 
@@ -419,6 +424,49 @@ mod tests {
             )]))
         )
         .is_err());
+    }
+
+    #[test]
+    fn out_of_range_timestamps_are_errors_not_panics() {
+        let unix = [("target.type", "unix"), ("format", "yyyy-MM-dd")];
+        let err = conv(&unix, None, Value::String("2024-01-999999999999999".into())).err();
+        assert_eq!(
+            err.as_ref().map(|e| e.exception_class),
+            Some("org.apache.kafka.connect.errors.DataException")
+        );
+        assert_eq!(
+            err.map(|e| e.message),
+            Some("Could not parse timestamp: value (2024-01-999999999999999) does not match pattern (yyyy-MM-dd)".into())
+        );
+        // The same value in a struct field, with a schema.
+        let schema = Arc::new(Schema::structure(vec![Field::new(
+            "ts",
+            Schema::new(SchemaType::String),
+        )]));
+        assert!(conv(
+            &[
+                ("target.type", "Timestamp"),
+                ("field", "ts"),
+                ("format", "yyyy-MM-dd"),
+            ],
+            Some(schema),
+            Value::Struct(vec![Value::String("2024-01-999999999999999".into())]),
+        )
+        .is_err());
+        // The earliest times have no midnight in i64 milliseconds.
+        assert!(conv(&[("target.type", "Date")], None, Value::Timestamp(i64::MIN)).is_err());
+        assert_eq!(
+            conv(&[("target.type", "Date")], None, Value::Timestamp(i64::MAX)).map(|r| r.1),
+            Ok(Value::Timestamp(i64::MAX - i64::MAX.rem_euclid(DAY_MS)))
+        );
+        // Times chrono cannot hold format as nothing.
+        let to_string = [("target.type", "string"), ("format", "YYYY-ww")];
+        for ms in [i64::MIN, i64::MAX] {
+            assert_eq!(
+                conv(&to_string, None, Value::Timestamp(ms)).map(|r| r.1),
+                Ok(Value::String(String::new()))
+            );
+        }
     }
 
     #[test]
