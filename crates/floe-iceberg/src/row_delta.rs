@@ -7,6 +7,11 @@
 //! summary carries Java's keys (`added-delete-files`, `added-position-deletes`, the totals)
 //! and the sink's properties. Operation `overwrite`, as Java names a row delta that adds both.
 //!
+//! Data files go into a manifest of the partition spec they were written with: a file written
+//! under an older spec (another writer evolved the spec while it was being written) is
+//! committed as Java commits it, in a manifest of its own spec. With no delete file this is an
+//! append (operation `append`), which iceberg's fast append cannot do.
+//!
 //! On a format v3 table the deletes are deletion vectors: the vectors they replace (a data
 //! file has one live vector) are marked deleted in a rewrite of the manifests that held them,
 //! the summary counts vectors as Java does (`added-dvs`/`removed-dvs`, sizes by blob), and
@@ -26,15 +31,18 @@ use crate::error::SinkError;
 use crate::snapshot::Draft;
 use crate::table_commit::CommitOutcome;
 
-/// Commits `data` (written with the default partition spec) and `deletes` (position delete
-/// files on v2 tables, deletion vectors on v3, each with the id of the partition spec it was
-/// written for) to `table`'s `branch` in one snapshot with `properties` in its summary,
-/// conditional on the branch head the caller validated. `replaced` are the live deletion
-/// vectors (and file-scoped position delete files) the new ones take the place of.
+/// Commits `data` (written with the partition spec `data_specs` names for its path, by default
+/// the table's default spec) and `deletes` (position delete files on v2 tables, deletion
+/// vectors on v3, each with the id of the partition spec it was written for) to `table`'s
+/// `branch` in one snapshot with `properties` in its summary, conditional on the branch head
+/// the caller validated. `replaced` are the live deletion vectors (and file-scoped position
+/// delete files) the new ones take the place of.
+#[allow(clippy::too_many_arguments)]
 pub async fn commit(
     catalog: &CatalogHandle,
     table: &Table,
     data: Vec<DataFile>,
+    data_specs: &HashMap<String, i32>,
     deletes: Vec<(i32, DataFile)>,
     replaced: Vec<DataFile>,
     properties: HashMap<String, String>,
@@ -46,9 +54,11 @@ pub async fn commit(
         message,
     };
     let metadata = table.metadata();
+    let appends_only = deletes.is_empty() && replaced.is_empty();
     let v3 = match metadata.format_version() {
         FormatVersion::V2 => false,
         FormatVersion::V3 => true,
+        FormatVersion::V1 if appends_only => false,
         other => {
             return Err(fail(format!(
                 "deletes are written to format version 2 and 3 tables; this table is {other:?}"
@@ -70,7 +80,11 @@ pub async fn commit(
     let mut groups: BTreeMap<(bool, i32), Vec<DataFile>> = BTreeMap::new();
     let default_spec = metadata.default_partition_spec_id();
     for f in data {
-        groups.entry((false, default_spec)).or_default().push(f);
+        let spec_id = data_specs
+            .get(f.file_path())
+            .copied()
+            .unwrap_or(default_spec);
+        groups.entry((false, spec_id)).or_default().push(f);
     }
     for (spec_id, f) in deletes {
         if f.content_type() != DataContentType::PositionDeletes || is_vector(&f) != v3 {
@@ -123,8 +137,13 @@ pub async fn commit(
     let mut props = summary.build();
     vectors.apply(&mut props);
     props.extend(properties);
+    let operation = if appends_only {
+        Operation::Append
+    } else {
+        Operation::Overwrite
+    };
     draft
-        .commit(catalog, manifests, Operation::Overwrite, props)
+        .commit(catalog, manifests, operation, props)
         .await
         .map_err(fail)
 }

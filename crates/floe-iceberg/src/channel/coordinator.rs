@@ -802,6 +802,26 @@ impl Coordinator {
             }
             let schema = table.metadata().current_schema().clone();
             let spec_id = table.metadata().default_partition_spec_id();
+            // Files written under an older spec (another writer evolved it meanwhile) are
+            // committed under theirs; a spec the table does not hold is an invalid file.
+            let mut data_specs = std::collections::HashMap::new();
+            for (data, _) in &groups {
+                for f in data {
+                    let Some(own) = f.spec_id.filter(|s| *s != spec_id) else {
+                        continue;
+                    };
+                    if table.metadata().partition_spec_by_id(own).is_none() {
+                        return Err(SinkError::Table {
+                            table: name.clone(),
+                            message: format!(
+                                "invalid announced file {}: partition spec {own} is not in the table",
+                                f.file_path
+                            ),
+                        });
+                    }
+                    data_specs.insert(f.file_path.clone(), own);
+                }
+            }
             let to_files =
                 |files: Vec<WireDataFile>| -> Result<Vec<iceberg::spec::DataFile>, SinkError> {
                     files
@@ -846,6 +866,7 @@ impl Coordinator {
                 &self.catalog,
                 &table,
                 groups,
+                &data_specs,
                 properties,
                 branch.as_deref(),
                 &mut cache,

@@ -40,11 +40,13 @@ use resolve::KeyIndexCache;
 /// data files of the groups before it (a task's earlier cycle not committed yet, after a
 /// restart), and everything is committed in one row-delta snapshot. The equality-delete files
 /// are removed once committed (they are never part of the table), as are the position delete
-/// files of an attempt that lost a conflict.
+/// files of an attempt that lost a conflict. `data_specs` names the partition spec of each data
+/// file written under another spec than the table's default.
 pub async fn commit(
     catalog: &CatalogHandle,
     table: &Table,
     groups: Vec<(Vec<DataFile>, Vec<DataFile>)>,
+    data_specs: &HashMap<String, i32>,
     properties: HashMap<String, String>,
     branch: Option<&str>,
     cache: &mut KeyIndexCache,
@@ -88,6 +90,25 @@ pub async fn commit(
         }
         data.extend(group_data);
     }
+    // Files written under an older partition spec go into manifests of their own spec, which
+    // iceberg's fast append cannot write.
+    let default_spec = table.metadata().default_partition_spec_id();
+    let older_spec = data
+        .iter()
+        .any(|f| data_specs.get(f.file_path()).is_some_and(|s| *s != default_spec));
+    if equality.is_empty() && older_spec {
+        return crate::row_delta::commit(
+            catalog,
+            table,
+            data,
+            data_specs,
+            Vec::new(),
+            Vec::new(),
+            properties,
+            branch,
+        )
+        .await;
+    }
     if equality.is_empty() {
         return table_commit::append(catalog, table, data, Vec::new(), properties, branch).await;
     }
@@ -104,13 +125,14 @@ pub async fn commit(
             .map_err(|e| fail(format!("cannot write position deletes: {e}")))?;
         (files, Vec::new())
     };
-    let outcome = if written.is_empty() {
+    let outcome = if written.is_empty() && !older_spec {
         table_commit::append(catalog, table, data, Vec::new(), properties, branch).await?
     } else {
         crate::row_delta::commit(
             catalog,
             table,
             data,
+            data_specs,
             written.clone(),
             replaced,
             properties,
