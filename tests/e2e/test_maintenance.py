@@ -656,3 +656,46 @@ def test_compaction_races_another_writers_commits(tmp_path):
     gave_up = log.count("the table changed while it was compacted")
     print(f"racing compactions: {len(want)} rows, {ops.count('append')} appends, {ops.count('replace')} compactions "
           f"({sum(1 for n in rebased if n)} rebased onto the other connector's appends, {gave_up} gave up)")
+
+
+def test_expiry_keeps_what_each_branch_keeps_and_removes_aged_refs(tmp_path):
+    """Ref-level retention: a branch whose own `min-snapshots-to-keep` is 3 keeps its three
+    newest snapshots (and their files) though the table keeps one, and a tag older than its
+    `max-ref-age-ms` is removed, as Java's `RemoveSnapshots` does; `main` keeps its head."""
+    import pyarrow as pa
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import LongType, NestedField
+
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    catalog = pyiceberg_catalog(catalog_cfg)
+    ns = f"db_{unique('ns')}"
+    table = f"{ns}.events"
+    catalog.create_namespace(ns)
+    tbl = catalog.create_table(table, Schema(NestedField(1, "id", LongType(), required=False)))
+    ids = []
+    for batch in range(6):
+        rows = list(range(batch * 10, batch * 10 + 10))
+        tbl.append(pa.table({"id": pa.array(rows, pa.int64())}))
+        ids.append(tbl.current_snapshot().snapshot_id)
+        if batch == 2:
+            tbl.manage_snapshots().create_branch(ids[2], "audit", min_snapshots_to_keep=3).commit()
+        if batch == 3:
+            tbl.manage_snapshots().create_tag(ids[3], "weekly", max_ref_age_ms=1).commit()
+        tbl = catalog.load_table(table)
+    time.sleep(0.05)
+    cfile = tmp_path / "connector.json"
+    cfile.write_text(json.dumps({"name": "expiry", "config": connector_config("t", table, catalog_cfg)}))
+    out = subprocess.run([str(FLOE_BIN), "table", "expire-snapshots", str(cfile), table, "--older-than-ms", "0",
+                          "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["refs_removed"] == ["weekly"], report
+    tbl = catalog.load_table(table)
+    kept = {s.snapshot_id for s in tbl.metadata.snapshots}
+    # audit: its three newest (ids 0..2); main: its head.
+    assert kept == {ids[0], ids[1], ids[2], ids[5]}, (kept, ids)
+    assert set(tbl.metadata.refs) == {"main", "audit"}
+    assert sorted(r["id"] for r in tbl.scan(snapshot_id=ids[0]).to_arrow().to_pylist()) == list(range(10))
+    assert sorted(r["id"] for r in tbl.scan(snapshot_id=ids[2]).to_arrow().to_pylist()) == list(range(30))
+    assert sorted(r["id"] for r in read_rows(catalog, table)) == list(range(60))
+    assert_reached_on_disk(catalog, table)

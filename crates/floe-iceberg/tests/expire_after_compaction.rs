@@ -158,6 +158,7 @@ fn keep(min_to_keep: usize) -> ExpireOptions {
     ExpireOptions {
         max_age: Duration::ZERO,
         min_to_keep,
+        max_ref_age: None,
         dry_run: false,
     }
 }

@@ -142,6 +142,17 @@ async fn expire_command(args: &[String]) -> Result<()> {
             r.files_deleted,
             if args.dry_run { "would go" } else { "deleted" }
         );
+        if !r.refs_removed.is_empty() {
+            println!(
+                "  refs older than their max-ref-age-ms {}: {}",
+                if args.dry_run {
+                    "would be removed"
+                } else {
+                    "removed"
+                },
+                r.refs_removed.join(", ")
+            );
+        }
     }
     Ok(())
 }

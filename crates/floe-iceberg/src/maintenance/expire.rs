@@ -2,11 +2,17 @@
 //! docs/maintenance.md): snapshots older than `history.expire.max-snapshot-age-ms` (5 days)
 //! are removed from the table, except
 //!
-//! * the head of every branch and tag, and the newest `history.expire.min-snapshots-to-keep`
-//!   (1) of each branch's ancestry;
+//! * the head of every branch and tag, and along each branch's ancestry what the branch's
+//!   own retention keeps (Java's `RemoveSnapshots`): the newest `min-snapshots-to-keep` and
+//!   every snapshot newer than its `max-snapshot-age-ms`, set on the ref or else the table's
+//!   `history.expire.min-snapshots-to-keep` (1) and `history.expire.max-snapshot-age-ms`;
 //! * every snapshot of a branch's ancestry from its head down to the newest snapshot carrying
 //!   each `kafka.connect.offsets.*` key: a sink coordinator (Floe's or Java's) walks the
 //!   ancestry from the head for its offsets, so the walk must not break before it finds them.
+//!
+//! A branch or tag other than `main` whose head is older than its `max-ref-age-ms` (or the
+//! table's `history.expire.max-ref-age-ms`; unset, refs never age) is removed first, as Java
+//! does, and its snapshots are then judged like any other.
 //!
 //! Then the files only the removed snapshots reached are deleted: their manifest lists, the
 //! manifests no kept snapshot lists, and the data and delete files no kept snapshot reaches —
@@ -33,6 +39,7 @@ use crate::snapshot::manifests_of;
 /// Java's table properties for expiry, and their defaults.
 pub const MAX_SNAPSHOT_AGE: &str = "history.expire.max-snapshot-age-ms";
 pub const MIN_SNAPSHOTS_TO_KEEP: &str = "history.expire.min-snapshots-to-keep";
+pub const MAX_REF_AGE: &str = "history.expire.max-ref-age-ms";
 pub const DEFAULT_MAX_SNAPSHOT_AGE_MS: u64 = 5 * 24 * 60 * 60 * 1000;
 
 /// The summary keys whose newest snapshot must stay reachable from the head.
@@ -43,6 +50,8 @@ const OFFSETS_PREFIX: &str = "kafka.connect.offsets.";
 pub struct ExpireOptions {
     pub max_age: Duration,
     pub min_to_keep: usize,
+    /// How old a ref's head may be before the ref (not `main`) is removed; None: forever.
+    pub max_ref_age: Option<Duration>,
     pub dry_run: bool,
 }
 
@@ -56,9 +65,50 @@ impl ExpireOptions {
                 number(MAX_SNAPSHOT_AGE).unwrap_or(DEFAULT_MAX_SNAPSHOT_AGE_MS),
             ),
             min_to_keep: number(MIN_SNAPSHOTS_TO_KEEP).unwrap_or(1).max(1) as usize,
+            max_ref_age: number(MAX_REF_AGE).map(Duration::from_millis),
             dry_run: false,
         }
     }
+}
+
+/// A branch or tag: the snapshot it points at and its own retention (the ref's
+/// `min-snapshots-to-keep`, `max-snapshot-age-ms` and `max-ref-age-ms`; None: the table's).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Ref {
+    pub snapshot_id: i64,
+    pub branch: bool,
+    pub min_snapshots_to_keep: Option<usize>,
+    pub max_snapshot_age: Option<Duration>,
+    pub max_ref_age: Option<Duration>,
+}
+
+/// `now_ms` less `age`, saturating.
+fn before(now_ms: i64, age: Duration) -> i64 {
+    now_ms.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The refs to remove: every one but `main` whose head is older than its maximum ref age
+/// (Java's `RemoveSnapshots.computeRefsToRetain`). A ref whose head is not in the metadata
+/// stays.
+fn aged_refs(
+    refs: &HashMap<String, Ref>,
+    snapshots: &[SnapshotRef],
+    now_ms: i64,
+    options: &ExpireOptions,
+) -> BTreeSet<String> {
+    refs.iter()
+        .filter(|(name, _)| name.as_str() != "main")
+        .filter(|(_, r)| {
+            let Some(max_age) = r.max_ref_age.or(options.max_ref_age) else {
+                return false;
+            };
+            snapshots
+                .iter()
+                .find(|s| s.snapshot_id() == r.snapshot_id)
+                .is_some_and(|head| head.timestamp_ms() < before(now_ms, max_age))
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 /// What an expiry did (or, with `dry_run`, would do).
@@ -69,6 +119,8 @@ pub struct ExpireReport {
     pub snapshots_kept: usize,
     /// Kept although old: the chain from the head to the newest sink offsets.
     pub kept_for_offsets: usize,
+    /// Branches and tags removed for being older than their maximum ref age.
+    pub refs_removed: Vec<String>,
     pub manifest_lists_deleted: usize,
     pub manifests_deleted: usize,
     pub files_deleted: usize,
@@ -83,22 +135,28 @@ pub enum ExpireError {
 }
 
 /// The snapshots to remove, with how many old ones were kept for the sink's offsets. `heads`
-/// are the snapshots refs point at, each with whether the ref is a branch: every head stays,
-/// and along each branch's ancestry the newest `min_to_keep` and the chain down to the newest
-/// snapshot of each offsets key.
+/// are the refs that stay: every head stays, and along each branch's ancestry what its
+/// retention keeps — the newest `min-snapshots-to-keep` and those newer than its
+/// `max-snapshot-age-ms` — and the chain down to the newest snapshot of each offsets key. Of
+/// the rest, the snapshots older than the table's maximum age go.
 fn plan(
     snapshots: &[SnapshotRef],
-    heads: &[(i64, bool)],
+    heads: &[Ref],
     now_ms: i64,
     options: &ExpireOptions,
 ) -> (BTreeSet<i64>, usize) {
     let by_id: HashMap<i64, &SnapshotRef> =
         snapshots.iter().map(|s| (s.snapshot_id(), s)).collect();
-    let cutoff =
-        now_ms.saturating_sub(i64::try_from(options.max_age.as_millis()).unwrap_or(i64::MAX));
-    let mut keep: HashSet<i64> = heads.iter().map(|(id, _)| *id).collect();
+    let cutoff = before(now_ms, options.max_age);
+    let mut keep: HashSet<i64> = heads.iter().map(|r| r.snapshot_id).collect();
     let mut kept_for_offsets = 0;
-    for (head, _) in heads.iter().filter(|(_, branch)| *branch) {
+    for branch in heads.iter().filter(|r| r.branch) {
+        let head = &branch.snapshot_id;
+        let min_to_keep = branch
+            .min_snapshots_to_keep
+            .unwrap_or(options.min_to_keep)
+            .max(1);
+        let branch_cutoff = before(now_ms, branch.max_snapshot_age.unwrap_or(options.max_age));
         // The branch's ancestry, newest first.
         let mut ancestry = Vec::new();
         let mut walked = HashSet::new();
@@ -109,12 +167,15 @@ fn plan(
             ancestry.push(*s);
             next = s.parent_snapshot_id();
         }
-        keep.extend(
-            ancestry
-                .iter()
-                .take(options.min_to_keep)
-                .map(|s| s.snapshot_id()),
-        );
+        // Java's computeBranchSnapshotsToRetain: from the head, while fewer than the minimum
+        // are kept or the snapshot is young enough for the branch.
+        for (i, s) in ancestry.iter().enumerate() {
+            if i < min_to_keep || s.timestamp_ms() >= branch_cutoff {
+                keep.insert(s.snapshot_id());
+            } else {
+                break;
+            }
+        }
         let mut seen_keys: HashSet<&str> = HashSet::new();
         let mut chain_end = 0;
         for (i, s) in ancestry.iter().enumerate() {
@@ -138,20 +199,30 @@ fn plan(
     (expired, kept_for_offsets)
 }
 
-/// The table's branches and tags: the snapshot each points at, and whether it is a branch
-/// (iceberg 0.10 keeps the map to itself; the metadata's JSON form has it).
-fn refs_of(table: &Table) -> Result<HashMap<String, (i64, bool)>, String> {
+/// The table's branches and tags with their retention (iceberg 0.10 keeps the map to itself;
+/// the metadata's JSON form has it).
+fn refs_of(table: &Table) -> Result<HashMap<String, Ref>, String> {
     let json = serde_json::to_value(table.metadata())
         .map_err(|e| format!("cannot read the table's refs: {e}"))?;
     let mut out = HashMap::new();
     if let Some(refs) = json.get("refs").and_then(|r| r.as_object()) {
         for (name, r) in refs {
-            let id = r
+            let snapshot_id = r
                 .get("snapshot-id")
                 .and_then(|v| v.as_i64())
                 .ok_or_else(|| format!("ref {name} has no snapshot id"))?;
-            let branch = r.get("type").and_then(|t| t.as_str()) != Some("tag");
-            out.insert(name.clone(), (id, branch));
+            let number = |key: &str| r.get(key).and_then(|v| v.as_u64());
+            out.insert(
+                name.clone(),
+                Ref {
+                    snapshot_id,
+                    branch: r.get("type").and_then(|t| t.as_str()) != Some("tag"),
+                    min_snapshots_to_keep: number("min-snapshots-to-keep")
+                        .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                    max_snapshot_age: number("max-snapshot-age-ms").map(Duration::from_millis),
+                    max_ref_age: number("max-ref-age-ms").map(Duration::from_millis),
+                },
+            );
         }
     }
     Ok(out)
@@ -175,13 +246,19 @@ pub async fn expire(
     };
     let snapshots: Vec<SnapshotRef> = metadata.snapshots().cloned().collect();
     let refs = refs_of(table).map_err(fail)?;
-    let heads: Vec<(i64, bool)> = refs.values().copied().collect();
     let now = chrono::Utc::now().timestamp_millis();
+    let aged = aged_refs(&refs, &snapshots, now, options);
+    let heads: Vec<Ref> = refs
+        .iter()
+        .filter(|(name, _)| !aged.contains(*name))
+        .map(|(_, r)| *r)
+        .collect();
     let (expired, kept_for_offsets) = plan(&snapshots, &heads, now, options);
     report.snapshots_expired = expired.len();
     report.snapshots_kept = snapshots.len() - expired.len();
     report.kept_for_offsets = kept_for_offsets;
-    if expired.is_empty() {
+    report.refs_removed = aged.iter().cloned().collect();
+    if expired.is_empty() && aged.is_empty() {
         report.skipped = Some(format!(
             "no snapshot is older than {} ms beyond those kept",
             options.max_age.as_millis()
@@ -274,15 +351,23 @@ pub async fn expire(
     let mut requirements = vec![TableRequirement::UuidMatch {
         uuid: metadata.uuid(),
     }];
-    for (ref_name, (snapshot_id, _)) in &refs {
+    for (ref_name, r) in &refs {
         requirements.push(TableRequirement::RefSnapshotIdMatch {
             r#ref: ref_name.clone(),
-            snapshot_id: Some(*snapshot_id),
+            snapshot_id: Some(r.snapshot_id),
         });
     }
-    let updates = vec![TableUpdate::RemoveSnapshots {
-        snapshot_ids: expired.iter().copied().collect(),
-    }];
+    let mut updates: Vec<TableUpdate> = aged
+        .iter()
+        .map(|ref_name| TableUpdate::RemoveSnapshotRef {
+            ref_name: ref_name.clone(),
+        })
+        .collect();
+    if !expired.is_empty() {
+        updates.push(TableUpdate::RemoveSnapshots {
+            snapshot_ids: expired.iter().copied().collect(),
+        });
+    }
     catalog
         .committer()
         .commit(table, requirements, updates)
@@ -332,8 +417,122 @@ mod tests {
         ExpireOptions {
             max_age: Duration::from_millis(max_age_ms),
             min_to_keep: keep,
+            max_ref_age: None,
             dry_run: false,
         }
+    }
+
+    /// Refs with the table's retention: (head, is a branch).
+    fn h(heads: &[(i64, bool)]) -> Vec<Ref> {
+        heads
+            .iter()
+            .map(|(snapshot_id, branch)| Ref {
+                snapshot_id: *snapshot_id,
+                branch: *branch,
+                ..Ref::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_branch_keeps_what_its_own_retention_keeps() {
+        // main: 1 ← 2 ← 3 (head); audit: 1 ← 2 ← 4 ← 5 (head), timestamps 10..50, now 100.
+        let s = vec![
+            snapshot(1, None, 10, None),
+            snapshot(2, Some(1), 20, None),
+            snapshot(3, Some(2), 30, None),
+            snapshot(4, Some(2), 40, None),
+            snapshot(5, Some(4), 50, None),
+        ];
+        let main = Ref {
+            snapshot_id: 3,
+            branch: true,
+            ..Ref::default()
+        };
+        // The table's retention (age 0, keep 1) keeps the heads only.
+        let audit = Ref {
+            snapshot_id: 5,
+            branch: true,
+            ..Ref::default()
+        };
+        let (expired, _) = plan(&s, &[main, audit], 100, &options(0, 1));
+        assert_eq!(expired, BTreeSet::from([1, 2, 4]));
+        // The branch keeps its newest three.
+        let keeps_three = Ref {
+            min_snapshots_to_keep: Some(3),
+            ..audit
+        };
+        let (expired, _) = plan(&s, &[main, keeps_three], 100, &options(0, 1));
+        assert_eq!(expired, BTreeSet::from([1]));
+        // The branch keeps what is younger than 65 ms (at 100: timestamps 40 and 50), though
+        // the table keeps nothing older than now.
+        let keeps_young = Ref {
+            max_snapshot_age: Some(Duration::from_millis(65)),
+            ..audit
+        };
+        let (expired, _) = plan(&s, &[main, keeps_young], 100, &options(0, 1));
+        assert_eq!(expired, BTreeSet::from([1, 2]));
+        // A tag keeps its snapshot only.
+        let tag = Ref {
+            snapshot_id: 1,
+            branch: false,
+            ..Ref::default()
+        };
+        let (expired, _) = plan(&s, &[main, audit, tag], 100, &options(0, 1));
+        assert_eq!(expired, BTreeSet::from([2, 4]));
+    }
+
+    #[test]
+    fn refs_older_than_their_maximum_age_go_but_main_stays() {
+        let s = vec![snapshot(1, None, 10, None), snapshot(2, Some(1), 90, None)];
+        let refs = HashMap::from([
+            (
+                "main".to_string(),
+                Ref {
+                    snapshot_id: 1,
+                    branch: true,
+                    max_ref_age: Some(Duration::from_millis(1)),
+                    ..Ref::default()
+                },
+            ),
+            (
+                "old-tag".to_string(),
+                Ref {
+                    snapshot_id: 1,
+                    max_ref_age: Some(Duration::from_millis(50)),
+                    ..Ref::default()
+                },
+            ),
+            (
+                "young-branch".to_string(),
+                Ref {
+                    snapshot_id: 2,
+                    branch: true,
+                    max_ref_age: Some(Duration::from_millis(50)),
+                    ..Ref::default()
+                },
+            ),
+            (
+                "table-default".to_string(),
+                Ref {
+                    snapshot_id: 1,
+                    branch: true,
+                    ..Ref::default()
+                },
+            ),
+        ]);
+        assert_eq!(
+            aged_refs(&refs, &s, 100, &options(0, 1)),
+            BTreeSet::from(["old-tag".to_string()])
+        );
+        let table_ages_refs = ExpireOptions {
+            max_ref_age: Some(Duration::from_millis(80)),
+            ..options(0, 1)
+        };
+        assert_eq!(
+            aged_refs(&refs, &s, 100, &table_ages_refs),
+            BTreeSet::from(["old-tag".to_string(), "table-default".to_string()])
+        );
     }
 
     #[test]
@@ -343,10 +542,10 @@ mod tests {
             .map(|i| snapshot(i, (i > 1).then_some(i - 1), i * 10, Some("c.g")))
             .collect();
         let heads = [(4, true)];
-        let (expired, kept) = plan(&s, &heads, 100, &options(75, 1));
+        let (expired, kept) = plan(&s, &h(&heads), 100, &options(75, 1));
         assert_eq!(expired, BTreeSet::from([1, 2]));
         assert_eq!(kept, 0);
-        let (expired, _) = plan(&s, &heads, 100, &options(0, 2));
+        let (expired, _) = plan(&s, &h(&heads), 100, &options(0, 2));
         assert_eq!(expired, BTreeSet::from([1, 2]));
     }
 
@@ -358,10 +557,10 @@ mod tests {
             snapshot(2, Some(1), 20, None),
             snapshot(3, Some(2), 30, None),
         ];
-        let (expired, _) = plan(&s, &[(3, true)], 100, &options(0, 1));
+        let (expired, _) = plan(&s, &h(&[(3, true)]), 100, &options(0, 1));
         assert_eq!(expired, BTreeSet::from([1, 2]));
         // A maximum age past the epoch does not overflow.
-        let (expired, _) = plan(&s, &[(3, true)], 100, &options(u64::MAX, 1));
+        let (expired, _) = plan(&s, &h(&[(3, true)]), 100, &options(u64::MAX, 1));
         assert!(expired.is_empty());
     }
 
@@ -374,7 +573,7 @@ mod tests {
             snapshot(3, Some(2), 30, None),
             snapshot(4, Some(3), 40, None),
         ];
-        let (expired, kept) = plan(&s, &[(4, true)], 100, &options(0, 1));
+        let (expired, kept) = plan(&s, &h(&[(4, true)]), 100, &options(0, 1));
         assert_eq!(expired, BTreeSet::from([1]));
         assert_eq!(kept, 2);
         // Two connectors: each one's newest offsets stay reachable.
@@ -383,7 +582,7 @@ mod tests {
             snapshot(2, Some(1), 20, Some("b.g")),
             snapshot(3, Some(2), 30, Some("b.g")),
         ];
-        let (expired, _) = plan(&s, &[(3, true)], 100, &options(0, 1));
+        let (expired, _) = plan(&s, &h(&[(3, true)]), 100, &options(0, 1));
         assert!(expired.is_empty());
     }
 
@@ -395,7 +594,7 @@ mod tests {
             snapshot(3, Some(2), 30, None),
         ];
         // main at 3, a tag at 1.
-        let (expired, _) = plan(&s, &[(3, true), (1, false)], 100, &options(0, 1));
+        let (expired, _) = plan(&s, &h(&[(3, true), (1, false)]), 100, &options(0, 1));
         assert_eq!(expired, BTreeSet::from([2]));
     }
 
@@ -408,7 +607,7 @@ mod tests {
             snapshot(3, Some(1), 30, Some("c.g")),
             snapshot(4, Some(3), 40, None),
         ];
-        let (expired, kept) = plan(&s, &[(2, true), (4, true)], 100, &options(0, 1));
+        let (expired, kept) = plan(&s, &h(&[(2, true), (4, true)]), 100, &options(0, 1));
         assert_eq!(expired, BTreeSet::from([1]));
         assert_eq!(kept, 1);
     }
