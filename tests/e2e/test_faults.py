@@ -247,3 +247,48 @@ def test_a_task_failed_at_start_comes_back_with_a_restart(tmp_path):
         worker.stop()
         proxy.close()
         delete_topics(topic)
+
+
+def test_a_catalog_answering_server_errors_for_good_fails_the_connector_and_loses_nothing(tmp_path):
+    """The REST catalog answers every request with 503 for longer than
+    `floe.control.commit.server-error-timeout-ms` (5 s here): the failed commits then count
+    toward `iceberg.control.commit.max-consecutive-failures` (2) and the connector's task fails
+    saying why, instead of buffering files forever. Once the catalog answers again, a task
+    restart commits every record exactly once."""
+    import requests
+
+    topic, name, table = unique("srverr"), unique("sink"), f"db_{unique('ns')}.events"
+    create_topic(topic)
+    proxy = FaultProxy(REST_PORT)
+    config = connector_config(topic, table, {**rest_catalog_config(), "iceberg.catalog.uri": proxy.url}, **{
+        "floe.control.commit.server-error-timeout-ms": "5000",
+        "iceberg.control.commit.max-consecutive-failures": "2",
+    })
+    worker = Worker(tmp_path)
+    reader = pyiceberg_catalog(rest_catalog_config())
+    producer = Producer({"bootstrap.servers": BOOTSTRAP})
+
+    def send(ids):
+        for i in ids:
+            producer.produce(topic, value=json.dumps({"id": i}).encode(), key=str(i).encode())
+        assert producer.flush(30) == 0
+
+    try:
+        worker.start()
+        worker.create_connector(name, config)
+        send(range(100))
+        wait_for(lambda: len(read_rows(reader, table)) == 100, 90, "the first 100 rows")
+        proxy.flaky(1)
+        send(range(100, 200))
+        trace = worker.failed_task_trace(name, timeout=120)
+        assert "consecutive commits failed" in trace, trace
+        assert "longer than floe.control.commit.server-error-timeout-ms" in worker.log()
+        proxy.up()
+        requests.post(f"{worker.url}/connectors/{name}/tasks/0/restart", timeout=30)
+        wait_for(lambda: len(read_rows(reader, table)) >= 200, 120, "every row")
+        time.sleep(3)  # one more cycle: nothing may arrive twice
+        assert sorted(r["id"] for r in read_rows(reader, table)) == list(range(200))
+    finally:
+        worker.stop()
+        proxy.close()
+        delete_topics(topic)

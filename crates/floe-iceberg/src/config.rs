@@ -33,6 +33,8 @@ pub struct IcebergSinkConfig {
     pub commit_interval: Duration,
     pub commit_timeout: Duration,
     pub max_consecutive_failures: u32,
+    /// `floe.control.commit.server-error-timeout-ms`.
+    pub server_error_timeout: Duration,
     /// `iceberg.control.commit.threads`: tables the coordinator commits at once.
     pub commit_threads: usize,
     pub control_topic: String,
@@ -74,6 +76,11 @@ const COMMIT_INTERVAL: &str = "iceberg.control.commit.interval-ms";
 const COMMIT_TIMEOUT: &str = "iceberg.control.commit.timeout-ms";
 const MAX_FAILURES: &str = "iceberg.control.commit.max-consecutive-failures";
 const MAX_BUFFERED_RECORDS: &str = "floe.commit.max-buffered-records";
+/// Floe extension: how long commits failing with a catalog's server errors (HTTP 5xx) are
+/// ridden out before they count toward `iceberg.control.commit.max-consecutive-failures`.
+pub const SERVER_ERROR_TIMEOUT: &str = "floe.control.commit.server-error-timeout-ms";
+/// Fifteen minutes: a restart or failover of a catalog server is ridden out.
+pub const DEFAULT_SERVER_ERROR_TIMEOUT_MS: u64 = 15 * 60 * 1000;
 const MAX_BUFFERED_BYTES: &str = "floe.commit.max-buffered-bytes";
 const UPSERT: &str = "iceberg.tables.upsert-mode-enabled";
 const CDC_FIELD: &str = "iceberg.tables.cdc-field";
@@ -104,6 +111,7 @@ pub fn config_keys() -> Vec<ConfigKey> {
         ConfigKey::nullable("iceberg.hadoop-conf-dir", String, Medium, "If specified, Hadoop config files in this directory will be loaded"),
         ConfigKey::optional("iceberg.coordinator-executor-keep-alive-timeout-ms", Long, "120000", Low, "config to control coordinator executor keep alive time (accepted; Floe's coordinator keeps no thread pool)"),
         ConfigKey::optional(MAX_FAILURES, Int, "1", Medium, "Number of consecutive failed full commits before the coordinator stops"),
+        ConfigKey::optional(SERVER_ERROR_TIMEOUT, Long, "900000", Medium, "Floe: how long the coordinator rides out commits the catalog answers with server errors (HTTP 5xx) before each one counts toward iceberg.control.commit.max-consecutive-failures; a catalog that does not answer at all is ridden out however long it lasts"),
         ConfigKey::optional(MAX_BUFFERED_RECORDS, Long, "0", Medium, "Floe: a task asks for a commit before the interval once it holds this many records (0: off)"),
         ConfigKey::optional(MAX_BUFFERED_BYTES, Long, "0", Medium, "Floe: a task asks for a commit before the interval once it holds this many bytes of rows (0: off)"),
     ];
@@ -321,6 +329,10 @@ impl IcebergSinkConfig {
         let commit_interval_ms = number(COMMIT_INTERVAL, 300_000)?;
         let commit_timeout_ms = number(COMMIT_TIMEOUT, 30_000)?;
         let max_consecutive_failures = number(MAX_FAILURES, 1)?.max(1) as u32;
+        let server_error_timeout = Duration::from_millis(number(
+            SERVER_ERROR_TIMEOUT,
+            DEFAULT_SERVER_ERROR_TIMEOUT_MS,
+        )?);
         let commit_threads = number("iceberg.control.commit.threads", 4)?.max(1) as usize;
         let mut table_commit_branch = BTreeMap::new();
         for (key, value) in config {
@@ -367,6 +379,7 @@ impl IcebergSinkConfig {
             commit_interval: Duration::from_millis(commit_interval_ms),
             commit_timeout: Duration::from_millis(commit_timeout_ms),
             max_consecutive_failures,
+            server_error_timeout,
             commit_threads,
             control_topic: non_empty(config, "iceberg.control.topic")
                 .unwrap_or("control-iceberg")

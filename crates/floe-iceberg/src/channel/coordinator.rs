@@ -52,6 +52,9 @@ pub struct CoordinatorConfig {
     pub commit_interval: Duration,
     pub commit_timeout: Duration,
     pub max_consecutive_failures: u32,
+    /// How long commits the catalog answers with server errors are ridden out before they
+    /// count as failures (`floe.control.commit.server-error-timeout-ms`).
+    pub server_error_timeout: Duration,
     /// Tables committed at once (`iceberg.control.commit.threads`).
     pub commit_threads: usize,
     /// Source topics (`topics`), or None with `topics_regex` set.
@@ -178,6 +181,8 @@ struct Coordinator {
     /// Fetching the control topic is paused while idle.
     control_paused: bool,
     consecutive_failures: u32,
+    /// Since when commits have failed with the catalog's server errors.
+    server_errors: ServerErrors,
     /// Commit ids started or adopted lately, so a `StartCommit` read back is not adopted.
     recent_commits: Vec<Uuid>,
     /// The producer's last transaction could not be aborted; it is replaced before the next.
@@ -221,6 +226,7 @@ async fn run(
         idle_cycles_skipped: 0,
         control_paused: false,
         consecutive_failures: 0,
+        server_errors: ServerErrors::default(),
         recent_commits: Vec::new(),
         producer_broken: false,
         key_caches: Mutex::new(std::collections::HashMap::new()),
@@ -635,6 +641,7 @@ impl Coordinator {
             .collect();
         let mut all_ok = true;
         let mut outage = false;
+        let mut server_error = false;
         let mut announcements = Vec::new();
         // Up to `iceberg.control.commit.threads` tables commit at once.
         let this = &*self;
@@ -671,10 +678,13 @@ impl Coordinator {
                 Ok(None) => {}
                 Err(e) => {
                     all_ok = false;
-                    if crate::outage::transient(&e.to_string()) || self.unreachable().await {
+                    let message = e.to_string();
+                    if crate::outage::transient(&message) || self.unreachable().await {
                         // An outage is not a failed commit: the files stay buffered and the
-                        // commit is retried next cycle, however long the outage lasts.
+                        // commit is retried next cycle; a catalog answering server errors,
+                        // for `server_error_timeout` at most.
                         outage = true;
+                        server_error |= crate::outage::server_error(&message);
                         warn!(table = %key.display_name(), commit_id = %commit_id, error = %e, "catalog or storage unreachable; the commit is retried next cycle");
                     } else {
                         warn!(table = %key.display_name(), commit_id = %commit_id, error = %e, "table commit failed; its files stay buffered for the next cycle");
@@ -696,13 +706,27 @@ impl Coordinator {
                 return Ok(());
             }
             self.consecutive_failures = 0;
+            self.server_errors.clear();
             info!(commit_id = %commit_id, partial, "commit complete");
             self.maintain(&tables).await;
         } else {
             if !announcements.is_empty() {
                 let _ = self.send(announcements, None)?;
             }
-            if !partial && !outage {
+            let counts = if outage {
+                let counts = self.server_errors.counts(
+                    server_error,
+                    Instant::now(),
+                    self.config.server_error_timeout,
+                );
+                if counts {
+                    warn!(commit_id = %commit_id, "the catalog has answered server errors for longer than floe.control.commit.server-error-timeout-ms; this failed commit counts toward iceberg.control.commit.max-consecutive-failures");
+                }
+                counts
+            } else {
+                true
+            };
+            if !partial && counts {
                 self.consecutive_failures += 1;
                 if self.consecutive_failures >= self.config.max_consecutive_failures {
                     self.end_cycle(false);
@@ -997,6 +1021,33 @@ fn ancestry<'a>(
 }
 
 /// The offsets JSON of the newest snapshot in the ancestry that carries `key`.
+/// How long commits have failed with a catalog's server errors (HTTP 5xx answers): ridden out
+/// as an outage up to a bound, then each one counts as a failed commit, so a catalog that
+/// keeps answering the same error does not leave files buffered forever. A catalog that does
+/// not answer at all is ridden out however long it lasts.
+#[derive(Debug, Default)]
+struct ServerErrors {
+    since: Option<Instant>,
+}
+
+impl ServerErrors {
+    /// Whether a commit that failed in an outage at `now` counts as a failure:
+    /// `server_error` (the catalog answered 5xx) for longer than `timeout` since the first
+    /// such failure. An outage without a server's answer neither counts nor ends the run.
+    fn counts(&mut self, server_error: bool, now: Instant, timeout: Duration) -> bool {
+        if !server_error {
+            return false;
+        }
+        let since = *self.since.get_or_insert(now);
+        now.duration_since(since) >= timeout
+    }
+
+    /// A commit went through.
+    fn clear(&mut self) {
+        self.since = None;
+    }
+}
+
 pub fn stored_offsets(table: &Table, branch: Option<&str>, key: &str) -> BTreeMap<i32, i64> {
     ancestry(table, branch)
         .find_map(|s| {
@@ -1012,7 +1063,27 @@ pub fn stored_offsets(table: &Table, branch: Option<&str>, key: &str) -> BTreeMa
 mod tests {
     use iceberg::{Error, ErrorKind};
 
-    use super::table_gone;
+    use std::time::{Duration, Instant};
+
+    use super::{table_gone, ServerErrors};
+
+    #[test]
+    fn server_errors_count_as_failures_only_past_their_bound() {
+        let t0 = Instant::now();
+        let bound = Duration::from_secs(60);
+        let mut errors = ServerErrors::default();
+        // A catalog that does not answer is ridden out, and starts no clock.
+        assert!(!errors.counts(false, t0 + Duration::from_secs(600), bound));
+        assert!(!errors.counts(true, t0, bound));
+        assert!(!errors.counts(true, t0 + Duration::from_secs(59), bound));
+        assert!(!errors.counts(false, t0 + Duration::from_secs(61), bound));
+        assert!(errors.counts(true, t0 + Duration::from_secs(60), bound));
+        assert!(errors.counts(true, t0 + Duration::from_secs(90), bound));
+        // A commit that went through starts the clock again.
+        errors.clear();
+        assert!(!errors.counts(true, t0 + Duration::from_secs(91), bound));
+        assert!(errors.counts(true, t0 + Duration::from_secs(151), bound));
+    }
 
     #[test]
     fn only_a_load_that_found_no_table_skips_its_files() {

@@ -199,6 +199,7 @@ impl SinkTask for IcebergSinkTask {
                     commit_interval: config.commit_interval,
                     commit_timeout: config.commit_timeout,
                     max_consecutive_failures: config.max_consecutive_failures,
+                    server_error_timeout: config.server_error_timeout,
                     commit_threads: config.commit_threads,
                     topics: config.topics.clone(),
                     topics_regex: config.topics_regex.clone(),
