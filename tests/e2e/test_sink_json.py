@@ -214,3 +214,49 @@ def test_clients_sizes_the_sql_catalogs_pool(worker, tmp_path):
         assert len([n for n in names if n.startswith("sqlx-sqlite")]) == 1, names
     finally:
         delete_topics(topic)
+
+
+def test_table_write_properties_readers_depend_on(worker, tmp_path):
+    """Java's write properties as a table created by the sink carries them: the object-storage
+    layout (hash directories before the partition path), a column whose metrics mode is `none`
+    (no counts or bounds in the manifests), `truncate(4)` string bounds, a bloom filter on `id`
+    with Parquet page and dictionary sizes. PyIceberg and DuckDB read every row."""
+    import re
+
+    import duckdb
+
+    from test_upserts import duckdb_rows
+
+    topic, name, table = unique("props"), unique("sink"), f"db_{unique('ns')}.events"
+    create_topic(topic)
+    catalog_cfg = sqlite_catalog_config(tmp_path)
+    p = "iceberg.tables.auto-create-props."
+    worker.create_connector(name, connector_config(topic, table, catalog_cfg, **{
+        "iceberg.tables.default-partition-by": "bucket(id, 2)",
+        p + "write.object-storage.enabled": "true",
+        p + "write.metadata.metrics.column.secret": "none",
+        p + "write.metadata.metrics.column.name": "truncate(4)",
+        p + "write.parquet.bloom-filter-enabled.column.id": "true",
+        p + "write.parquet.page-size-bytes": "8192",
+        p + "write.parquet.dict-size-bytes": "16384",
+    }))
+    produce(topic, [{"id": i, "name": f"name-number-{i:04d}", "secret": f"ssn-{i:09d}"} for i in range(200)])
+    catalog = pyiceberg_catalog(catalog_cfg)
+    wait_for(lambda: len(read_rows(catalog, table)) == 200, 90, "200 rows")
+    tbl = catalog.load_table(table)
+    ids = {f.name: f.field_id for f in tbl.schema().fields}
+    files = [t.file for t in tbl.scan().plan_files()]
+    assert files
+    data_root = tbl.metadata.location.rstrip("/") + "/data/"
+    for f in files:
+        rest = f.file_path.removeprefix("file://").removeprefix(data_root.removeprefix("file://"))
+        assert re.match(r"^[01]{4}/[01]{4}/[01]{4}/[01]{8}/id_bucket=[01]/", rest), f.file_path
+        assert ids["secret"] not in (f.lower_bounds or {}) and ids["secret"] not in (f.value_counts or {}), f
+        assert len(f.lower_bounds[ids["name"]]) == 4 and f.lower_bounds[ids["name"]] == b"name", f.lower_bounds
+        assert f.upper_bounds[ids["name"]] == b"namf", f.upper_bounds
+        meta = duckdb.sql(f"SELECT path_in_schema, bloom_filter_offset FROM parquet_metadata('{f.file_path.removeprefix('file://')}')").fetchall()
+        bloom = {path: offset for path, offset in meta}
+        assert bloom["id"] is not None and bloom["name"] is None, meta
+    want = list(range(200))
+    assert sorted(r["id"] for r in read_rows(catalog, table)) == want
+    assert sorted(r["id"] for r in duckdb_rows(catalog, table)) == want

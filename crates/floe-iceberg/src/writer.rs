@@ -14,9 +14,7 @@ use iceberg::arrow::{schema_to_arrow_schema, RecordBatchPartitionSplitter};
 use iceberg::spec::{DataFile, DataFileFormat};
 use iceberg::table::Table;
 use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
-use iceberg::writer::file_writer::location_generator::{
-    DefaultFileNameGenerator, DefaultLocationGenerator,
-};
+use iceberg::writer::file_writer::location_generator::DefaultFileNameGenerator;
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
@@ -28,11 +26,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::error::SinkError;
+use crate::events::WireDataFile;
+use crate::locations::DataLocations;
+use crate::metrics_mode::MetricsModes;
 
 type FileWriterBuilder =
-    DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
-type FileWriter =
-    DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+    DataFileWriterBuilder<ParquetWriterBuilder, DataLocations, DefaultFileNameGenerator>;
+type FileWriter = DataFileWriter<ParquetWriterBuilder, DataLocations, DefaultFileNameGenerator>;
 
 struct PartitionedWriter {
     writer: FanoutWriter<FileWriterBuilder>,
@@ -49,6 +49,8 @@ pub struct TableWriter {
     name: String,
     table: Table,
     arrow_schema: ArrowSchemaRef,
+    /// What the closed files' manifest entries carry of each column (`write.metadata.metrics.*`).
+    metrics: MetricsModes,
     rows: u64,
     batches: Option<mpsc::Sender<RecordBatch>>,
     encoder: Option<JoinHandle<Result<Vec<DataFile>, SinkError>>>,
@@ -94,6 +96,75 @@ fn compression(props: &HashMap<String, String>) -> Result<Compression, String> {
             ))
         }
     })
+}
+
+/// Java's Parquet page and dictionary settings, and their defaults (parquet-java's: a 2 MiB
+/// dictionary page where the Rust writer's default is 1 MiB).
+const PAGE_SIZE: &str = "write.parquet.page-size-bytes";
+const DEFAULT_PAGE_BYTES: usize = 1024 * 1024;
+const PAGE_ROW_LIMIT: &str = "write.parquet.page-row-limit";
+const DEFAULT_PAGE_ROWS: usize = 20_000;
+const DICT_SIZE: &str = "write.parquet.dict-size-bytes";
+const DEFAULT_DICT_BYTES: usize = 2 * 1024 * 1024;
+/// Per column: `write.parquet.bloom-filter-enabled.column.<name>` (true/false) and
+/// `write.parquet.bloom-filter-fpp.column.<name>` (the false-positive probability, 0 to 1).
+const BLOOM_ENABLED: &str = "write.parquet.bloom-filter-enabled.column.";
+const BLOOM_FPP: &str = "write.parquet.bloom-filter-fpp.column.";
+
+/// The Parquet writer's settings from the table's write properties (Java's keys): codec and
+/// level, row group, page and dictionary sizes, page row limit, and bloom filters per column.
+/// A value that is not of its type is an error naming the key.
+pub fn parquet_properties(props: &HashMap<String, String>) -> Result<WriterProperties, String> {
+    let size = |key: &str, default: usize| -> Result<usize, String> {
+        match props.get(key).map(|v| v.trim()) {
+            None | Some("") => Ok(default),
+            Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                format!("Invalid value {v} for table property {key}: expected a positive number")
+            }),
+        }
+    };
+    let mut builder = WriterProperties::builder()
+        .set_compression(compression(props)?)
+        .set_max_row_group_bytes(Some(size(ROW_GROUP_SIZE, DEFAULT_ROW_GROUP_BYTES)?))
+        .set_data_page_size_limit(size(PAGE_SIZE, DEFAULT_PAGE_BYTES)?)
+        .set_data_page_row_count_limit(size(PAGE_ROW_LIMIT, DEFAULT_PAGE_ROWS)?)
+        .set_dictionary_page_size_limit(size(DICT_SIZE, DEFAULT_DICT_BYTES)?);
+    let column = |name: &str| {
+        parquet::schema::types::ColumnPath::from(
+            name.split('.').map(str::to_string).collect::<Vec<_>>(),
+        )
+    };
+    let mut enabled = Vec::new();
+    for (key, value) in props {
+        if let Some(name) = key.strip_prefix(BLOOM_ENABLED) {
+            match value.trim().to_ascii_lowercase().as_str() {
+                "true" => enabled.push(name),
+                "false" => {}
+                _ => {
+                    return Err(format!(
+                        "Invalid value {value} for table property {key}: expected true or false"
+                    ))
+                }
+            }
+        }
+    }
+    for name in enabled {
+        builder = builder.set_column_bloom_filter_enabled(column(name), true);
+        // The writer's setting would turn a filter on by itself; Java's only tunes one.
+        let key = format!("{BLOOM_FPP}{name}");
+        if let Some(value) = props.get(&key) {
+            let fpp = value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|p| *p > 0.0 && *p < 1.0)
+                .ok_or_else(|| {
+                    format!("Invalid value {value} for table property {key}: expected a probability between 0 and 1")
+                })?;
+            builder = builder.set_column_bloom_filter_fpp(column(name), fpp);
+        }
+    }
+    Ok(builder.build())
 }
 
 impl TableWriter {
@@ -159,21 +230,13 @@ impl TableWriter {
             schema_to_arrow_schema(&schema)
                 .map_err(|e| fail(format!("cannot map the schema to Arrow: {e}")))?,
         );
-        let row_group_bytes = props
-            .get(ROW_GROUP_SIZE)
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .filter(|v| *v > 0)
-            .unwrap_or(DEFAULT_ROW_GROUP_BYTES);
-        let writer_props = WriterProperties::builder()
-            .set_compression(compression(&props).map_err(fail)?)
-            .set_max_row_group_bytes(Some(row_group_bytes))
-            .build();
+        let writer_props = parquet_properties(&props).map_err(fail)?;
+        let metrics = MetricsModes::from_props(&props, metadata.current_schema()).map_err(fail)?;
         let target_size = props
             .get("write.target-file-size-bytes")
             .and_then(|v| v.trim().parse::<usize>().ok())
             .unwrap_or(DEFAULT_TARGET_FILE_SIZE);
-        let location = DefaultLocationGenerator::new(metadata)
-            .map_err(|e| fail(format!("cannot place data files: {e}")))?;
+        let location = DataLocations::for_table(metadata, &props).map_err(fail)?;
         let prefix = format!(
             "00001-{}-{}",
             chrono::Utc::now().timestamp_millis(),
@@ -211,6 +274,7 @@ impl TableWriter {
             name: name.to_string(),
             table,
             arrow_schema,
+            metrics,
             rows: 0,
             batches: Some(batches),
             encoder: Some(encoder),
@@ -261,13 +325,33 @@ impl TableWriter {
         }
     }
 
-    /// Encodes what is queued, closes the open files and returns them.
+    /// Encodes what is queued, closes the open files and returns them, each with the
+    /// statistics its columns' metrics modes keep and the id of the spec it was written with.
     pub async fn close(mut self) -> Result<Vec<DataFile>, SinkError> {
         self.batches = None;
-        match self.encoder.take() {
-            Some(handle) => join(&self.name, handle).await,
-            None => Err(self.stopped()),
-        }
+        let files = match self.encoder.take() {
+            Some(handle) => join(&self.name, handle).await?,
+            None => return Err(self.stopped()),
+        };
+        let metadata = self.table.metadata();
+        let (schema, spec_id) = (
+            metadata.current_schema(),
+            metadata.default_partition_spec_id(),
+        );
+        files
+            .iter()
+            .map(|f| {
+                let mut wire =
+                    WireDataFile::from_data_file(f, spec_id).map_err(|e| e.to_string())?;
+                self.metrics.apply(&mut wire, schema);
+                wire.to_data_file(schema, spec_id)
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<_, String>>()
+            .map_err(|message| SinkError::Table {
+                table: self.name.clone(),
+                message: format!("cannot keep the closed files' metrics: {message}"),
+            })
     }
 
     /// Closes the files and deletes them: their rows will be read again.
@@ -330,5 +414,69 @@ async fn encode(
             .close()
             .await
             .map_err(|e| fail("closing data files", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::schema::types::ColumnPath;
+
+    fn props(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn javas_parquet_keys_set_the_writer() {
+        let p = parquet_properties(&props(&[
+            (PAGE_SIZE, "65536"),
+            (PAGE_ROW_LIMIT, "500"),
+            (DICT_SIZE, "4096"),
+            ("write.parquet.bloom-filter-enabled.column.id", "true"),
+            ("write.parquet.bloom-filter-fpp.column.id", "0.01"),
+            ("write.parquet.bloom-filter-fpp.column.name", "0.2"),
+            ("write.parquet.bloom-filter-enabled.column.a.b", "TRUE"),
+        ]))
+        .unwrap();
+        assert_eq!(p.data_page_size_limit(), 65536);
+        assert_eq!(p.data_page_row_count_limit(), 500);
+        assert_eq!(p.dictionary_page_size_limit(), 4096);
+        let id = p.bloom_filter_properties(&ColumnPath::from("id")).unwrap();
+        assert_eq!(id.fpp, 0.01);
+        assert!(p
+            .bloom_filter_properties(&ColumnPath::from(vec!["a".to_string(), "b".to_string()]))
+            .is_some());
+        // An fpp alone turns no filter on, as in Java.
+        assert!(p
+            .bloom_filter_properties(&ColumnPath::from("name"))
+            .is_none());
+        // Java's defaults.
+        let d = parquet_properties(&HashMap::new()).unwrap();
+        assert_eq!(d.dictionary_page_size_limit(), 2 * 1024 * 1024);
+        assert_eq!(d.data_page_size_limit(), 1024 * 1024);
+        assert_eq!(d.data_page_row_count_limit(), 20_000);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (key, value) in [
+            (PAGE_SIZE, "big"),
+            (DICT_SIZE, "0"),
+            ("write.parquet.bloom-filter-enabled.column.id", "yes"),
+            ("write.parquet.bloom-filter-enabled.column.id", "true"),
+        ] {
+            let mut p = props(&[(key, value)]);
+            if value == "true" {
+                p.insert(
+                    "write.parquet.bloom-filter-fpp.column.id".into(),
+                    "1.5".into(),
+                );
+            }
+            let e = parquet_properties(&p).err().unwrap_or_default();
+            assert!(e.contains("write.parquet."), "{key}={value}: {e}");
+        }
     }
 }

@@ -199,6 +199,9 @@ async fn files_of_an_older_spec_are_committed_under_it() {
         matches!(outcome, CommitOutcome::Committed(_)),
         "{outcome:?}"
     );
-    assert_eq!(ids(&reload(&catalog).await).await, (0..35).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&reload(&catalog).await).await,
+        (0..35).collect::<Vec<_>>()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

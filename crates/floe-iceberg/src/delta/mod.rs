@@ -93,9 +93,11 @@ pub async fn commit(
     // Files written under an older partition spec go into manifests of their own spec, which
     // iceberg's fast append cannot write.
     let default_spec = table.metadata().default_partition_spec_id();
-    let older_spec = data
-        .iter()
-        .any(|f| data_specs.get(f.file_path()).is_some_and(|s| *s != default_spec));
+    let older_spec = data.iter().any(|f| {
+        data_specs
+            .get(f.file_path())
+            .is_some_and(|s| *s != default_spec)
+    });
     if equality.is_empty() && older_spec {
         return crate::row_delta::commit(
             catalog,

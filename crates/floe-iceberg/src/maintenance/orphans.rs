@@ -90,24 +90,35 @@ pub enum OrphanError {
     Refused { table: String, reason: String },
 }
 
-/// Where `table` writes: its data root (`write.data.path`, by default `<location>/data`) and
-/// its metadata root (`write.metadata.path`, by default `<location>/metadata`), normalised and
-/// without a trailing `/`; a root inside the other is dropped.
+/// Where `table` writes: its data root (`write.data.path`, else `write.object-storage.path`,
+/// else `write.folder-storage.path`, by default `<location>/data`) and its metadata root
+/// (`write.metadata.path`, by default `<location>/metadata`), normalised and without a
+/// trailing `/`.
 pub fn write_roots(table: &Table) -> (String, String) {
     let metadata = table.metadata();
     let location = normalize(metadata.location().trim_end_matches('/'));
-    let root = |key: &str, default: &str| {
-        metadata
-            .properties()
-            .get(key)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
+    let root = |keys: &[&str], default: &str| {
+        keys.iter()
+            .find_map(|key| {
+                metadata
+                    .properties()
+                    .get(*key)
+                    .map(|v| v.trim())
+                    .filter(|v| !v.is_empty())
+            })
             .map(|v| normalize(v.trim_end_matches('/')))
             .unwrap_or_else(|| format!("{location}/{default}"))
     };
     (
-        root("write.data.path", "data"),
-        root("write.metadata.path", "metadata"),
+        root(
+            &[
+                "write.data.path",
+                "write.object-storage.path",
+                "write.folder-storage.path",
+            ],
+            "data",
+        ),
+        root(&["write.metadata.path"], "metadata"),
     )
 }
 
