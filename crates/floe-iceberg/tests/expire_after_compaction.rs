@@ -6,135 +6,21 @@
 //! still names goes when the snapshot that deleted it expires (Java's
 //! `IncrementalFileCleanup`). Every file a kept snapshot reads stays.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
-use arrow_array::Int64Array;
-use floe_data::Value;
-use floe_iceberg::arrow::{records_to_batch, Cell, Lookup};
-use floe_iceberg::catalog::{load_catalog, CatalogHandle};
+use common::{append_ids, catalog_with_table, ids_at, parquet_files, reload};
+use floe_iceberg::catalog::CatalogHandle;
 use floe_iceberg::maintenance::compact::{compact, CompactOptions};
 use floe_iceberg::maintenance::expire::{expire, ExpireOptions};
-use floe_iceberg::schema::schema_for_record;
-use floe_iceberg::table_commit::{append, CommitOutcome};
-use floe_iceberg::writer::TableWriter;
-use futures::TryStreamExt;
-use iceberg::table::Table;
-use iceberg::{NamespaceIdent, TableCreation, TableIdent, TableUpdate};
-
-fn row(id: i64) -> Value {
-    Value::Map(vec![(Value::String("id".into()), Value::Int64(id))])
-}
-
-fn ident() -> TableIdent {
-    TableIdent::from_strs(["db", "events"]).unwrap()
-}
-
-async fn reload(catalog: &CatalogHandle) -> Table {
-    catalog.load_table(&ident()).await.unwrap()
-}
-
-/// Appends one file holding `ids`.
-async fn append_ids(catalog: &CatalogHandle, ids: std::ops::Range<i64>) {
-    let table = reload(catalog).await;
-    let mut writer = TableWriter::open("db.events", table.clone(), &BTreeMap::new())
-        .await
-        .unwrap();
-    let rows: Vec<Value> = ids.map(row).collect();
-    let cells: Vec<Cell<'_>> = rows
-        .iter()
-        .map(|v| Cell {
-            schema: None,
-            value: v,
-        })
-        .collect();
-    let batch = records_to_batch(
-        table.metadata().current_schema(),
-        writer.arrow_schema(),
-        &cells,
-        &Lookup::by_name(false),
-    )
-    .unwrap();
-    writer.write(batch).await.unwrap();
-    let files = writer.close().await.unwrap();
-    let outcome = append(catalog, &table, files, vec![], HashMap::new(), None)
-        .await
-        .unwrap();
-    assert!(
-        matches!(outcome, CommitOutcome::Committed(_)),
-        "{outcome:?}"
-    );
-}
-
-async fn ids_at(table: &Table, snapshot_id: Option<i64>) -> Vec<i64> {
-    let mut scan = table.scan().select_all();
-    if let Some(id) = snapshot_id {
-        scan = scan.snapshot_id(id);
-    }
-    let batches: Vec<_> = scan
-        .build()
-        .unwrap()
-        .to_arrow()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    for b in &batches {
-        let col = b
-            .column_by_name("id")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
-        out.extend(col.iter().flatten());
-    }
-    out.sort_unstable();
-    out
-}
-
-fn parquet_files(dir: &Path) -> usize {
-    let mut n = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                n += 1;
-            }
-        }
-    }
-    n
-}
+use iceberg::TableUpdate;
 
 /// A table of five appends (ids 0..50, a file each), compacted into one file by a `replace`
 /// snapshot, then a sixth append (ids 50..60) that carries the compaction's manifest on.
 async fn appended_compacted_appended() -> (PathBuf, CatalogHandle) {
-    let dir = std::env::temp_dir().join(format!("floe-expire-{}", uuid::Uuid::new_v4()));
-    let props = BTreeMap::from([
-        ("type".to_string(), "jdbc".to_string()),
-        (
-            "uri".to_string(),
-            format!("jdbc:sqlite:{}", dir.join("catalog.db").display()),
-        ),
-        (
-            "warehouse".to_string(),
-            dir.join("warehouse").display().to_string(),
-        ),
-    ]);
-    let catalog = load_catalog("iceberg", &props).await.unwrap();
-    let ns = NamespaceIdent::new("db".into());
-    catalog.create_namespace(&ns, HashMap::new()).await.unwrap();
-    let creation = TableCreation::builder()
-        .name("events".into())
-        .schema(schema_for_record(None, &row(0), false).unwrap())
-        .format_version(iceberg::spec::FormatVersion::V2)
-        .build();
-    catalog.create_table(&ns, creation).await.unwrap();
+    let (dir, catalog) = catalog_with_table("expire", None).await;
     for i in 0..5 {
         append_ids(&catalog, i * 10..i * 10 + 10).await;
     }

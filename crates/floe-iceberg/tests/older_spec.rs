@@ -4,83 +4,18 @@
 //! warehouse. Before, they were handed to iceberg's fast append, which refuses a file of
 //! another spec than the default, and the coordinator failed the connector.
 
-use std::collections::{BTreeMap, HashMap};
+mod common;
 
-use arrow_array::Int64Array;
-use floe_data::Value;
-use floe_iceberg::arrow::{records_to_batch, Cell, Lookup};
-use floe_iceberg::catalog::{load_catalog, CatalogHandle};
+use std::collections::HashMap;
+
+use common::{catalog_with_table, ids_at, reload, write_ids};
+use floe_iceberg::catalog::CatalogHandle;
 use floe_iceberg::delta::resolve::KeyIndexCache;
 use floe_iceberg::events::WireDataFile;
-use floe_iceberg::schema::schema_for_record;
 use floe_iceberg::table_commit::CommitOutcome;
-use floe_iceberg::writer::TableWriter;
-use futures::TryStreamExt;
 use iceberg::spec::{DataFile, Operation, Transform, UnboundPartitionSpec};
 use iceberg::table::Table;
-use iceberg::{NamespaceIdent, TableCreation, TableIdent, TableRequirement, TableUpdate};
-
-fn row(id: i64) -> Value {
-    Value::Map(vec![(Value::String("id".into()), Value::Int64(id))])
-}
-
-fn ident() -> TableIdent {
-    TableIdent::from_strs(["db", "events"]).unwrap()
-}
-
-async fn reload(catalog: &CatalogHandle) -> Table {
-    catalog.load_table(&ident()).await.unwrap()
-}
-
-/// Writes `ids` with the table's current default spec; the files are not committed.
-async fn write(table: &Table, ids: std::ops::Range<i64>) -> Vec<DataFile> {
-    let mut writer = TableWriter::open("db.events", table.clone(), &BTreeMap::new())
-        .await
-        .unwrap();
-    let rows: Vec<Value> = ids.map(row).collect();
-    let cells: Vec<Cell<'_>> = rows
-        .iter()
-        .map(|v| Cell {
-            schema: None,
-            value: v,
-        })
-        .collect();
-    let batch = records_to_batch(
-        table.metadata().current_schema(),
-        writer.arrow_schema(),
-        &cells,
-        &Lookup::by_name(false),
-    )
-    .unwrap();
-    writer.write(batch).await.unwrap();
-    writer.close().await.unwrap()
-}
-
-async fn ids(table: &Table) -> Vec<i64> {
-    let batches: Vec<_> = table
-        .scan()
-        .select_all()
-        .build()
-        .unwrap()
-        .to_arrow()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    for b in &batches {
-        let col = b
-            .column_by_name("id")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
-        out.extend(col.iter().flatten());
-    }
-    out.sort_unstable();
-    out
-}
+use iceberg::{TableRequirement, TableUpdate};
 
 async fn commit(
     catalog: &CatalogHandle,
@@ -103,40 +38,22 @@ async fn commit(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_of_an_older_spec_are_committed_under_it() {
-    let dir = std::env::temp_dir().join(format!("floe-older-spec-{}", uuid::Uuid::new_v4()));
-    let props = BTreeMap::from([
-        ("type".to_string(), "jdbc".to_string()),
-        (
-            "uri".to_string(),
-            format!("jdbc:sqlite:{}", dir.join("catalog.db").display()),
-        ),
-        (
-            "warehouse".to_string(),
-            dir.join("warehouse").display().to_string(),
-        ),
-    ]);
-    let catalog = load_catalog("iceberg", &props).await.unwrap();
-    let ns = NamespaceIdent::new("db".into());
-    catalog.create_namespace(&ns, HashMap::new()).await.unwrap();
-    let schema = schema_for_record(None, &row(0), false).unwrap();
-    let id_field = schema.field_by_name("id").unwrap().id;
-    let creation = TableCreation::builder()
-        .name("events".into())
-        .schema(schema)
-        .partition_spec(
+    let id_field = common::row_schema().field_by_name("id").unwrap().id;
+    let (dir, catalog) = catalog_with_table(
+        "older-spec",
+        Some(
             UnboundPartitionSpec::builder()
                 .add_partition_field(id_field, "id_bucket", Transform::Bucket(4))
                 .unwrap()
                 .build(),
-        )
-        .format_version(iceberg::spec::FormatVersion::V2)
-        .build();
-    catalog.create_table(&ns, creation).await.unwrap();
+        ),
+    )
+    .await;
 
     // A task writes under spec 0 (bucket(id, 4))...
     let before = reload(&catalog).await;
     assert_eq!(before.metadata().default_partition_spec_id(), 0);
-    let old_files = write(&before, 0..20).await;
+    let old_files = write_ids(&before, 0..20).await;
     assert!(old_files.len() > 1, "one file per bucket");
     // ...while another writer makes the table unpartitioned (spec 1).
     catalog
@@ -159,7 +76,7 @@ async fn files_of_an_older_spec_are_committed_under_it() {
     assert_eq!(evolved.metadata().default_partition_spec_id(), 1);
 
     // The coordinator commits the old files under spec 0, with files of spec 1 beside them.
-    let new_files = write(&evolved, 20..30).await;
+    let new_files = write_ids(&evolved, 20..30).await;
     let mut specs: HashMap<String, i32> = old_files
         .iter()
         .map(|f| (f.file_path().to_string(), 0))
@@ -172,7 +89,7 @@ async fn files_of_an_older_spec_are_committed_under_it() {
         "{outcome:?}"
     );
     let table = reload(&catalog).await;
-    assert_eq!(ids(&table).await, (0..30).collect::<Vec<_>>());
+    assert_eq!(ids_at(&table, None).await, (0..30).collect::<Vec<_>>());
     let snapshot = table.metadata().current_snapshot().unwrap();
     assert_eq!(snapshot.summary().operation, Operation::Append);
     let manifests = floe_iceberg::snapshot::manifests_of(&table, snapshot)
@@ -185,7 +102,7 @@ async fn files_of_an_older_spec_are_committed_under_it() {
     // Files of the default spec alone still take the plain append, announced as a task
     // announces them (the wire form carries the spec id).
     let schema = table.metadata().current_schema().clone();
-    let more: Vec<DataFile> = write(&table, 30..35)
+    let more: Vec<DataFile> = write_ids(&table, 30..35)
         .await
         .iter()
         .map(|f| {
@@ -200,7 +117,7 @@ async fn files_of_an_older_spec_are_committed_under_it() {
         "{outcome:?}"
     );
     assert_eq!(
-        ids(&reload(&catalog).await).await,
+        ids_at(&reload(&catalog).await, None).await,
         (0..35).collect::<Vec<_>>()
     );
     let _ = std::fs::remove_dir_all(&dir);
