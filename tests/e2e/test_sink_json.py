@@ -260,3 +260,21 @@ def test_table_write_properties_readers_depend_on(worker, tmp_path):
     want = list(range(200))
     assert sorted(r["id"] for r in read_rows(catalog, table)) == want
     assert sorted(r["id"] for r in duckdb_rows(catalog, table)) == want
+
+
+def test_postgres_tls_settings_floe_cannot_honour_are_refused(worker, tmp_path):
+    """Java passes `jdbc.*` catalog properties to the PostgreSQL driver; Floe's SQL catalog
+    speaks no TLS to PostgreSQL, so a setting that asks for it is a validation error naming the
+    key, never a connection in plain text. `sslmode=prefer` promises no TLS and is accepted."""
+    base = connector_config("t", f"db_{unique('ns')}.t", postgres_catalog_config(tmp_path))
+
+    def errors(extra):
+        body = worker.put("/connector-plugins/IcebergSinkConnector/config/validate", {**base, **extra}).json()
+        return {c["value"]["name"]: c["value"]["errors"] for c in body["configs"] if c["value"]["errors"]}
+
+    refused = errors({"iceberg.catalog.jdbc.sslmode": "verify-full", "iceberg.catalog.jdbc.sslrootcert": "/ca.pem"})
+    assert set(refused) >= {"iceberg.catalog.jdbc.sslmode", "iceberg.catalog.jdbc.sslrootcert"}, refused
+    assert "without TLS" in refused["iceberg.catalog.jdbc.sslmode"][0]
+    assert errors({"iceberg.catalog.jdbc.sslmode": "prefer"}) == {}
+    r = worker.post("/connectors", {"name": unique("tls"), "config": {**base, "iceberg.catalog.jdbc.ssl": "true"}})
+    assert r.status_code == 400 and "iceberg.catalog.jdbc.ssl" in r.text, r.text

@@ -193,6 +193,55 @@ pub const HADOOP_S3A_KEYS: &[(&str, &str)] = &[
 
 /// Keys the Java sink accepts that Floe cannot honour, each with why and what to do instead:
 /// reported by validation rather than silently ignored.
+/// PostgreSQL JDBC settings that ask for TLS (`jdbc.ssl=true`, `jdbc.sslmode` of `require`,
+/// `verify-ca` or `verify-full`, certificates and keys, as Java passes `jdbc.*` catalog
+/// properties to the driver, or the same in the URI's query): Floe's SQL catalog connects to
+/// PostgreSQL without TLS, so each is a validation error naming it rather than a connection
+/// in plain text. `sslmode` `disable`, `allow` and `prefer` promise no TLS and are accepted.
+fn postgres_tls_refusals(catalog: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    let Some(uri) = catalog
+        .get("uri")
+        .filter(|u| u.trim().starts_with("jdbc:postgresql:"))
+    else {
+        return Vec::new();
+    };
+    let asks_for_tls = |key: &str, value: &str| {
+        let v = value.trim().to_ascii_lowercase();
+        match key {
+            "ssl" => v == "true",
+            "sslmode" => !matches!(v.as_str(), "disable" | "allow" | "prefer" | ""),
+            "sslrootcert" | "sslcert" | "sslkey" | "sslpassword" | "sslfactory" => !v.is_empty(),
+            _ => false,
+        }
+    };
+    let refusal = |key: String, value: &str| {
+        (
+            key.clone(),
+            format!(
+                "Invalid value {value} for configuration {key}: Floe's SQL catalog connects to PostgreSQL without TLS, so it cannot honour this; remove it (or set sslmode to disable or prefer) or use a REST catalog in front of the database"
+            ),
+        )
+    };
+    let mut errors = Vec::new();
+    for (key, value) in catalog {
+        if let Some(setting) = key.strip_prefix("jdbc.") {
+            if asks_for_tls(setting, value) {
+                errors.push(refusal(format!("iceberg.catalog.{key}"), value));
+            }
+        }
+    }
+    if let Some((_, query)) = uri.split_once('?') {
+        for pair in query.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if asks_for_tls(k, v) {
+                errors.push(refusal("iceberg.catalog.uri".into(), uri));
+                break;
+            }
+        }
+    }
+    errors
+}
+
 fn unhonoured(config: &ConfigMap) -> Vec<(String, String)> {
     let mut errors = Vec::new();
     for (key, value) in config {
@@ -235,6 +284,7 @@ fn unhonoured(config: &ConfigMap) -> Vec<(String, String)> {
             ));
         }
     }
+    errors.extend(postgres_tls_refusals(&catalog));
     let delta = flag(config, UPSERT) || non_empty(config, CDC_FIELD).is_some();
     if delta {
         let version = non_empty(config, "iceberg.tables.auto-create-props.format-version");
@@ -459,6 +509,46 @@ impl IcebergSinkConfig {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn postgres_tls_settings_are_refused_not_ignored() {
+        let catalog = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let pg = ("uri", "jdbc:postgresql://db:5432/iceberg");
+        for (key, value) in [
+            ("jdbc.ssl", "true"),
+            ("jdbc.sslmode", "verify-full"),
+            ("jdbc.sslmode", "REQUIRE"),
+            ("jdbc.sslrootcert", "/etc/ca.pem"),
+        ] {
+            let errors = postgres_tls_refusals(&catalog(&[pg, (key, value)]));
+            assert_eq!(errors.len(), 1, "{key}={value}");
+            assert_eq!(errors[0].0, format!("iceberg.catalog.{key}"));
+            assert!(errors[0].1.contains("without TLS"), "{}", errors[0].1);
+        }
+        for (key, value) in [
+            ("jdbc.sslmode", "prefer"),
+            ("jdbc.ssl", "false"),
+            ("jdbc.user", "u"),
+        ] {
+            assert!(postgres_tls_refusals(&catalog(&[pg, (key, value)])).is_empty());
+        }
+        let in_uri = catalog(&[(
+            "uri",
+            "jdbc:postgresql://db/iceberg?ssl=true&sslmode=verify-ca",
+        )]);
+        assert_eq!(postgres_tls_refusals(&in_uri)[0].0, "iceberg.catalog.uri");
+        // SQLite has no TLS to ask for.
+        let sqlite = catalog(&[
+            ("uri", "jdbc:sqlite:/tmp/c.db"),
+            ("jdbc.sslmode", "require"),
+        ]);
+        assert!(postgres_tls_refusals(&sqlite).is_empty());
+    }
     use super::*;
 
     fn cfg(pairs: &[(&str, &str)]) -> ConfigMap {
