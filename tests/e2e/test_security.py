@@ -384,3 +384,28 @@ def test_placeholders_stay_placeholders_and_providers_stay_in_their_paths(tmp_pa
         assert "hunter2" not in worker.log()
     finally:
         worker.stop()
+
+
+def test_the_client_override_policy_is_enforced(tmp_path):
+    """`connector.client.config.override.policy` as Java enforces it: with `Principal` a connector
+    may override its clients' principal (`security.protocol`, `sasl.*`) but nothing else; the
+    refusal is a validation error with Java's message, and creating the connector answers 400."""
+    worker = Worker(tmp_path, extra={"connector.client.config.override.policy": "Principal"}).start()
+    try:
+        config = connector_config(unique("t"), f"db_{unique('ns')}.t", sqlite_catalog_config(tmp_path), **{
+            "consumer.override.max.poll.records": "10",
+            "consumer.override.security.protocol": "PLAINTEXT",
+        })
+        body = worker.put("/connector-plugins/IcebergSinkConnector/config/validate",
+                          {**config, "name": "policy"}).json()
+        errors = {c["value"]["name"]: c["value"]["errors"] for c in body["configs"] if c["value"]["errors"]}
+        assert errors == {"consumer.override.max.poll.records": [
+            "The 'Principal' policy does not allow 'max.poll.records' to be overridden in the connector configuration."
+        ]}, errors
+        r = worker.post("/connectors", {"name": unique("policy"), "config": config})
+        assert r.status_code == 400 and "max.poll.records" in r.text, r.text
+        del config["consumer.override.max.poll.records"]
+        r = worker.post("/connectors", {"name": unique("policy"), "config": config})
+        assert r.status_code == 201, r.text
+    finally:
+        worker.stop()

@@ -266,7 +266,7 @@ def test_postgres_tls_settings_floe_cannot_honour_are_refused(worker, tmp_path):
     """Java passes `jdbc.*` catalog properties to the PostgreSQL driver; Floe's SQL catalog
     speaks no TLS to PostgreSQL, so a setting that asks for it is a validation error naming the
     key, never a connection in plain text. `sslmode=prefer` promises no TLS and is accepted."""
-    base = connector_config("t", f"db_{unique('ns')}.t", postgres_catalog_config(tmp_path))
+    base = connector_config("t", f"db_{unique('ns')}.t", postgres_catalog_config(tmp_path), name=unique("tls"))
 
     def errors(extra):
         body = worker.put("/connector-plugins/IcebergSinkConnector/config/validate", {**base, **extra}).json()
@@ -276,5 +276,5 @@ def test_postgres_tls_settings_floe_cannot_honour_are_refused(worker, tmp_path):
     assert set(refused) >= {"iceberg.catalog.jdbc.sslmode", "iceberg.catalog.jdbc.sslrootcert"}, refused
     assert "without TLS" in refused["iceberg.catalog.jdbc.sslmode"][0]
     assert errors({"iceberg.catalog.jdbc.sslmode": "prefer"}) == {}
-    r = worker.post("/connectors", {"name": unique("tls"), "config": {**base, "iceberg.catalog.jdbc.ssl": "true"}})
+    r = worker.post("/connectors", {"name": base["name"], "config": {**base, "iceberg.catalog.jdbc.ssl": "true"}})
     assert r.status_code == 400 and "iceberg.catalog.jdbc.ssl" in r.text, r.text
