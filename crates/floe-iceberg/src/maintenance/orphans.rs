@@ -4,8 +4,9 @@
 //! metadata versions dropped from the metadata log.
 //!
 //! Where it looks: only where the table writes — `write.data.path` and `write.metadata.path`,
-//! by default `<location>/data` and `<location>/metadata` — never the whole location, which can
-//! hold other tables (the SQL catalog puts table `db.a.b` inside table `db.a`'s directory).
+//! by default `<location>/data` and `<location>/metadata` — and of those only what lies inside
+//! the table's location (a data path elsewhere can be shared by many tables; Java's action
+//! lists the location only); never the whole location, which can hold other tables (the SQL catalog puts table `db.a.b` inside table `db.a`'s directory).
 //! Below those, a directory that holds another table's metadata (`…/metadata/*.metadata.json`
 //! or `version-hint.text` this table does not reference) is another table's, and nothing under
 //! it is touched. A table whose location, or a root it writes to, is a bucket or file-system
@@ -60,6 +61,9 @@ pub struct OrphanReport {
     pub table: String,
     /// The directories listed: where the table writes its data and its metadata.
     pub roots: Vec<String>,
+    /// Where the table writes outside its location (a `write.data.path` elsewhere, which
+    /// other tables may share): not listed, as Java's action lists the location only.
+    pub roots_outside_location: Vec<String>,
     /// Files found under those directories.
     pub files_listed: usize,
     /// Files the metadata references.
@@ -120,6 +124,24 @@ pub fn write_roots(table: &Table) -> (String, String) {
         ),
         root(&["write.metadata.path"], "metadata"),
     )
+}
+
+/// The roots to list, and those left out for lying outside the table's `location` (a data
+/// path elsewhere can be shared by many tables: its files are no one table's to judge). A root
+/// inside the other is listed with it.
+fn roots_to_list(location: &str, data: &str, metadata: &str) -> (Vec<String>, Vec<String>) {
+    let location = normalize(location.trim_end_matches('/'));
+    let mut roots: Vec<String> = Vec::new();
+    let mut outside = Vec::new();
+    for root in [data, metadata] {
+        if !is_under(root, &location) {
+            outside.push(root.to_string());
+        } else if !roots.iter().any(|r| is_under(root, r)) {
+            roots.retain(|r| !is_under(r, root));
+            roots.push(root.to_string());
+        }
+    }
+    (roots, outside)
 }
 
 /// Why a location must not be searched for orphans: a bucket or file-system root, or the
@@ -319,7 +341,8 @@ pub async fn remove_orphans(
     };
     let (data_root, metadata_root) = write_roots(table);
     let location = table.metadata().location();
-    for place in [location, data_root.as_str(), metadata_root.as_str()] {
+    let (roots, outside) = roots_to_list(location, &data_root, &metadata_root);
+    for place in std::iter::once(location).chain(roots.iter().map(String::as_str)) {
         if let Some(reason) = unsafe_root(place, options.warehouse.as_deref()) {
             return Err(OrphanError::Refused {
                 table: name.clone(),
@@ -328,12 +351,6 @@ pub async fn remove_orphans(
                 ),
             });
         }
-    }
-    let mut roots = vec![data_root.clone()];
-    if is_under(&data_root, &metadata_root) {
-        roots = vec![metadata_root.clone()];
-    } else if !is_under(&metadata_root, &data_root) {
-        roots.push(metadata_root.clone());
     }
     // A commit landing after `table` was loaded references files written since: they are
     // younger than the safety age, so they stay.
@@ -348,6 +365,7 @@ pub async fn remove_orphans(
     let mut report = OrphanReport {
         table: name.clone(),
         roots: roots.clone(),
+        roots_outside_location: outside,
         files_listed: listed.len(),
         ..OrphanReport::default()
     };
@@ -457,6 +475,22 @@ mod tests {
             foreign_table_dir("/wh/db/a/data/f.metadata.json", own),
             None
         );
+    }
+
+    #[test]
+    fn only_roots_inside_the_location_are_listed() {
+        let (roots, outside) = roots_to_list("file:///wh/t/", "/wh/t/data", "/wh/t/metadata");
+        assert_eq!(roots, vec!["/wh/t/data", "/wh/t/metadata"]);
+        assert!(outside.is_empty());
+        // A data path shared by many tables (object storage) is not this table's to list.
+        let (roots, outside) = roots_to_list("s3://b/wh/t", "s3://b/data", "s3://b/wh/t/metadata");
+        assert_eq!(roots, vec!["s3://b/wh/t/metadata"]);
+        assert_eq!(outside, vec!["s3://b/data"]);
+        // A root inside the other is listed with it.
+        let (roots, _) = roots_to_list("/wh/t", "/wh/t", "/wh/t/metadata");
+        assert_eq!(roots, vec!["/wh/t"]);
+        let (roots, _) = roots_to_list("/wh/t", "/wh/t/metadata/data", "/wh/t/metadata");
+        assert_eq!(roots, vec!["/wh/t/metadata"]);
     }
 
     #[test]
